@@ -1,0 +1,262 @@
+//! Typed configuration, read once at cold start from the environment variables that the
+//! infrastructure template (or the local stack) sets. Secrets are wrapped so that they cannot be
+//! printed by accident: `Debug` of [`Config`] shows `[REDACTED]` for them.
+
+use secrecy::SecretString;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("environment variable {0} is not set")]
+    Missing(&'static str),
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Where the integration keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tables {
+    /// Connections, tokens, settings, cursors, OAuth states and leases.
+    pub connections: String,
+    /// The sync ledger: links between records, fingerprints, status, activity.
+    pub ledger: String,
+    /// Workflow action runs, keyed by HubSpot callback id (idempotency).
+    pub action_runs: String,
+}
+
+/// The queues that hand work between functions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queues {
+    /// FIFO queue of change batches, one message group per connection and object.
+    pub sync: String,
+    /// Standard queue of "poll this connection now" nudges (change notifications).
+    pub poll_nudge: String,
+}
+
+/// One OAuth provider's endpoints and the app's credentials there.
+#[derive(Debug, Clone)]
+pub struct OAuthApp {
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub authorize_url: String,
+    pub token_url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct HubSpotConfig {
+    pub api_base_url: String,
+    pub app_id: String,
+    pub oauth: OAuthApp,
+}
+
+#[derive(Debug, Clone)]
+pub struct QboConfig {
+    pub api_base_url: String,
+    pub revoke_url: String,
+    pub webhook_verifier_token: SecretString,
+    pub oauth: OAuthApp,
+    /// QBO sandbox companies may be connected only when an operator enables this (C2).
+    pub allow_sandbox_companies: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tables: Tables,
+    pub queues: Queues,
+    pub hubspot: HubSpotConfig,
+    pub qbo: QboConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        Ok(Config {
+            tables: Tables {
+                connections: env.required("CONNECTIONS_TABLE")?,
+                ledger: env.required("LEDGER_TABLE")?,
+                action_runs: env.required("ACTION_RUNS_TABLE")?,
+            },
+            queues: Queues {
+                sync: env.required("SYNC_QUEUE_URL")?,
+                poll_nudge: env.required("POLL_NUDGE_QUEUE_URL")?,
+            },
+            hubspot: HubSpotConfig {
+                api_base_url: env.url("HUBSPOT_API_BASE_URL", "https://api.hubapi.com")?,
+                app_id: env.required("HUBSPOT_APP_ID")?,
+                oauth: OAuthApp {
+                    client_id: env.required("HUBSPOT_CLIENT_ID")?,
+                    client_secret: env.secret("HUBSPOT_CLIENT_SECRET")?,
+                    authorize_url: env.url(
+                        "HUBSPOT_AUTHORIZE_URL",
+                        "https://app.hubspot.com/oauth/authorize",
+                    )?,
+                    token_url: env
+                        .url("HUBSPOT_TOKEN_URL", "https://api.hubapi.com/oauth/v1/token")?,
+                },
+            },
+            qbo: QboConfig {
+                api_base_url: env.url("QBO_API_BASE_URL", "https://quickbooks.api.intuit.com")?,
+                revoke_url: env.url(
+                    "QBO_REVOKE_URL",
+                    "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
+                )?,
+                webhook_verifier_token: env.secret("QBO_WEBHOOK_VERIFIER_TOKEN")?,
+                oauth: OAuthApp {
+                    client_id: env.required("QBO_CLIENT_ID")?,
+                    client_secret: env.secret("QBO_CLIENT_SECRET")?,
+                    authorize_url: env.url(
+                        "QBO_AUTHORIZE_URL",
+                        "https://appcenter.intuit.com/connect/oauth2",
+                    )?,
+                    token_url: env.url(
+                        "QBO_TOKEN_URL",
+                        "https://oauth.platform.intuit.com/oauth2/v1/tokens/bearer",
+                    )?,
+                },
+                allow_sandbox_companies: env.flag("QBO_ALLOW_SANDBOX_COMPANIES")?,
+            },
+        })
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &'static str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn secret(&self, name: &'static str) -> Result<SecretString, ConfigError> {
+        self.required(name).map(SecretString::from)
+    }
+
+    fn url(&self, name: &'static str, default: &str) -> Result<String, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        if value.starts_with("https://") || value.starts_with("http://") {
+            Ok(value.trim_end_matches('/').to_owned())
+        } else {
+            Err(ConfigError::Invalid {
+                name,
+                reason: "must be an http(s) URL".into(),
+            })
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self
+            .get(name)
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false") | Some("0") | Some("no") => Ok(false),
+            Some("true") | Some("1") | Some("yes") => Ok(true),
+            Some(_) => Err(ConfigError::Invalid {
+                name,
+                reason: "must be true or false".into(),
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+    use std::collections::HashMap;
+
+    fn full_env() -> HashMap<&'static str, &'static str> {
+        HashMap::from([
+            ("CONNECTIONS_TABLE", "connections"),
+            ("LEDGER_TABLE", "ledger"),
+            ("ACTION_RUNS_TABLE", "action-runs"),
+            (
+                "SYNC_QUEUE_URL",
+                "http://127.0.0.1:1/000000000000/sync.fifo",
+            ),
+            (
+                "POLL_NUDGE_QUEUE_URL",
+                "http://127.0.0.1:1/000000000000/nudge",
+            ),
+            ("HUBSPOT_APP_ID", "42"),
+            ("HUBSPOT_CLIENT_ID", "hs-client"),
+            ("HUBSPOT_CLIENT_SECRET", "hs-very-secret"),
+            ("QBO_CLIENT_ID", "qbo-client"),
+            ("QBO_CLIENT_SECRET", "qbo-very-secret"),
+            ("QBO_WEBHOOK_VERIFIER_TOKEN", "verifier-very-secret"),
+        ])
+    }
+
+    fn load(env: &HashMap<&'static str, &'static str>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| env.get(k).map(|v| v.to_string()))
+    }
+
+    #[test]
+    fn defaults_point_at_the_real_services() {
+        let config = load(&full_env()).expect("complete environment");
+        assert_eq!(config.hubspot.api_base_url, "https://api.hubapi.com");
+        assert_eq!(config.qbo.api_base_url, "https://quickbooks.api.intuit.com");
+        assert!(!config.qbo.allow_sandbox_companies);
+        assert_eq!(
+            config.qbo.oauth.client_secret.expose_secret(),
+            "qbo-very-secret"
+        );
+    }
+
+    #[test]
+    fn missing_and_invalid_values_are_named() {
+        let mut env = full_env();
+        env.remove("LEDGER_TABLE");
+        assert_eq!(
+            load(&env).unwrap_err(),
+            ConfigError::Missing("LEDGER_TABLE")
+        );
+
+        let mut env = full_env();
+        env.insert("QBO_API_BASE_URL", "ftp://nope");
+        assert!(matches!(
+            load(&env),
+            Err(ConfigError::Invalid {
+                name: "QBO_API_BASE_URL",
+                ..
+            })
+        ));
+
+        let mut env = full_env();
+        env.insert("QBO_ALLOW_SANDBOX_COMPANIES", "maybe");
+        assert!(matches!(load(&env), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn overrides_lose_their_trailing_slash() {
+        let mut env = full_env();
+        env.insert("QBO_API_BASE_URL", "http://127.0.0.1:9000/");
+        assert_eq!(
+            load(&env).unwrap().qbo.api_base_url,
+            "http://127.0.0.1:9000"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let config = load(&full_env()).unwrap();
+        let printed = format!("{config:?}");
+        for secret in ["hs-very-secret", "qbo-very-secret", "verifier-very-secret"] {
+            assert!(
+                !printed.contains(secret),
+                "{secret} leaked into Debug output"
+            );
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! The SQS adapter of the queue port.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::Client;
+
+use super::*;
+
+const SEND_ATTEMPTS: u32 = 5;
+
+pub struct SqsQueue {
+    client: Client,
+    queues: Queues,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queues: Queues) -> Self {
+        Self { client, queues }
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    error: SdkError<E>,
+) -> QueueError {
+    let code = error.code().unwrap_or_default().to_owned();
+    let message = format!("{code}: {}", error.message().unwrap_or(""));
+    match &error {
+        SdkError::ServiceError(_) => match code.as_str() {
+            "AWS.SimpleQueueService.NonExistentQueue" | "QueueDoesNotExist" => {
+                QueueError::QueueNotFound(message)
+            }
+            "ThrottlingException"
+            | "RequestThrottled"
+            | "AWS.SimpleQueueService.RequestThrottled" => QueueError::Throttled(message),
+            "InternalError" | "InternalFailure" | "ServiceUnavailable" => {
+                QueueError::Unavailable(message)
+            }
+            _ => QueueError::Rejected(message),
+        },
+        _ => QueueError::Unavailable(error.to_string()),
+    }
+}
+
+#[async_trait]
+impl Queue for SqsQueue {
+    async fn send(
+        &self,
+        queue: QueueName,
+        messages: Vec<OutgoingMessage>,
+    ) -> Result<SendReport, QueueError> {
+        let url = queue.url(&self.queues);
+        let fifo = url.ends_with(".fifo");
+        let mut report = SendReport::default();
+        // Entries are identified by their position in the caller's list.
+        let mut ready: Vec<(usize, OutgoingMessage)> = Vec::new();
+        for (index, message) in messages.into_iter().enumerate() {
+            match check_message(&message, fifo) {
+                Ok(()) => ready.push((index, message)),
+                Err(reason) => report.failed.push(FailedSend {
+                    index,
+                    code: "InvalidMessage".into(),
+                    message: reason,
+                    sender_fault: true,
+                }),
+            }
+        }
+        for chunk in ready.chunks(MAX_BATCH) {
+            let mut pending: Vec<&(usize, OutgoingMessage)> = chunk.iter().collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                let entries = pending
+                    .iter()
+                    .map(|(index, m)| {
+                        SendMessageBatchRequestEntry::builder()
+                            .id(index.to_string())
+                            .message_body(&m.body)
+                            .set_message_group_id(m.group_id.clone())
+                            .set_message_deduplication_id(m.dedup_id.clone())
+                            .build()
+                            .map_err(|e| QueueError::Rejected(e.to_string()))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let output = self
+                    .client
+                    .send_message_batch()
+                    .queue_url(url)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                report.sent += output.successful.len();
+                let mut retry = Vec::new();
+                for failure in output.failed {
+                    let Some(position) = pending
+                        .iter()
+                        .position(|(i, _)| i.to_string() == failure.id)
+                    else {
+                        continue;
+                    };
+                    let entry = pending[position];
+                    if !failure.sender_fault && attempt < SEND_ATTEMPTS {
+                        retry.push(entry);
+                    } else {
+                        report.failed.push(FailedSend {
+                            index: entry.0,
+                            code: failure.code,
+                            message: failure.message.unwrap_or_default(),
+                            sender_fault: failure.sender_fault,
+                        });
+                    }
+                }
+                if !retry.is_empty() {
+                    tokio::time::sleep(Duration::from_millis(50u64 << attempt.min(5))).await;
+                }
+                pending = retry;
+            }
+        }
+        report.failed.sort_by_key(|f| f.index);
+        Ok(report)
+    }
+}

@@ -1,0 +1,435 @@
+//! The DynamoDB adapter of the storage port. It reaches DynamoDB only through the AWS SDK, so the
+//! same code runs in AWS and against a local AWS-compatible endpoint (`AWS_ENDPOINT_URL`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::schema::*;
+use super::*;
+
+/// Largest batch `BatchWriteItem` accepts.
+const BATCH_WRITE_LIMIT: usize = 25;
+const BATCH_WRITE_ATTEMPTS: u32 = 8;
+
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Self { client, tables }
+    }
+
+    fn table(&self, table: Table) -> &str {
+        table.name(&self.tables)
+    }
+}
+
+type Attributes = HashMap<String, AttributeValue>;
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn key_attributes(key: &ItemKey) -> Attributes {
+    HashMap::from([(PK.to_owned(), s(&key.pk)), (SK.to_owned(), s(&key.sk))])
+}
+
+fn encode(item: &Item) -> Result<Attributes, StoreError> {
+    check_document(&item.doc)?;
+    let encoded: serde_dynamo::Item =
+        serde_dynamo::to_item(&item.doc).map_err(|e| StoreError::Encoding(e.to_string()))?;
+    let mut attributes: Attributes = encoded.into();
+    attributes.extend(key_attributes(&item.key));
+    if let Some(index) = &item.index {
+        attributes.insert(GSI1_PK.to_owned(), s(&index.pk));
+        attributes.insert(GSI1_SK.to_owned(), s(&index.sk));
+    }
+    if let Some(at) = item.expires_at {
+        attributes.insert(EXPIRES_AT.to_owned(), n(at));
+    }
+    attributes.insert(VERSION.to_owned(), n(item.version));
+    Ok(attributes)
+}
+
+fn take_string(attributes: &mut Attributes, name: &str) -> Option<String> {
+    match attributes.remove(name) {
+        Some(AttributeValue::S(value)) => Some(value),
+        _ => None,
+    }
+}
+
+fn take_number<T: std::str::FromStr>(attributes: &mut Attributes, name: &str) -> Option<T> {
+    match attributes.remove(name) {
+        Some(AttributeValue::N(value)) => value.parse().ok(),
+        _ => None,
+    }
+}
+
+fn decode(mut attributes: Attributes) -> Result<Item, StoreError> {
+    let pk = take_string(&mut attributes, PK)
+        .ok_or_else(|| StoreError::Encoding("item without pk".into()))?;
+    let sk = take_string(&mut attributes, SK)
+        .ok_or_else(|| StoreError::Encoding("item without sk".into()))?;
+    let index = match (
+        take_string(&mut attributes, GSI1_PK),
+        take_string(&mut attributes, GSI1_SK),
+    ) {
+        (Some(pk), Some(sk)) => Some(IndexKey { pk, sk }),
+        _ => None,
+    };
+    let expires_at = take_number(&mut attributes, EXPIRES_AT);
+    let version = take_number(&mut attributes, VERSION).unwrap_or(0);
+    attributes.remove(LEASE_OWNER);
+    attributes.remove(LEASE_UNTIL_MS);
+    let doc: Document =
+        serde_dynamo::from_item(attributes).map_err(|e| StoreError::Encoding(e.to_string()))?;
+    Ok(Item {
+        key: ItemKey { pk, sk },
+        index,
+        expires_at,
+        version,
+        doc,
+    })
+}
+
+/// Classifies an SDK failure: throttling and service/transport trouble are retryable; requests
+/// the service rejects (validation, missing table) are not.
+fn classify<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    error: SdkError<E>,
+) -> StoreError {
+    let code = error.code().unwrap_or_default().to_owned();
+    let message = format!(
+        "{}: {}",
+        if code.is_empty() { "error" } else { &code },
+        error.message().unwrap_or("")
+    );
+    match &error {
+        SdkError::ServiceError(_) => match code.as_str() {
+            "ProvisionedThroughputExceededException"
+            | "ThrottlingException"
+            | "RequestLimitExceeded" => StoreError::Throttled(message),
+            "InternalServerError" | "ServiceUnavailable" | "TransactionConflictException" => {
+                StoreError::Unavailable(message)
+            }
+            _ => StoreError::Rejected(message),
+        },
+        _ => StoreError::Unavailable(aws_smithy_error_chain(&error)),
+    }
+}
+
+/// Transport errors keep the useful part in their sources.
+fn aws_smithy_error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}
+
+fn is_put_condition_failure(error: &SdkError<PutItemError>) -> bool {
+    matches!(error, SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception())
+}
+
+fn is_update_condition_failure(error: &SdkError<UpdateItemError>) -> bool {
+    matches!(error, SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception())
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        now_epoch_seconds: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(self.table(table))
+            .set_key(Some(key_attributes(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        match output.item {
+            Some(attributes) => {
+                let item = decode(attributes)?;
+                Ok((!item.is_expired(now_epoch_seconds)).then_some(item))
+            }
+            None => Ok(None),
+        }
+    }
+
+    async fn put(&self, table: Table, item: Item) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(self.table(table))
+            .set_item(Some(encode(&item)?))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        table: Table,
+        item: Item,
+        now_epoch_seconds: i64,
+    ) -> Result<ClaimOutcome, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(self.table(table))
+            .set_item(Some(encode(&item)?))
+            // An expired claim (TTL not yet swept) may be taken over.
+            .condition_expression(
+                "attribute_not_exists(#pk) OR (attribute_exists(#exp) AND #exp <= :now)",
+            )
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#exp", EXPIRES_AT)
+            .expression_attribute_values(":now", n(now_epoch_seconds))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(ClaimOutcome::Claimed),
+            Err(e) if is_put_condition_failure(&e) => Ok(ClaimOutcome::AlreadyClaimed),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn put_versioned(
+        &self,
+        table: Table,
+        mut item: Item,
+        expected: Option<u64>,
+    ) -> Result<CasOutcome, StoreError> {
+        let version = expected.map_or(1, |v| v + 1);
+        item.version = version;
+        let request = self
+            .client
+            .put_item()
+            .table_name(self.table(table))
+            .set_item(Some(encode(&item)?));
+        let request = match expected {
+            None => request
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK),
+            Some(v) => request
+                .condition_expression("#v = :expected")
+                .expression_attribute_names("#v", VERSION)
+                .expression_attribute_values(":expected", n(v)),
+        };
+        match request.send().await {
+            Ok(_) => Ok(CasOutcome::Written { version }),
+            Err(e) if is_put_condition_failure(&e) => Ok(CasOutcome::VersionConflict),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn acquire_lease(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        owner: &str,
+        now_ms: i64,
+        ttl_ms: i64,
+    ) -> Result<LeaseOutcome, StoreError> {
+        let until_ms = now_ms.saturating_add(ttl_ms);
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table(table))
+            .set_key(Some(key_attributes(key)))
+            .update_expression("SET #owner = :owner, #until = :until")
+            .condition_expression(
+                "attribute_not_exists(#until) OR #until <= :now OR #owner = :owner",
+            )
+            .expression_attribute_names("#owner", LEASE_OWNER)
+            .expression_attribute_names("#until", LEASE_UNTIL_MS)
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(LeaseOutcome::Acquired(Lease {
+                owner: owner.to_owned(),
+                until_ms,
+            })),
+            Err(SdkError::ServiceError(failure))
+                if failure.err().is_conditional_check_failed_exception() =>
+            {
+                let mut current = match failure.into_err() {
+                    UpdateItemError::ConditionalCheckFailedException(e) => {
+                        e.item.unwrap_or_default()
+                    }
+                    _ => HashMap::new(),
+                };
+                Ok(LeaseOutcome::Held(Lease {
+                    owner: take_string(&mut current, LEASE_OWNER).unwrap_or_default(),
+                    until_ms: take_number(&mut current, LEASE_UNTIL_MS).unwrap_or(until_ms),
+                }))
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn release_lease(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(self.table(table))
+            .set_key(Some(key_attributes(key)))
+            .update_expression("REMOVE #owner, #until")
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", LEASE_OWNER)
+            .expression_attribute_names("#until", LEASE_UNTIL_MS)
+            .expression_attribute_values(":owner", s(owner))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_update_condition_failure(&e) => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn delete(&self, table: Table, key: &ItemKey) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(self.table(table))
+            .set_key(Some(key_attributes(key)))
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn query(
+        &self,
+        table: Table,
+        query: Query,
+        now_epoch_seconds: i64,
+    ) -> Result<Page, StoreError> {
+        let (pk_name, sk_name) = if query.on_index {
+            (GSI1_PK, GSI1_SK)
+        } else {
+            (PK, SK)
+        };
+        let mut condition = "#p = :p".to_owned();
+        let mut request = self
+            .client
+            .query()
+            .table_name(self.table(table))
+            .expression_attribute_names("#p", pk_name)
+            .expression_attribute_values(":p", s(&query.partition))
+            .set_limit(query.limit.map(|l| l.min(i32::MAX as u32) as i32))
+            .set_exclusive_start_key(
+                query
+                    .after
+                    .map(|cursor| cursor.0.into_iter().map(|(k, v)| (k, s(v))).collect()),
+            );
+        if let Some(prefix) = query.sort_prefix {
+            condition.push_str(" AND begins_with(#s, :s)");
+            request = request
+                .expression_attribute_names("#s", sk_name)
+                .expression_attribute_values(":s", s(prefix));
+        }
+        if query.on_index {
+            request = request.index_name(GSI1);
+        } else {
+            request = request.consistent_read(true);
+        }
+        let output = request
+            .key_condition_expression(condition)
+            .send()
+            .await
+            .map_err(classify)?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(decode)
+            .filter(|item| !matches!(item, Ok(i) if i.is_expired(now_epoch_seconds)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = output.last_evaluated_key.map(|key| {
+            let mut pairs: Vec<(String, String)> = key
+                .into_iter()
+                .filter_map(|(name, value)| match value {
+                    AttributeValue::S(text) => Some((name, text)),
+                    _ => None,
+                })
+                .collect();
+            pairs.sort();
+            ItemKeyCursor(pairs)
+        });
+        Ok(Page { items, next })
+    }
+
+    async fn batch_put(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError> {
+        let table_name = self.table(table).to_owned();
+        let mut requests = items
+            .iter()
+            .map(|item| {
+                let put = PutRequest::builder()
+                    .set_item(Some(encode(item)?))
+                    .build()
+                    .map_err(|e| StoreError::Encoding(e.to_string()))?;
+                Ok(WriteRequest::builder().put_request(put).build())
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        while !requests.is_empty() {
+            let rest = requests.split_off(requests.len().min(BATCH_WRITE_LIMIT));
+            let mut pending = std::mem::replace(&mut requests, rest);
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt == BATCH_WRITE_ATTEMPTS {
+                    return Err(StoreError::Unprocessed(pending.len() + requests.len()));
+                }
+                if attempt > 0 {
+                    // Unprocessed items mean the table is busy: back off before retrying them.
+                    tokio::time::sleep(Duration::from_millis(25u64 << attempt.min(6))).await;
+                }
+                let output = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&table_name, pending)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                pending = output
+                    .unprocessed_items
+                    .and_then(|mut m| m.remove(&table_name))
+                    .unwrap_or_default();
+                attempt += 1;
+            }
+        }
+        Ok(())
+    }
+}
