@@ -1,0 +1,254 @@
+//! The QBO side of the control API (`/_sandbox/…`): reset, seeds, realms, tokens, throttling,
+//! webhooks, OAuth policy and a raw view of stored entities. Faults, request log, counters, clock
+//! and latency come from `common::control`.
+
+use super::app::AppState;
+use super::entity::EntityKind;
+use super::oauth::TokenPolicy;
+use super::seed::{self, CompanySettings, RealmSeed, Seed};
+use super::seedgen::{self, GenerateOptions};
+use super::throttle::ThrottleLimits;
+use super::webhooks::WebhookSettings;
+use crate::common::control::control_error;
+use crate::common::sync::lock;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/_sandbox/health",
+            get(|| async { Json(json!({"status": "ok", "api": "qbo"})) }),
+        )
+        .route("/_sandbox/reset", post(reset))
+        .route("/_sandbox/seed", post(load_seed))
+        .route("/_sandbox/seed/generate", post(generate_seed))
+        .route("/_sandbox/realms", get(list_realms).post(create_realm))
+        .route(
+            "/_sandbox/realms/{realm}/entities/{entity}",
+            get(dump_entities),
+        )
+        .route("/_sandbox/tokens", post(mint_tokens))
+        .route("/_sandbox/throttle", get(throttle).post(set_throttle))
+        .route("/_sandbox/webhooks", get(webhooks).post(set_webhooks))
+        .route(
+            "/_sandbox/webhooks/deliveries",
+            get(deliveries).delete(clear_deliveries),
+        )
+        .route("/_sandbox/oauth", get(oauth_policy).post(set_oauth_policy))
+}
+
+fn load_into(app: &AppState, seed: &Seed) -> Response {
+    let now = app.services.clock.now();
+    let mut state = lock(&app.state);
+    match seed::load(&mut state, seed, now, app.config.utc_offset) {
+        Ok(ids) => Json(json!({"realms": ids})).into_response(),
+        Err(err) => control_error(StatusCode::BAD_REQUEST, err),
+    }
+}
+
+/// Back to the start-up seed; faults, logs, throttle windows and webhook log cleared.
+async fn reset(State(app): State<AppState>) -> Response {
+    app.services.reset();
+    app.throttle.clear();
+    app.webhooks.sender.clear_log();
+    lock(&app.state).clear();
+    let seed = app.initial_seed();
+    load_into(&app, &seed)
+}
+
+#[derive(Deserialize)]
+struct SeedQuery {
+    /// Also make this the state `/_sandbox/reset` returns to.
+    #[serde(default)]
+    make_initial: bool,
+}
+
+async fn load_seed(
+    State(app): State<AppState>,
+    Query(q): Query<SeedQuery>,
+    Json(seed): Json<Seed>,
+) -> Response {
+    let response = load_into(&app, &seed);
+    if q.make_initial && response.status().is_success() {
+        app.set_initial_seed(seed);
+    }
+    response
+}
+
+async fn generate_seed(
+    State(app): State<AppState>,
+    Json(options): Json<GenerateOptions>,
+) -> Response {
+    let seed = seedgen::generate(&options);
+    load_into(&app, &seed)
+}
+
+async fn list_realms(State(app): State<AppState>) -> Json<Value> {
+    let state = lock(&app.state);
+    let realms: Vec<Value> = state
+        .realm_ids()
+        .iter()
+        .filter_map(|id| state.realm(id))
+        .map(|realm| {
+            let counts: serde_json::Map<String, Value> = EntityKind::ALL
+                .into_iter()
+                .map(|k| (k.name().to_string(), Value::from(realm.count(k))))
+                .collect();
+            json!({"realm_id": realm.id, "country": realm.country(), "counts": counts,
+                   "company_name": realm.company_info().and_then(|c| c.get("CompanyName")).cloned()})
+        })
+        .collect();
+    Json(json!({"realms": realms}))
+}
+
+#[derive(Deserialize)]
+struct NewRealm {
+    realm_id: Option<String>,
+    #[serde(default)]
+    company: CompanySettings,
+    #[serde(default = "yes")]
+    base_data: bool,
+    #[serde(default)]
+    entities: std::collections::BTreeMap<String, Vec<Value>>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+async fn create_realm(State(app): State<AppState>, Json(new): Json<NewRealm>) -> Response {
+    let now = app.services.clock.now();
+    let mut state = lock(&app.state);
+    let realm_id = new.realm_id.unwrap_or_else(|| {
+        let mut n = 9_130_350_000_000_001u64 + state.realm_ids().len() as u64;
+        while state.realm(&n.to_string()).is_some() {
+            n += 1;
+        }
+        n.to_string()
+    });
+    if state.realm(&realm_id).is_some() {
+        return control_error(StatusCode::CONFLICT, format!("realm {realm_id} exists"));
+    }
+    let seed = RealmSeed {
+        realm_id,
+        company: new.company,
+        base_data: new.base_data,
+        entities: new.entities,
+    };
+    match seed::build_realm(&seed, now, app.config.utc_offset) {
+        Ok(realm) => {
+            let id = realm.id.clone();
+            state.insert_realm(realm);
+            (StatusCode::CREATED, Json(json!({"realm_id": id}))).into_response()
+        }
+        Err(err) => control_error(StatusCode::BAD_REQUEST, err),
+    }
+}
+
+/// Every stored object of an entity type, inactive included, plus deleted Ids.
+async fn dump_entities(
+    State(app): State<AppState>,
+    Path((realm_id, entity)): Path<(String, String)>,
+) -> Response {
+    let Some(kind) = EntityKind::from_name(&entity) else {
+        return control_error(StatusCode::NOT_FOUND, format!("unknown entity {entity}"));
+    };
+    let state = lock(&app.state);
+    let Some(realm) = state.realm(&realm_id) else {
+        return control_error(StatusCode::NOT_FOUND, format!("unknown realm {realm_id}"));
+    };
+    let objects: Vec<Value> = realm.values(kind).cloned().collect();
+    let deleted: Vec<String> = realm
+        .tombstones
+        .iter()
+        .filter(|t| t.kind == kind)
+        .map(|t| t.id.to_string())
+        .collect();
+    Json(json!({"entity": kind.name(), "objects": objects, "deleted": deleted})).into_response()
+}
+
+#[derive(Deserialize)]
+struct MintRequest {
+    realm_id: Option<String>,
+    /// Override the access-token lifetime for this pair.
+    access_token_ttl_seconds: Option<i64>,
+}
+
+/// Mints a token pair without the browser dance.
+async fn mint_tokens(State(app): State<AppState>, Json(req): Json<MintRequest>) -> Response {
+    let now = app.services.clock.now();
+    let mut policy = app.token_policy();
+    if let Some(ttl) = req.access_token_ttl_seconds {
+        policy.access_token_ttl_seconds = ttl;
+    }
+    let mut state = lock(&app.state);
+    let realm_id = match req.realm_id {
+        Some(id) => id,
+        None => match state.realm_ids().into_iter().next() {
+            Some(id) => id,
+            None => return control_error(StatusCode::NOT_FOUND, "no realms loaded"),
+        },
+    };
+    if state.realm(&realm_id).is_none() {
+        return control_error(StatusCode::NOT_FOUND, format!("unknown realm {realm_id}"));
+    }
+    let pair = state.oauth.mint(&realm_id, now, &policy, None);
+    (StatusCode::CREATED, Json(pair)).into_response()
+}
+
+async fn throttle(State(app): State<AppState>) -> Json<ThrottleLimits> {
+    Json(app.throttle.limits())
+}
+
+async fn set_throttle(
+    State(app): State<AppState>,
+    Json(limits): Json<ThrottleLimits>,
+) -> Json<ThrottleLimits> {
+    app.throttle.set_limits(limits.clone());
+    Json(limits)
+}
+
+async fn webhooks(State(app): State<AppState>) -> Json<WebhookSettings> {
+    Json(app.webhooks.settings())
+}
+
+async fn set_webhooks(
+    State(app): State<AppState>,
+    Json(settings): Json<WebhookSettings>,
+) -> Json<WebhookSettings> {
+    app.webhooks.set_settings(settings.clone());
+    Json(settings)
+}
+
+#[derive(Deserialize)]
+struct Since {
+    #[serde(default)]
+    since: u64,
+}
+
+async fn deliveries(State(app): State<AppState>, Query(q): Query<Since>) -> Json<Value> {
+    Json(json!({"deliveries": app.webhooks.sender.attempts(q.since)}))
+}
+
+async fn clear_deliveries(State(app): State<AppState>) -> StatusCode {
+    app.webhooks.sender.clear_log();
+    StatusCode::NO_CONTENT
+}
+
+async fn oauth_policy(State(app): State<AppState>) -> Json<TokenPolicy> {
+    Json(app.token_policy())
+}
+
+async fn set_oauth_policy(
+    State(app): State<AppState>,
+    Json(policy): Json<TokenPolicy>,
+) -> Json<TokenPolicy> {
+    app.set_token_policy(policy.clone());
+    Json(policy)
+}

@@ -1,0 +1,168 @@
+//! The entity types the simulator serves, with what QBO allows for each.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntityKind {
+    Account,
+    Term,
+    TaxCode,
+    Item,
+    Customer,
+    Vendor,
+    Employee,
+    Invoice,
+    Estimate,
+    SalesReceipt,
+    Payment,
+    Purchase,
+    RefundReceipt,
+    CompanyInfo,
+    Preferences,
+}
+
+impl EntityKind {
+    /// In dependency order (referenced kinds first) — the order seeds are loaded in.
+    pub const ALL: [EntityKind; 15] = [
+        EntityKind::CompanyInfo,
+        EntityKind::Preferences,
+        EntityKind::Account,
+        EntityKind::Term,
+        EntityKind::TaxCode,
+        EntityKind::Item,
+        EntityKind::Customer,
+        EntityKind::Vendor,
+        EntityKind::Employee,
+        EntityKind::Estimate,
+        EntityKind::Invoice,
+        EntityKind::SalesReceipt,
+        EntityKind::Payment,
+        EntityKind::Purchase,
+        EntityKind::RefundReceipt,
+    ];
+
+    /// The JSON name (`"Customer"`), also the query/CDC entity name.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntityKind::Account => "Account",
+            EntityKind::Term => "Term",
+            EntityKind::TaxCode => "TaxCode",
+            EntityKind::Item => "Item",
+            EntityKind::Customer => "Customer",
+            EntityKind::Vendor => "Vendor",
+            EntityKind::Employee => "Employee",
+            EntityKind::Invoice => "Invoice",
+            EntityKind::Estimate => "Estimate",
+            EntityKind::SalesReceipt => "SalesReceipt",
+            EntityKind::Payment => "Payment",
+            EntityKind::Purchase => "Purchase",
+            EntityKind::RefundReceipt => "RefundReceipt",
+            EntityKind::CompanyInfo => "CompanyInfo",
+            EntityKind::Preferences => "Preferences",
+        }
+    }
+
+    /// The URL resource (`customer`): the lower-cased name.
+    pub fn resource(self) -> String {
+        self.name().to_ascii_lowercase()
+    }
+
+    /// Exact lower-case resource segment, as QBO URIs are case-sensitive.
+    pub fn from_resource(segment: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.resource() == segment)
+    }
+
+    /// Entity name in queries, CDC and batch items (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Name lists: deactivated, never deleted; queries return active rows by default.
+    pub fn is_name_list(self) -> bool {
+        matches!(
+            self,
+            EntityKind::Account
+                | EntityKind::Term
+                | EntityKind::TaxCode
+                | EntityKind::Item
+                | EntityKind::Customer
+                | EntityKind::Vendor
+                | EntityKind::Employee
+        )
+    }
+
+    pub fn is_transaction(self) -> bool {
+        matches!(
+            self,
+            EntityKind::Invoice
+                | EntityKind::Estimate
+                | EntityKind::SalesReceipt
+                | EntityKind::Payment
+                | EntityKind::Purchase
+                | EntityKind::RefundReceipt
+        )
+    }
+
+    pub fn is_singleton(self) -> bool {
+        matches!(self, EntityKind::CompanyInfo | EntityKind::Preferences)
+    }
+
+    /// Sales forms numbered by the company's sales-form DocNumber sequence.
+    pub fn is_sales_form(self) -> bool {
+        matches!(
+            self,
+            EntityKind::Invoice
+                | EntityKind::Estimate
+                | EntityKind::SalesReceipt
+                | EntityKind::RefundReceipt
+        )
+    }
+
+    /// Customer, Vendor and Employee share one DisplayName namespace.
+    pub fn is_person(self) -> bool {
+        matches!(
+            self,
+            EntityKind::Customer | EntityKind::Vendor | EntityKind::Employee
+        )
+    }
+
+    /// CDC does not serve TaxCode (Intuit's documented exclusion).
+    pub fn supports_cdc(self) -> bool {
+        self != EntityKind::TaxCode
+    }
+
+    /// Which void call QBO accepts: `operation=void` (invoice) or `operation=update&include=void`.
+    pub fn voidable(self) -> bool {
+        matches!(
+            self,
+            EntityKind::Invoice
+                | EntityKind::Payment
+                | EntityKind::SalesReceipt
+                | EntityKind::RefundReceipt
+        )
+    }
+
+    pub fn creatable(self) -> bool {
+        !self.is_singleton() && self != EntityKind::TaxCode
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for kind in EntityKind::ALL {
+            assert_eq!(EntityKind::from_name(kind.name()), Some(kind));
+            assert_eq!(EntityKind::from_resource(&kind.resource()), Some(kind));
+        }
+        assert_eq!(
+            EntityKind::from_name("salesreceipt"),
+            Some(EntityKind::SalesReceipt)
+        );
+        assert_eq!(EntityKind::from_resource("Customer"), None);
+    }
+}
