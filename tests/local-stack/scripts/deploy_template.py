@@ -153,6 +153,15 @@ def main():
             },
         }
 
+    tables = {}
+    for logical, resource in cfn["Resources"].items():
+        if resource["Type"] == "AWS::DynamoDB::Table":
+            ttl = resource["Properties"].get("TimeToLiveSpecification", {})
+            tables[logical] = {
+                "name": physical[logical],
+                "ttl_attribute": ttl.get("AttributeName") if ttl.get("Enabled") else None,
+            }
+
     functions = {}
     for logical, resource in cfn["Resources"].items():
         if resource["Type"] != "AWS::Lambda::Function":
@@ -198,6 +207,7 @@ def main():
             "region": args.region,
             "resources": physical,
             "queues": queues,
+            "tables": tables,
             "functions": functions,
         },
         sys.stdout,

@@ -1,1 +1,16 @@
-//! Local stack.
+//! The local stack: everything the integration needs, on one machine, with no AWS account.
+//!
+//! - [`aws::LocalAws`]: a local AWS-compatible endpoint (the `moto` server) on 127.0.0.1;
+//! - [`manifest::deploy`]: creates the template's resources there and reports how its functions
+//!   are wired (resolved environment, schedules, SQS event sources, function URLs);
+//! - [`lambda::FunctionHost`]: runs a real function binary behind a Lambda Runtime API server;
+//! - [`triggers`]: function URLs on 127.0.0.1, schedules and SQS event sources, as Lambda would;
+//! - [`stack::LocalStack`]: all of the above together (used by `make run` and end-to-end tests).
+
+pub mod aws;
+pub mod lambda;
+pub mod manifest;
+pub mod paths;
+pub mod process;
+pub mod stack;
+pub mod triggers;

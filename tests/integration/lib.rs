@@ -1,0 +1,56 @@
+//! Shared set-up of the integration tests: a fresh local AWS endpoint per test, with the
+//! infrastructure template deployed into it.
+
+use std::collections::BTreeMap;
+
+use hubspot_qbo_core::config::Config;
+use local_stack::aws::LocalAws;
+use local_stack::manifest::{self, Manifest, Parameters};
+
+pub struct Deployed {
+    pub aws: LocalAws,
+    pub manifest: Manifest,
+    pub sdk: aws_config::SdkConfig,
+}
+
+/// Test credentials; none of them is real.
+pub fn test_parameters() -> Parameters {
+    BTreeMap::from(
+        [
+            ("HubSpotAppId", "1000001"),
+            ("HubSpotClientId", "test-hubspot-client"),
+            ("HubSpotClientSecret", "test-hubspot-secret"),
+            ("QboClientId", "test-qbo-client"),
+            ("QboClientSecret", "test-qbo-secret"),
+            ("QboWebhookVerifierToken", "test-verifier-token"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned())),
+    )
+}
+
+impl Deployed {
+    pub async fn start() -> anyhow::Result<Self> {
+        let aws = LocalAws::start().await?;
+        let manifest = manifest::deploy(&aws.endpoint, "test", &test_parameters()).await?;
+        let sdk = aws.sdk_config().await;
+        Ok(Self { aws, manifest, sdk })
+    }
+
+    /// The configuration a function of the template reads from its environment.
+    pub fn config_of(&self, function: &str) -> anyhow::Result<Config> {
+        let environment = &self.manifest.function(function)?.environment;
+        Ok(Config::from_lookup(|name| environment.get(name).cloned())?)
+    }
+
+    pub fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.sdk)
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.sdk)
+    }
+
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.aws.stop().await
+    }
+}

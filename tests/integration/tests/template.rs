@@ -1,0 +1,155 @@
+//! The template and the code agree: the tables, indexes, TTL attribute, queues and environment
+//! variables the code expects are the ones the template creates.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::KeyType;
+use hubspot_qbo_core::store::schema;
+use integration_tests::Deployed;
+
+#[tokio::test]
+async fn every_function_reads_a_complete_configuration_from_the_template() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let tables: BTreeSet<String> = deployed
+        .manifest
+        .tables
+        .values()
+        .map(|t| t.name.clone())
+        .collect();
+    let queue_urls: BTreeSet<String> = deployed
+        .manifest
+        .queues
+        .values()
+        .map(|q| q.url.clone())
+        .collect();
+    for logical_id in deployed.manifest.functions.keys() {
+        let config = deployed.config_of(logical_id)?;
+        for table in [
+            &config.tables.connections,
+            &config.tables.ledger,
+            &config.tables.action_runs,
+        ] {
+            assert!(
+                tables.contains(table),
+                "{logical_id}: {table} is not a table of the stack"
+            );
+        }
+        for queue in [&config.queues.sync, &config.queues.poll_nudge] {
+            assert!(
+                queue_urls.contains(queue),
+                "{logical_id}: {queue} is not a queue of the stack"
+            );
+        }
+        assert_eq!(config.hubspot.app_id, "1000001");
+    }
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn tables_have_the_keys_index_and_ttl_the_store_uses() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let dynamodb = deployed.dynamodb();
+    assert_eq!(deployed.manifest.tables.len(), 3);
+    for (logical_id, table) in &deployed.manifest.tables {
+        let description = dynamodb
+            .describe_table()
+            .table_name(&table.name)
+            .send()
+            .await?;
+        let description = description.table.expect("table description");
+        let keys: Vec<(String, KeyType)> = description
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name().to_owned(), k.key_type().clone()))
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                (schema::PK.to_owned(), KeyType::Hash),
+                (schema::SK.to_owned(), KeyType::Range)
+            ],
+            "{logical_id}"
+        );
+        let index = description
+            .global_secondary_indexes()
+            .iter()
+            .find(|i| i.index_name() == Some(schema::GSI1))
+            .unwrap_or_else(|| panic!("{logical_id} has no index {}", schema::GSI1));
+        let index_keys: Vec<&str> = index
+            .key_schema()
+            .iter()
+            .map(|k| k.attribute_name())
+            .collect();
+        assert_eq!(
+            index_keys,
+            [schema::GSI1_PK, schema::GSI1_SK],
+            "{logical_id}"
+        );
+        assert_eq!(
+            table.ttl_attribute.as_deref(),
+            Some(schema::EXPIRES_AT),
+            "{logical_id} TTL attribute"
+        );
+    }
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let manifest = &deployed.manifest;
+
+    // One function per crate under functions/, and the other way round.
+    let crates: BTreeSet<String> =
+        std::fs::read_dir(local_stack::paths::repo_root().join("functions"))?
+            .filter_map(|entry| {
+                entry
+                    .ok()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+            })
+            .collect();
+    let binaries: BTreeSet<String> = manifest
+        .functions
+        .values()
+        .map(|f| f.binary.clone())
+        .collect();
+    assert_eq!(crates, binaries);
+    assert_eq!(binaries.len(), 9);
+
+    let sync = manifest.queue("SyncQueue")?;
+    assert!(
+        sync.fifo,
+        "the sync queue keeps each connection's changes in order"
+    );
+    let redrive = sync
+        .redrive
+        .as_ref()
+        .expect("the sync queue has a dead-letter queue");
+    let (dlq, dlq_info) = manifest
+        .queue_by_arn(&redrive.dead_letter_arn)
+        .expect("DLQ in the stack");
+    assert_eq!(dlq, "SyncDeadLetterQueue");
+    assert!(dlq_info.fifo);
+
+    let object_sync = manifest.function("ObjectSyncFunction")?;
+    assert_eq!(object_sync.queues.len(), 1);
+    assert_eq!(object_sync.queues[0].queue, "SyncQueue");
+    assert!(object_sync.queues[0].report_batch_item_failures);
+    assert!(
+        sync.visibility_timeout as u64 >= 6 * object_sync.timeout,
+        "visibility timeout >= 6x the function timeout"
+    );
+
+    let poll = manifest.function("ScheduledPollFunction")?;
+    assert_eq!(poll.schedules, ["rate(1 minute)"]);
+    assert_eq!(poll.queues[0].queue, "PollNudgeQueue");
+    assert!(poll.queues[0].report_batch_item_failures);
+    let nudges = manifest.queue("PollNudgeQueue")?;
+    assert!(nudges.visibility_timeout as u64 >= 6 * poll.timeout);
+
+    for (logical_id, function) in &manifest.functions {
+        let is_http = function.binary == "oauth-install" || function.binary.starts_with("action-");
+        assert_eq!(function.url.is_some(), is_http, "{logical_id} function URL");
+    }
+    deployed.stop().await
+}

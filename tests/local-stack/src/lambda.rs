@@ -1,0 +1,267 @@
+//! Runs a real function binary the way Lambda does: the process talks to a Lambda Runtime API
+//! server (`AWS_LAMBDA_RUNTIME_API`) that hands it one invocation at a time and takes back the
+//! response or the error.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde::Deserialize;
+use tokio::process::{Child, Command};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::process::die_with_parent;
+
+/// What an invocation ended with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    Response(serde_json::Value),
+    /// The function reported an error (Lambda's `errorType` / `errorMessage`).
+    Error {
+        error_type: String,
+        error_message: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("the function did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("the function host has stopped")]
+    Stopped,
+}
+
+struct Pending {
+    request_id: String,
+    payload: Vec<u8>,
+    deadline_ms: i64,
+    answer: oneshot::Sender<Invocation>,
+}
+
+struct RuntimeApi {
+    function_arn: String,
+    incoming: Mutex<mpsc::Receiver<Pending>>,
+    in_flight: Mutex<HashMap<String, oneshot::Sender<Invocation>>>,
+}
+
+/// One function: its Runtime API server and its running instances.
+pub struct FunctionHost {
+    pub logical_id: String,
+    pub timeout: Duration,
+    submit: mpsc::Sender<Pending>,
+    instances: Vec<Child>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionSpec<'a> {
+    pub logical_id: &'a str,
+    pub name: &'a str,
+    pub binary: &'a Path,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    pub environment: Vec<(String, String)>,
+    pub instances: usize,
+    /// Append the function's output here instead of the terminal.
+    pub log_file: Option<std::path::PathBuf>,
+}
+
+impl FunctionHost {
+    pub async fn start(spec: FunctionSpec<'_>) -> anyhow::Result<Self> {
+        let (submit, incoming) = mpsc::channel(64);
+        let api = Arc::new(RuntimeApi {
+            function_arn: format!(
+                "arn:aws:lambda:us-east-1:123456789012:function:{}",
+                spec.name
+            ),
+            incoming: Mutex::new(incoming),
+            in_flight: Mutex::new(HashMap::new()),
+        });
+        let app = Router::new()
+            .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/response",
+                post(invocation_response),
+            )
+            .route(
+                "/2018-06-01/runtime/invocation/{id}/error",
+                post(invocation_error),
+            )
+            .route("/2018-06-01/runtime/init/error", post(init_error))
+            .with_state(api);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let runtime_api = listener.local_addr()?.to_string();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        if !spec.binary.exists() {
+            anyhow::bail!(
+                "{} is not built (run `make build-local`)",
+                spec.binary.display()
+            );
+        }
+        let mut instances = Vec::new();
+        for _ in 0..spec.instances.max(1) {
+            let mut command = Command::new(spec.binary);
+            command
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .envs(spec.environment.iter().map(|(k, v)| (k, v)))
+                .env("AWS_LAMBDA_RUNTIME_API", &runtime_api)
+                .env("AWS_LAMBDA_FUNCTION_NAME", spec.name)
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env(
+                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                    spec.memory_mb.to_string(),
+                )
+                .env(
+                    "AWS_LAMBDA_LOG_GROUP_NAME",
+                    format!("/aws/lambda/{}", spec.name),
+                )
+                .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+                .stdin(std::process::Stdio::null())
+                .kill_on_drop(true);
+            if let Some(path) = &spec.log_file {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
+                command.stdout(file.try_clone()?).stderr(file);
+            }
+            die_with_parent(&mut command);
+            instances.push(
+                command
+                    .spawn()
+                    .with_context(|| format!("starting {}", spec.binary.display()))?,
+            );
+        }
+        Ok(Self {
+            logical_id: spec.logical_id.to_owned(),
+            timeout: spec.timeout,
+            submit,
+            instances,
+            server,
+        })
+    }
+
+    /// Invokes the function with `payload` and waits for its answer (up to its timeout).
+    pub async fn invoke(&self, payload: &serde_json::Value) -> Result<Invocation, InvokeError> {
+        let (answer, answered) = oneshot::channel();
+        let deadline_ms = now_ms() + self.timeout.as_millis() as i64;
+        let pending = Pending {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            payload: serde_json::to_vec(payload).unwrap_or_default(),
+            deadline_ms,
+            answer,
+        };
+        self.submit
+            .send(pending)
+            .await
+            .map_err(|_| InvokeError::Stopped)?;
+        // Queueing for a free instance counts against the caller's patience too.
+        match tokio::time::timeout(self.timeout + Duration::from_secs(5), answered).await {
+            Ok(Ok(invocation)) => Ok(invocation),
+            Ok(Err(_)) => Err(InvokeError::Stopped),
+            Err(_) => Err(InvokeError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Stops every instance and the Runtime API server.
+    pub async fn stop(mut self) {
+        for child in &mut self.instances {
+            let _ = child.kill().await;
+        }
+        self.server.abort();
+    }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
+    let pending = { api.incoming.lock().await.recv().await };
+    let Some(pending) = pending else {
+        return StatusCode::GONE.into_response();
+    };
+    api.in_flight
+        .lock()
+        .await
+        .insert(pending.request_id.clone(), pending.answer);
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: &str| {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    };
+    set("lambda-runtime-aws-request-id", &pending.request_id);
+    set(
+        "lambda-runtime-deadline-ms",
+        &pending.deadline_ms.to_string(),
+    );
+    set("lambda-runtime-invoked-function-arn", &api.function_arn);
+    set(
+        "lambda-runtime-trace-id",
+        &format!("Root=1-{}", uuid::Uuid::new_v4().simple()),
+    );
+    set("content-type", "application/json");
+    (headers, pending.payload).into_response()
+}
+
+async fn invocation_response(
+    State(api): State<Arc<RuntimeApi>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    answer(&api, &id, Invocation::Response(value)).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody {
+    #[serde(default)]
+    error_type: String,
+    #[serde(default)]
+    error_message: String,
+}
+
+async fn invocation_error(
+    State(api): State<Arc<RuntimeApi>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> StatusCode {
+    let error: ErrorBody = serde_json::from_slice(&body).unwrap_or_default();
+    answer(
+        &api,
+        &id,
+        Invocation::Error {
+            error_type: error.error_type,
+            error_message: error.error_message,
+        },
+    )
+    .await
+}
+
+async fn init_error(body: Bytes) -> StatusCode {
+    tracing::error!(error = %String::from_utf8_lossy(&body), "a function failed to start");
+    StatusCode::ACCEPTED
+}
+
+async fn answer(api: &RuntimeApi, id: &str, invocation: Invocation) -> StatusCode {
+    match api.in_flight.lock().await.remove(id) {
+        Some(sender) => {
+            let _ = sender.send(invocation);
+            StatusCode::ACCEPTED
+        }
+        None => StatusCode::NOT_FOUND,
+    }
+}

@@ -1,0 +1,160 @@
+//! `local-stack`: runs the integration on this machine (what `make run` starts).
+//!
+//! Flags: `--stack NAME`, `--schedule-every SECONDS`, `--log-dir DIR`, `--exit-after-ready`
+//! (start, print, stop: a smoke check). App credentials come from the same environment variables
+//! the deployed functions read, with local defaults.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use local_stack::manifest::Parameters;
+use local_stack::stack::{LocalStack, Options};
+
+/// Template parameter <- environment variable, with the local default.
+const CREDENTIALS: [(&str, &str, &str); 6] = [
+    ("HubSpotAppId", "HUBSPOT_APP_ID", "1000001"),
+    (
+        "HubSpotClientId",
+        "HUBSPOT_CLIENT_ID",
+        "local-hubspot-client-id",
+    ),
+    (
+        "HubSpotClientSecret",
+        "HUBSPOT_CLIENT_SECRET",
+        "local-hubspot-client-secret",
+    ),
+    ("QboClientId", "QBO_CLIENT_ID", "local-qbo-client-id"),
+    (
+        "QboClientSecret",
+        "QBO_CLIENT_SECRET",
+        "local-qbo-client-secret",
+    ),
+    (
+        "QboWebhookVerifierToken",
+        "QBO_WEBHOOK_VERIFIER_TOKEN",
+        "local-qbo-verifier-token",
+    ),
+];
+
+/// Optional overrides of the provider endpoints.
+const ENDPOINTS: [(&str, &str); 7] = [
+    ("HubSpotApiBaseUrl", "HUBSPOT_API_BASE_URL"),
+    ("HubSpotAuthorizeUrl", "HUBSPOT_AUTHORIZE_URL"),
+    ("HubSpotTokenUrl", "HUBSPOT_TOKEN_URL"),
+    ("QboApiBaseUrl", "QBO_API_BASE_URL"),
+    ("QboAuthorizeUrl", "QBO_AUTHORIZE_URL"),
+    ("QboTokenUrl", "QBO_TOKEN_URL"),
+    ("QboRevokeUrl", "QBO_REVOKE_URL"),
+];
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let mut options = Options::default();
+    let mut exit_after_ready = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--stack" => options.stack_name = args.next().context("--stack needs a name")?,
+            "--schedule-every" => {
+                let seconds: u64 = args
+                    .next()
+                    .context("--schedule-every needs seconds")?
+                    .parse()?;
+                options.schedule_period = Some(Duration::from_secs(seconds.max(1)));
+            }
+            "--log-dir" => {
+                let dir =
+                    std::path::PathBuf::from(args.next().context("--log-dir needs a folder")?);
+                std::fs::create_dir_all(&dir)?;
+                options.log_dir = Some(dir);
+            }
+            "--exit-after-ready" => exit_after_ready = true,
+            other => anyhow::bail!("unknown argument {other:?}"),
+        }
+    }
+    options.parameters = parameters();
+    let stack = LocalStack::start(options).await?;
+    print_summary(&stack);
+    if !exit_after_ready {
+        println!("Ready. Press Ctrl-C to stop.");
+        wait_for_stop_signal().await?;
+    }
+    println!("Stopping …");
+    stack.shutdown().await?;
+    println!("Stopped.");
+    Ok(())
+}
+
+fn parameters() -> Parameters {
+    let mut parameters = Parameters::new();
+    for (parameter, variable, default) in CREDENTIALS {
+        let value = std::env::var(variable)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_owned());
+        parameters.insert(parameter.to_owned(), value);
+    }
+    for (parameter, variable) in ENDPOINTS {
+        if let Some(value) = std::env::var(variable).ok().filter(|v| !v.is_empty()) {
+            parameters.insert(parameter.to_owned(), value);
+        }
+    }
+    parameters
+}
+
+fn print_summary(stack: &LocalStack) {
+    println!(
+        "local AWS endpoint  {}   (e.g. aws --endpoint-url {} dynamodb list-tables)",
+        stack.aws.endpoint, stack.aws.endpoint
+    );
+    for (logical_id, url) in &stack.urls {
+        let binary = stack
+            .manifest
+            .functions
+            .get(logical_id)
+            .map(|f| f.binary.as_str())
+            .unwrap_or_default();
+        println!("function URL        {binary:<30} {url}");
+    }
+    for (logical_id, function) in &stack.manifest.functions {
+        for schedule in &function.schedules {
+            println!(
+                "schedule            {:<30} {schedule} ({logical_id})",
+                function.binary
+            );
+        }
+        for trigger in &function.queues {
+            println!(
+                "queue trigger       {:<30} {} (batch {}{})",
+                function.binary,
+                trigger.queue,
+                trigger.batch_size,
+                if trigger.report_batch_item_failures {
+                    ", partial batch responses"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    for (logical_id, queue) in &stack.manifest.queues {
+        println!("queue               {logical_id:<30} {}", queue.url);
+    }
+    for (logical_id, table) in &stack.manifest.tables {
+        println!("table               {logical_id:<30} {}", table.name);
+    }
+}
+
+async fn wait_for_stop_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result?,
+        _ = terminate.recv() => {}
+    }
+    Ok(())
+}
