@@ -258,7 +258,7 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(self.table(table))
-            .set_key(Some(key_attributes(key)))
+            .set_key(Some(key_attributes(&key.lease_key())))
             .update_expression("SET #owner = :owner, #until = :until")
             .condition_expression(
                 "attribute_not_exists(#until) OR #until <= :now OR #owner = :owner",
@@ -304,7 +304,7 @@ impl Store for DynamoStore {
             .client
             .update_item()
             .table_name(self.table(table))
-            .set_key(Some(key_attributes(key)))
+            .set_key(Some(key_attributes(&key.lease_key())))
             .update_expression("REMOVE #owner, #until")
             .condition_expression("#owner = :owner")
             .expression_attribute_names("#owner", LEASE_OWNER)

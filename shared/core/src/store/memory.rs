@@ -9,15 +9,12 @@ use async_trait::async_trait;
 
 use super::*;
 
-#[derive(Debug, Clone)]
-struct Stored {
-    item: Item,
-    lease: Option<Lease>,
-}
+type Rows = BTreeMap<ItemKey, Item>;
 
 #[derive(Default)]
 pub struct MemoryStore {
-    tables: Mutex<HashMap<Table, BTreeMap<ItemKey, Stored>>>,
+    tables: Mutex<HashMap<Table, Rows>>,
+    leases: Mutex<HashMap<(Table, ItemKey), Lease>>,
 }
 
 impl MemoryStore {
@@ -25,25 +22,14 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn with<R>(
-        &self,
-        table: Table,
-        f: impl FnOnce(&mut BTreeMap<ItemKey, Stored>) -> R,
-    ) -> Result<R, StoreError> {
-        let mut tables = self
-            .tables
-            .lock()
-            .map_err(|_| StoreError::Unavailable("store lock poisoned".into()))?;
+    fn with<R>(&self, table: Table, f: impl FnOnce(&mut Rows) -> R) -> Result<R, StoreError> {
+        let mut tables = self.tables.lock().map_err(|_| poisoned())?;
         Ok(f(tables.entry(table).or_default()))
     }
 }
 
-fn sort_key_of(item: &Item, on_index: bool) -> Option<(&str, &str)> {
-    if on_index {
-        item.index.as_ref().map(|i| (i.pk.as_str(), i.sk.as_str()))
-    } else {
-        Some((item.key.pk.as_str(), item.key.sk.as_str()))
-    }
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("store lock poisoned".into())
 }
 
 #[async_trait]
@@ -56,16 +42,15 @@ impl Store for MemoryStore {
     ) -> Result<Option<Item>, StoreError> {
         self.with(table, |rows| {
             rows.get(key)
-                .map(|s| s.item.clone())
                 .filter(|item| !item.is_expired(now_epoch_seconds))
+                .cloned()
         })
     }
 
     async fn put(&self, table: Table, item: Item) -> Result<(), StoreError> {
         check_document(&item.doc)?;
         self.with(table, |rows| {
-            let lease = rows.get(&item.key).and_then(|s| s.lease.clone());
-            rows.insert(item.key.clone(), Stored { item, lease });
+            rows.insert(item.key.clone(), item);
         })
     }
 
@@ -77,11 +62,11 @@ impl Store for MemoryStore {
     ) -> Result<ClaimOutcome, StoreError> {
         check_document(&item.doc)?;
         self.with(table, |rows| match rows.get(&item.key) {
-            Some(existing) if !existing.item.is_expired(now_epoch_seconds) => {
+            Some(existing) if !existing.is_expired(now_epoch_seconds) => {
                 ClaimOutcome::AlreadyClaimed
             }
             _ => {
-                rows.insert(item.key.clone(), Stored { item, lease: None });
+                rows.insert(item.key.clone(), item);
                 ClaimOutcome::Claimed
             }
         })
@@ -95,7 +80,7 @@ impl Store for MemoryStore {
     ) -> Result<CasOutcome, StoreError> {
         check_document(&item.doc)?;
         self.with(table, |rows| {
-            let current = rows.get(&item.key).map(|s| s.item.version);
+            let current = rows.get(&item.key).map(|stored| stored.version);
             let matches = match (expected, current) {
                 (None, None) => true,
                 (Some(v), Some(c)) => v == c,
@@ -106,8 +91,7 @@ impl Store for MemoryStore {
             }
             let version = expected.map_or(1, |v| v + 1);
             item.version = version;
-            let lease = rows.get(&item.key).and_then(|s| s.lease.clone());
-            rows.insert(item.key.clone(), Stored { item, lease });
+            rows.insert(item.key.clone(), item);
             CasOutcome::Written { version }
         })
     }
@@ -120,25 +104,21 @@ impl Store for MemoryStore {
         now_ms: i64,
         ttl_ms: i64,
     ) -> Result<LeaseOutcome, StoreError> {
-        self.with(table, |rows| {
-            let stored = rows.entry(key.clone()).or_insert_with(|| Stored {
-                item: Item::new(key.clone(), Document::new()),
-                lease: None,
-            });
-            match &stored.lease {
-                Some(lease) if lease.until_ms > now_ms && lease.owner != owner => {
-                    LeaseOutcome::Held(lease.clone())
-                }
-                _ => {
-                    let lease = Lease {
-                        owner: owner.to_owned(),
-                        until_ms: now_ms.saturating_add(ttl_ms),
-                    };
-                    stored.lease = Some(lease.clone());
-                    LeaseOutcome::Acquired(lease)
-                }
+        let mut leases = self.leases.lock().map_err(|_| poisoned())?;
+        let slot = (table, key.clone());
+        match leases.get(&slot) {
+            Some(lease) if lease.until_ms > now_ms && lease.owner != owner => {
+                Ok(LeaseOutcome::Held(lease.clone()))
             }
-        })
+            _ => {
+                let lease = Lease {
+                    owner: owner.to_owned(),
+                    until_ms: now_ms.saturating_add(ttl_ms),
+                };
+                leases.insert(slot, lease.clone());
+                Ok(LeaseOutcome::Acquired(lease))
+            }
+        }
     }
 
     async fn release_lease(
@@ -147,13 +127,14 @@ impl Store for MemoryStore {
         key: &ItemKey,
         owner: &str,
     ) -> Result<bool, StoreError> {
-        self.with(table, |rows| match rows.get_mut(key) {
-            Some(stored) if stored.lease.as_ref().is_some_and(|l| l.owner == owner) => {
-                stored.lease = None;
-                true
-            }
-            _ => false,
-        })
+        let mut leases = self.leases.lock().map_err(|_| poisoned())?;
+        let slot = (table, key.clone());
+        if leases.get(&slot).is_some_and(|lease| lease.owner == owner) {
+            leases.remove(&slot);
+            Ok(true)
+        } else {
+            Ok(false)
+        }
     }
 
     async fn delete(&self, table: Table, key: &ItemKey) -> Result<(), StoreError> {
@@ -169,41 +150,45 @@ impl Store for MemoryStore {
         now_epoch_seconds: i64,
     ) -> Result<Page, StoreError> {
         self.with(table, |rows| {
+            // Position of an item in the (index) sort order; also the paging cursor.
             let mut matching: Vec<(String, Item)> = rows
                 .values()
-                .filter_map(|s| {
-                    let (pk, sk) = sort_key_of(&s.item, query.on_index)?;
+                .filter_map(|item| {
+                    let (pk, sk) = if query.on_index {
+                        item.index
+                            .as_ref()
+                            .map(|i| (i.pk.as_str(), i.sk.as_str()))?
+                    } else {
+                        (item.key.pk.as_str(), item.key.sk.as_str())
+                    };
                     let wanted = pk == query.partition
                         && query
                             .sort_prefix
                             .as_deref()
                             .is_none_or(|p| sk.starts_with(p))
-                        && !s.item.is_expired(now_epoch_seconds);
+                        && !item.is_expired(now_epoch_seconds);
                     wanted.then(|| {
                         (
-                            format!("{sk}\u{0}{}\u{0}{}", s.item.key.pk, s.item.key.sk),
-                            s.item.clone(),
+                            format!("{sk}\u{0}{}\u{0}{}", item.key.pk, item.key.sk),
+                            item.clone(),
                         )
                     })
                 })
                 .collect();
             matching.sort_by(|a, b| a.0.cmp(&b.0));
-            let start = query
-                .after
-                .as_ref()
-                .and_then(|cursor| cursor.0.first().map(|(_, position)| position.clone()))
-                .map_or(0, |position| {
-                    matching
-                        .iter()
-                        .position(|(p, _)| *p > position)
-                        .unwrap_or(matching.len())
-                });
+            if let Some(after) = query.after.as_ref().and_then(|cursor| cursor.0.first()) {
+                matching.retain(|(position, _)| *position > after.1);
+            }
             let limit = query.limit.map_or(usize::MAX, |l| (l as usize).max(1));
-            let page: Vec<(String, Item)> = matching.into_iter().skip(start).collect();
-            let next = (page.len() > limit)
-                .then(|| ItemKeyCursor(vec![("position".to_owned(), page[limit - 1].0.clone())]));
+            let next = (matching.len() > limit).then(|| {
+                ItemKeyCursor(vec![("position".to_owned(), matching[limit - 1].0.clone())])
+            });
             Page {
-                items: page.into_iter().take(limit).map(|(_, item)| item).collect(),
+                items: matching
+                    .into_iter()
+                    .take(limit)
+                    .map(|(_, item)| item)
+                    .collect(),
                 next,
             }
         })

@@ -72,7 +72,18 @@ impl ItemKey {
             sk: sk.into(),
         }
     }
+
+    /// Where the lease on this item is kept.
+    pub fn lease_key(&self) -> ItemKey {
+        ItemKey {
+            pk: self.pk.clone(),
+            sk: format!("{LEASE_SORT_PREFIX}{}", self.sk),
+        }
+    }
 }
+
+/// Sort-key prefix of lease items.
+pub const LEASE_SORT_PREFIX: &str = "lease#";
 
 /// The secondary-index key of an item (index `gsi1`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -284,8 +295,9 @@ pub trait Store: Send + Sync {
         expected: Option<u64>,
     ) -> Result<CasOutcome, StoreError>;
 
-    /// Takes the lease on `key` for `owner` unless someone else holds a live one. Creates the
-    /// item if needed; leaves its document alone. Re-acquiring one's own lease extends it.
+    /// Takes the lease on `key` for `owner` unless someone else holds a live one. The lease is kept
+    /// beside the item (sort key `lease#<sk>`), so writes of the item never disturb it and the
+    /// item need not exist. Re-acquiring one's own lease extends it.
     async fn acquire_lease(
         &self,
         table: Table,

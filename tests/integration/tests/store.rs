@@ -1,0 +1,431 @@
+//! Storage-port contract, run against the DynamoDB adapter on the template's tables (through the
+//! local AWS endpoint) and against the in-memory adapter used by unit tests, so both keep the
+//! same semantics.
+
+use std::sync::Arc;
+
+use hubspot_qbo_core::runtime::Services;
+use hubspot_qbo_core::store::memory::MemoryStore;
+use hubspot_qbo_core::store::{
+    CasOutcome, ClaimOutcome, Item, ItemKey, LeaseOutcome, Query, Store, StoreError, Table,
+};
+use integration_tests::Deployed;
+use serde_json::json;
+
+const NOW: i64 = 1_900_000_000;
+
+fn item(pk: &str, sk: &str, value: serde_json::Value) -> Item {
+    Item::from_value(ItemKey::new(pk, sk), &value).expect("object document")
+}
+
+async fn claims_are_exclusive(store: &dyn Store) {
+    let key = ItemKey::new("claim#invoice-42", "run");
+    let first = store
+        .claim(
+            Table::ActionRuns,
+            item(&key.pk, &key.sk, json!({"by": "first"})),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let second = store
+        .claim(
+            Table::ActionRuns,
+            item(&key.pk, &key.sk, json!({"by": "second"})),
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (first, second),
+        (ClaimOutcome::Claimed, ClaimOutcome::AlreadyClaimed)
+    );
+    let stored = store
+        .get(Table::ActionRuns, &key, NOW)
+        .await
+        .unwrap()
+        .expect("claimed item");
+    assert_eq!(stored.doc["by"], "first", "the losing claim wrote nothing");
+}
+
+async fn expired_items_read_as_absent_and_can_be_claimed_again(store: &dyn Store) {
+    let key = ItemKey::new("state#abc", "oauth");
+    let short_lived = item(&key.pk, &key.sk, json!({"n": 1})).expiring_at(NOW + 60);
+    assert_eq!(
+        store
+            .claim(Table::Connections, short_lived, NOW)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    assert!(store
+        .get(Table::Connections, &key, NOW + 59)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(
+        store
+            .get(Table::Connections, &key, NOW + 60)
+            .await
+            .unwrap()
+            .is_none(),
+        "expired at its TTL"
+    );
+    let again = item(&key.pk, &key.sk, json!({"n": 2})).expiring_at(NOW + 600);
+    assert_eq!(
+        store
+            .claim(Table::Connections, again, NOW + 61)
+            .await
+            .unwrap(),
+        ClaimOutcome::Claimed
+    );
+    let stored = store
+        .get(Table::Connections, &key, NOW + 61)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.doc["n"].as_i64(), stored.expires_at),
+        (Some(2), Some(NOW + 600))
+    );
+}
+
+async fn leases_are_single_holder_until_they_expire(store: &dyn Store) {
+    let key = ItemKey::new("connection#c1", "token#qbo");
+    let now_ms = NOW * 1000;
+    let a = store
+        .acquire_lease(Table::Connections, &key, "lambda-a", now_ms, 10_000)
+        .await
+        .unwrap();
+    assert!(matches!(a, LeaseOutcome::Acquired(ref l) if l.until_ms == now_ms + 10_000));
+    let b = store
+        .acquire_lease(Table::Connections, &key, "lambda-b", now_ms + 9_999, 10_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        b,
+        LeaseOutcome::Held(hubspot_qbo_core::store::Lease {
+            owner: "lambda-a".into(),
+            until_ms: now_ms + 10_000
+        }),
+        "a live lease cannot be taken"
+    );
+    assert!(
+        !store
+            .release_lease(Table::Connections, &key, "lambda-b")
+            .await
+            .unwrap(),
+        "only the holder releases"
+    );
+    let b = store
+        .acquire_lease(
+            Table::Connections,
+            &key,
+            "lambda-b",
+            now_ms + 10_000,
+            10_000,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(b, LeaseOutcome::Acquired(_)),
+        "an expired lease can be taken over"
+    );
+    assert!(
+        !store
+            .release_lease(Table::Connections, &key, "lambda-a")
+            .await
+            .unwrap(),
+        "the old holder lost it"
+    );
+    assert!(store
+        .release_lease(Table::Connections, &key, "lambda-b")
+        .await
+        .unwrap());
+    let c = store
+        .acquire_lease(
+            Table::Connections,
+            &key,
+            "lambda-c",
+            now_ms + 10_001,
+            10_000,
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(c, LeaseOutcome::Acquired(_)),
+        "a released lease is free at once"
+    );
+}
+
+async fn leases_leave_the_document_alone(store: &dyn Store) {
+    let key = ItemKey::new("connection#c2", "token#hubspot");
+    store
+        .acquire_lease(
+            Table::Connections,
+            &ItemKey::new("connection#c2", "absent"),
+            "me",
+            NOW * 1000,
+            5_000,
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get(
+                Table::Connections,
+                &ItemKey::new("connection#c2", "absent"),
+                NOW
+            )
+            .await
+            .unwrap()
+            .is_none(),
+        "a lease creates no item"
+    );
+    store
+        .put_versioned(
+            Table::Connections,
+            item(&key.pk, &key.sk, json!({"sealed": "abc"})),
+            None,
+        )
+        .await
+        .unwrap();
+    store
+        .acquire_lease(Table::Connections, &key, "me", NOW * 1000, 5_000)
+        .await
+        .unwrap();
+    let stored = store
+        .get(Table::Connections, &key, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.doc.clone(), stored.version),
+        (json!({"sealed": "abc"}).as_object().unwrap().clone(), 1)
+    );
+    let written = store
+        .put_versioned(
+            Table::Connections,
+            item(&key.pk, &key.sk, json!({"sealed": "def"})),
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(written, CasOutcome::Written { version: 2 });
+    let held = store
+        .acquire_lease(Table::Connections, &key, "other", NOW * 1000 + 1, 5_000)
+        .await
+        .unwrap();
+    assert!(
+        matches!(held, LeaseOutcome::Held(_)),
+        "a versioned write does not drop the lease"
+    );
+}
+
+async fn compare_and_swap_rejects_stale_versions(store: &dyn Store) {
+    let key = ItemKey::new("connection#c3", "settings");
+    let create = store
+        .put_versioned(
+            Table::Connections,
+            item(&key.pk, &key.sk, json!({"v": "one"})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(create, CasOutcome::Written { version: 1 });
+    let recreate = store
+        .put_versioned(
+            Table::Connections,
+            item(&key.pk, &key.sk, json!({"v": "dup"})),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        recreate,
+        CasOutcome::VersionConflict,
+        "create-if-absent fails when present"
+    );
+    let update = store
+        .put_versioned(
+            Table::Connections,
+            item(&key.pk, &key.sk, json!({"v": "two"})),
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(update, CasOutcome::Written { version: 2 });
+    let stale = store
+        .put_versioned(
+            Table::Connections,
+            item(&key.pk, &key.sk, json!({"v": "stale"})),
+            Some(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale, CasOutcome::VersionConflict);
+    let stored = store
+        .get(Table::Connections, &key, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((stored.doc["v"].as_str(), stored.version), (Some("two"), 2));
+    let missing = store
+        .put_versioned(
+            Table::Connections,
+            item("connection#none", "settings", json!({})),
+            Some(3),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        missing,
+        CasOutcome::VersionConflict,
+        "an expected version of an absent item conflicts"
+    );
+}
+
+async fn queries_page_through_partitions_and_the_index(store: &dyn Store) {
+    let items: Vec<Item> = (0..60)
+        .map(|i| {
+            item(
+                "connection#c4",
+                &format!("record#{i:03}"),
+                json!({"i": i, "status": if i % 3 == 0 { "failing" } else { "synced" }}),
+            )
+            .with_index(
+                if i % 3 == 0 {
+                    "status#c4#failing"
+                } else {
+                    "status#c4#synced"
+                },
+                format!("2026-11-21T00:00:{i:02}"),
+            )
+        })
+        .chain([item(
+            "connection#c4",
+            "cursor#contact",
+            json!({"cursor": "x"}),
+        )])
+        .collect();
+    store.batch_put(Table::Ledger, items).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .query(
+                Table::Ledger,
+                Query::partition("connection#c4")
+                    .sort_prefix("record#")
+                    .limit(25)
+                    .after(cursor),
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 25);
+        seen.extend(page.items.iter().map(|i| i.doc["i"].as_i64().unwrap()));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(
+        seen,
+        (0..60).collect::<Vec<_>>(),
+        "all records, in sort-key order, once each"
+    );
+
+    let failing = store
+        .query(Table::Ledger, Query::index("status#c4#failing"), NOW)
+        .await
+        .unwrap();
+    let ids: Vec<i64> = failing
+        .items
+        .iter()
+        .map(|i| i.doc["i"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, (0..60).filter(|i| i % 3 == 0).collect::<Vec<_>>());
+    assert_eq!(
+        failing.items[0].index.as_ref().unwrap().sk,
+        "2026-11-21T00:00:00"
+    );
+}
+
+async fn reserved_attribute_names_are_refused(store: &dyn Store) {
+    let bad = item("connection#c5", "x", json!({"version": 7}));
+    assert!(matches!(
+        store.put(Table::Connections, bad).await,
+        Err(StoreError::Encoding(_))
+    ));
+}
+
+async fn contract(store: &dyn Store) {
+    claims_are_exclusive(store).await;
+    expired_items_read_as_absent_and_can_be_claimed_again(store).await;
+    leases_are_single_holder_until_they_expire(store).await;
+    leases_leave_the_document_alone(store).await;
+    compare_and_swap_rejects_stale_versions(store).await;
+    queries_page_through_partitions_and_the_index(store).await;
+    reserved_attribute_names_are_refused(store).await;
+}
+
+#[tokio::test]
+async fn dynamodb_adapter_keeps_the_store_contract() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let services = Services::new(deployed.config_of("ObjectSyncFunction")?, &deployed.sdk);
+    contract(services.store.as_ref()).await;
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn memory_adapter_keeps_the_store_contract() {
+    contract(&MemoryStore::new()).await;
+}
+
+#[tokio::test]
+async fn concurrent_claims_have_exactly_one_winner() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let services = Services::new(
+        deployed.config_of("ActionCreateInvoiceFunction")?,
+        &deployed.sdk,
+    );
+    let store: Arc<dyn Store> = services.store.clone();
+    let attempts = (0..20).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim(
+                    Table::ActionRuns,
+                    item("callback#777", "run", json!({ "attempt": n })),
+                    NOW,
+                )
+                .await
+        })
+    });
+    let mut winners = 0;
+    for attempt in attempts {
+        if attempt.await?? == ClaimOutcome::Claimed {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn a_missing_table_is_a_terminal_error() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let mut config = deployed.config_of("ObjectSyncFunction")?;
+    config.tables.ledger = "no-such-table".into();
+    let services = Services::new(config, &deployed.sdk);
+    let error = services
+        .store
+        .get(Table::Ledger, &ItemKey::new("a", "b"), NOW)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::Rejected(_)), "{error:?}");
+    assert!(!hubspot_qbo_core::Error::from(error).is_retryable());
+    deployed.stop().await
+}
