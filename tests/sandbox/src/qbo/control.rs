@@ -52,10 +52,15 @@ fn load_into(app: &AppState, seed: &Seed) -> Response {
     }
 }
 
-/// Back to the start-up seed; faults, logs, throttle windows and webhook log cleared.
+/// Back to the start-up state: seed, throttle limits, webhook settings, token policy and latency
+/// as configured at start; faults, logs, throttle windows and the webhook log cleared.
 async fn reset(State(app): State<AppState>) -> Response {
     app.services.reset();
+    app.services.latency.set(app.config.latency);
     app.throttle.clear();
+    app.throttle.set_limits(app.config.limits.clone());
+    app.webhooks.set_settings(app.config.webhooks.clone());
+    app.set_token_policy(app.config.tokens.clone());
     app.webhooks.sender.clear_log();
     lock(&app.state).clear();
     let seed = app.initial_seed();
