@@ -174,6 +174,11 @@ impl FunctionHost {
         }
     }
 
+    /// Process ids of the running instances.
+    pub fn pids(&self) -> Vec<u32> {
+        self.instances.iter().filter_map(Child::id).collect()
+    }
+
     /// Stops every instance and the Runtime API server.
     pub async fn stop(mut self) {
         for child in &mut self.instances {

@@ -1,0 +1,82 @@
+# The front door. Prerequisites: the Rust toolchain (rustup), Python 3, make, git.
+# Every target installs what it needs into this folder (.venv) or through rustup, idempotently.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= $(CURDIR)/.venv
+export VENV
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+export PATH := $(VENV)/bin:$(PATH)
+ARM64_TARGET := aarch64-unknown-linux-gnu
+FUNCTIONS := $(notdir $(wildcard functions/*))
+DIST := $(CURDIR)/dist
+
+.PHONY: help run test lint build deploy bench clean build-local venv tools-lint tools-build
+
+help:
+	@echo "make run     start the local stack (local AWS endpoint, sandboxes, every function) until Ctrl-C"
+	@echo "make test    install what the tests need and run the whole suite"
+	@echo "make lint    rustfmt, clippy -D warnings, cfn-lint and sam validate --lint"
+	@echo "make build   arm64 bootstrap zips for every function in dist/"
+	@echo "make deploy  build, then sam deploy --guided into your AWS account (never run by CI)"
+	@echo "make bench   benchmarks"
+	@echo "make clean   remove build outputs and the virtualenv"
+
+# --- tools -------------------------------------------------------------------------------
+$(VENV)/.installed: tests/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+	touch $@
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed-lint: infra/requirements.txt $(VENV)/.installed
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r infra/requirements.txt
+	touch $@
+
+tools-lint: $(VENV)/.installed-lint
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+tools-build: $(VENV)/.installed-lint
+	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' || rustup target add $(ARM64_TARGET)
+
+# --- local -------------------------------------------------------------------------------
+build-local:
+	cargo build --workspace --bins
+
+run: venv build-local
+	$(CARGO_TARGET_DIR)/debug/local-stack
+
+test: venv build-local
+	cargo test --workspace
+	@if compgen -G "tests/conformance/*/test_*.py" > /dev/null; then \
+		SANDBOX_BIN=$(CARGO_TARGET_DIR)/debug/sandbox $(VENV)/bin/pytest tests/conformance -q -p no:cacheprovider; \
+	fi
+
+# --- quality -----------------------------------------------------------------------------
+lint: tools-lint
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cfn-lint infra/template.yaml
+	AWS_DEFAULT_REGION=us-east-1 sam validate --lint --template-file infra/template.yaml
+
+# --- AWS ---------------------------------------------------------------------------------
+build: tools-build
+	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
+	mkdir -p $(DIST)
+	for f in $(FUNCTIONS); do cp $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip $(DIST)/$$f.zip; done
+	@ls -l $(DIST)
+
+deploy: build
+	AWS_DEFAULT_REGION=$${AWS_REGION:-us-east-1} sam build --beta-features --template-file infra/template.yaml
+	sam deploy --guided --capabilities CAPABILITY_IAM
+
+bench:
+	@echo "No benchmarks yet: they arrive with the benchmark work (see README)."
+
+clean:
+	cargo clean
+	rm -rf $(DIST) $(VENV) .aws-sam

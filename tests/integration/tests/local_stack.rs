@@ -1,0 +1,196 @@
+//! The local stack end to end: the real function binaries behind the Lambda Runtime API, their
+//! function URLs, schedules and SQS triggers wired from the template, and a clean shutdown.
+//! Needs the workspace binaries built (`make test` builds them first).
+
+use std::time::{Duration, Instant};
+
+use hubspot_qbo_core::queue::{sqs::SqsQueue, OutgoingMessage, Queue, QueueName};
+use integration_tests::test_parameters;
+use local_stack::lambda::Invocation;
+use local_stack::stack::{LocalStack, Options};
+use serde_json::{json, Value};
+
+fn options() -> Options {
+    Options {
+        stack_name: "e2e".into(),
+        parameters: test_parameters(),
+        retry_after: Some(Duration::ZERO),
+        log_dir: Some(std::env::temp_dir()),
+        ..Options::default()
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    // A killed child that was reaped has no /proc entry; a zombie would show state Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| !stat.contains(") Z "))
+}
+
+async fn messages_in(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<u64> {
+    let attributes = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        )
+        .send()
+        .await?;
+    Ok(attributes
+        .attributes
+        .unwrap_or_default()
+        .values()
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum())
+}
+
+async fn wait_for(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> anyhow::Result<bool>,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + within;
+    while !check().await? {
+        anyhow::ensure!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn function_urls_reach_the_real_binaries() -> anyhow::Result<()> {
+    let stack = LocalStack::start(Options {
+        run_schedules: false,
+        run_queues: false,
+        ..options()
+    })
+    .await?;
+    let client = reqwest::Client::new();
+    for (logical_id, label) in [
+        ("ActionCreateInvoiceFunction", "Create QuickBooks invoice"),
+        (
+            "ActionCreateRefundReceiptFunction",
+            "Create QuickBooks refund receipt",
+        ),
+        ("OAuthInstallFunction", "Connecting HubSpot and QuickBooks"),
+    ] {
+        let response = client
+            .post(format!("{}some/path?x=1", stack.url(logical_id)?))
+            .body("{}")
+            .send()
+            .await?;
+        assert_eq!(response.status(), 501, "{logical_id}");
+        let body: Value = response.json().await?;
+        assert_eq!(body["message"], format!("{label} is not implemented yet"));
+    }
+    stack.shutdown().await
+}
+
+#[tokio::test]
+async fn schedule_events_reach_the_poller_and_its_errors_carry_their_class() -> anyhow::Result<()> {
+    let stack = LocalStack::start(Options {
+        run_schedules: false,
+        run_queues: false,
+        ..options()
+    })
+    .await?;
+    let poller = stack.function("ScheduledPollFunction")?;
+    let answer = poller
+        .invoke(&local_stack::triggers::scheduled_event(
+            "arn:aws:events:us-east-1:1:rule/x",
+        ))
+        .await?;
+    assert_eq!(
+        answer,
+        Invocation::Error {
+            error_type: "Retryable".into(),
+            error_message: "scheduled polling is not implemented yet".into()
+        }
+    );
+    let nonsense = poller.invoke(&json!({"hello": "world"})).await?;
+    assert!(
+        matches!(nonsense, Invocation::Error { ref error_type, .. } if error_type == "Terminal"),
+        "{nonsense:?}"
+    );
+    stack.shutdown().await
+}
+
+#[tokio::test]
+async fn unprocessed_sync_work_is_retried_then_parked_in_the_dead_letter_queue(
+) -> anyhow::Result<()> {
+    let stack = LocalStack::start(Options {
+        run_schedules: false,
+        ..options()
+    })
+    .await?;
+    let sdk = stack.aws.sdk_config().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let environment = &stack.manifest.function("ObjectSyncFunction")?.environment;
+    let config = hubspot_qbo_core::config::Config::from_lookup(|k| environment.get(k).cloned())?;
+    let queue = SqsQueue::new(sqs.clone(), config.queues);
+    queue
+        .send_all(
+            QueueName::Sync,
+            vec![OutgoingMessage::fifo(
+                r#"{"connection_id":"c1","object":"contact"}"#,
+                "c1:contact",
+                "b1",
+            )],
+        )
+        .await?;
+    queue
+        .send_all(
+            QueueName::PollNudge,
+            vec![OutgoingMessage::standard(r#"{"connection_id":"c1"}"#)],
+        )
+        .await?;
+
+    // Neither capability exists yet: each message fails retryably until its queue's
+    // maxReceiveCount, then rests in its dead-letter queue instead of being lost.
+    for (queue, dead_letters) in [
+        ("SyncQueue", "SyncDeadLetterQueue"),
+        ("PollNudgeQueue", "PollNudgeDeadLetterQueue"),
+    ] {
+        let dlq = stack.manifest.queue(dead_letters)?.url.clone();
+        wait_for(
+            &format!("{queue} to park its message"),
+            Duration::from_secs(60),
+            async || Ok(messages_in(&sqs, &dlq).await? == 1),
+        )
+        .await?;
+        assert_eq!(
+            messages_in(&sqs, &stack.manifest.queue(queue)?.url).await?,
+            0
+        );
+    }
+    stack.shutdown().await
+}
+
+#[tokio::test]
+async fn shutdown_leaves_no_process_behind() -> anyhow::Result<()> {
+    let stack = LocalStack::start(options()).await?;
+    let pids: Vec<u32> = stack.functions.values().flat_map(|f| f.pids()).collect();
+    assert_eq!(pids.len(), 9);
+    assert!(pids.iter().all(|pid| alive(*pid)));
+    let endpoint = stack.aws.endpoint.clone();
+    let url = stack.url("ActionCreateInvoiceFunction")?.to_owned();
+    stack.shutdown().await?;
+    for pid in pids {
+        assert!(!alive(pid), "function process {pid} survived shutdown");
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()?;
+    assert!(
+        client
+            .get(format!("{endpoint}/moto-api/"))
+            .send()
+            .await
+            .is_err(),
+        "the AWS endpoint is down"
+    );
+    assert!(
+        client.get(url).send().await.is_err(),
+        "function URLs are closed"
+    );
+    Ok(())
+}
