@@ -194,3 +194,70 @@ async fn shutdown_leaves_no_process_behind() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Children of `parent`, read from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                // Fields after the command name: state, ppid, …
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok())
+                    == Some(parent)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_runner_prints_its_urls_and_stops_cleanly_on_ctrl_c() -> anyhow::Result<()> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let binary = local_stack::paths::workspace_binary("local-stack");
+    let mut runner = tokio::process::Command::new(&binary)
+        .args(["--stack", "ctrl-c", "--log-dir"])
+        .arg(std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = runner.id().expect("running");
+    let mut lines = BufReader::new(runner.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(line) = lines.next_line().await? {
+            if line.starts_with("Ready.") {
+                return Ok(());
+            }
+            printed.push(line);
+        }
+        anyhow::bail!("the runner ended before it was ready: {printed:?}")
+    })
+    .await??;
+    let function_urls = printed
+        .iter()
+        .filter(|l| l.starts_with("function URL") && l.contains("http://127.0.0.1:"))
+        .count();
+    assert_eq!(function_urls, 7, "{printed:#?}");
+    assert!(printed
+        .iter()
+        .any(|l| l.starts_with("local AWS endpoint  http://127.0.0.1:")));
+    assert!(printed
+        .iter()
+        .any(|l| l.starts_with("QuickBooks sandbox  http://127.0.0.1:")));
+
+    let children = children_of(pid);
+    assert!(
+        children.len() >= 11,
+        "9 functions, the AWS endpoint and the sandbox: {children:?}"
+    );
+    // SAFETY: kill(2) on our own child process.
+    assert_eq!(unsafe { libc::kill(pid as i32, libc::SIGINT) }, 0, "Ctrl-C");
+    let status = tokio::time::timeout(Duration::from_secs(30), runner.wait()).await??;
+    assert!(status.success(), "exit status {status}");
+    for child in children {
+        assert!(!alive(child), "process {child} outlived the runner");
+    }
+    Ok(())
+}

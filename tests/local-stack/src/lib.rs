@@ -5,6 +5,7 @@
 //!   are wired (resolved environment, schedules, SQS event sources, function URLs);
 //! - [`lambda::FunctionHost`]: runs a real function binary behind a Lambda Runtime API server;
 //! - [`triggers`]: function URLs on 127.0.0.1, schedules and SQS event sources, as Lambda would;
+//! - [`sandboxes::Sandboxes`]: the local QuickBooks Online (and HubSpot) APIs;
 //! - [`stack::LocalStack`]: all of the above together (used by `make run` and end-to-end tests).
 
 pub mod aws;
@@ -12,5 +13,6 @@ pub mod lambda;
 pub mod manifest;
 pub mod paths;
 pub mod process;
+pub mod sandboxes;
 pub mod stack;
 pub mod triggers;

@@ -108,6 +108,12 @@ fn parameters() -> Parameters {
 }
 
 fn print_summary(stack: &LocalStack) {
+    if let Some(sandboxes) = &stack.sandboxes {
+        println!(
+            "QuickBooks sandbox  {}   (API {}/v3/company/<realm>/…, control API {}/_sandbox/)",
+            sandboxes.qbo, sandboxes.qbo, sandboxes.qbo
+        );
+    }
     println!(
         "local AWS endpoint  {}   (e.g. aws --endpoint-url {} dynamodb list-tables)",
         stack.aws.endpoint, stack.aws.endpoint

@@ -14,6 +14,7 @@ use crate::aws::LocalAws;
 use crate::lambda::{FunctionHost, FunctionSpec};
 use crate::manifest::{self, Manifest, Parameters};
 use crate::paths::workspace_binary;
+use crate::sandboxes::Sandboxes;
 use crate::triggers::{function_url_router, run_schedule, schedule_period, SqsPoller};
 
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct Options {
     /// Where function logs go: one file per function in this folder, or the terminal.
     pub log_dir: Option<PathBuf>,
     pub rust_log: String,
+    /// Start the sandboxes and point the functions at them (unless an endpoint is given).
+    pub sandboxes: bool,
 }
 
 impl Default for Options {
@@ -46,12 +49,14 @@ impl Default for Options {
             run_queues: true,
             log_dir: None,
             rust_log: "info".into(),
+            sandboxes: true,
         }
     }
 }
 
 pub struct LocalStack {
     pub aws: LocalAws,
+    pub sandboxes: Option<Sandboxes>,
     pub manifest: Manifest,
     pub functions: BTreeMap<String, Arc<FunctionHost>>,
     /// Function logical id -> its local function URL.
@@ -61,25 +66,40 @@ pub struct LocalStack {
 }
 
 impl LocalStack {
-    pub async fn start(options: Options) -> anyhow::Result<Self> {
-        let aws = LocalAws::start().await?;
-        match Self::start_on(aws, options).await {
-            Ok(stack) => Ok(stack),
-            Err((aws, error)) => {
-                let _ = aws.stop().await;
-                Err(error)
-            }
+    pub async fn start(mut options: Options) -> anyhow::Result<Self> {
+        let sandboxes = match options.sandboxes {
+            true => Some(Sandboxes::start(&options.parameters).await?),
+            false => None,
+        };
+        for (key, value) in sandboxes.iter().flat_map(Sandboxes::endpoint_parameters) {
+            options.parameters.entry(key).or_insert(value);
         }
-    }
-
-    async fn start_on(aws: LocalAws, options: Options) -> Result<Self, (LocalAws, anyhow::Error)> {
-        let manifest =
-            match manifest::deploy(&aws.endpoint, &options.stack_name, &options.parameters).await {
-                Ok(manifest) => manifest,
-                Err(e) => return Err((aws, e)),
-            };
+        let deployed = match LocalAws::start().await {
+            Ok(aws) => {
+                match manifest::deploy(&aws.endpoint, &options.stack_name, &options.parameters)
+                    .await
+                {
+                    Ok(manifest) => Ok((aws, manifest)),
+                    Err(e) => {
+                        let _ = aws.stop().await;
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) => Err(e),
+        };
+        let (aws, manifest) = match deployed {
+            Ok(deployed) => deployed,
+            Err(e) => {
+                if let Some(sandboxes) = sandboxes {
+                    sandboxes.stop().await;
+                }
+                return Err(e);
+            }
+        };
         let mut stack = Self {
             aws,
+            sandboxes,
             manifest,
             functions: BTreeMap::new(),
             urls: BTreeMap::new(),
@@ -87,21 +107,8 @@ impl LocalStack {
             tasks: Vec::new(),
         };
         if let Err(e) = stack.wire(&options).await {
-            let LocalStack {
-                aws,
-                functions,
-                tasks,
-                stop,
-                ..
-            } = stack;
-            let _ = stop.send(true);
-            tasks.iter().for_each(JoinHandle::abort);
-            for host in functions.into_values() {
-                if let Ok(host) = Arc::try_unwrap(host) {
-                    host.stop().await;
-                }
-            }
-            return Err((aws, e));
+            stack.shutdown().await?;
+            return Err(e);
         }
         Ok(stack)
     }
@@ -209,6 +216,9 @@ impl LocalStack {
                     tracing::warn!(function = %host.logical_id, "function still in use at shutdown")
                 }
             }
+        }
+        if let Some(sandboxes) = self.sandboxes {
+            sandboxes.stop().await;
         }
         self.aws.stop().await
     }
