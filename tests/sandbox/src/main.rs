@@ -121,9 +121,8 @@ fn generate(args: GenerateArgs) -> anyhow::Result<()> {
     });
     let text = serde_json::to_string_pretty(&seed)?;
     match args.out {
-        Some(path) => {
-            std::fs::write(&path, text + "\n").with_context(|| format!("writing {}", path.display()))?
-        }
+        Some(path) => std::fs::write(&path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?,
         None => println!("{text}"),
     }
     Ok(())

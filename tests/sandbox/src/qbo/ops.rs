@@ -324,7 +324,8 @@ fn change(realm: &mut Realm, ctx: &WriteCtx, kind: EntityKind, id: u64, op: Chan
     }
 }
 
-/// Payments move invoice balances; invoices move customer balances.
+/// Payments move invoice balances; invoices move customer balances. Seed loads settle all
+/// balances once at the end instead (`settle_balances`).
 fn after_write(
     realm: &mut Realm,
     ctx: &WriteCtx,
@@ -332,6 +333,9 @@ fn after_write(
     old: Option<&Value>,
     new: Option<&Value>,
 ) {
+    if ctx.seeding {
+        return;
+    }
     let customers: Vec<u64> = [old, new]
         .into_iter()
         .flatten()
@@ -406,5 +410,66 @@ fn reconcile_invoice(realm: &mut Realm, ctx: &WriteCtx, invoice_id: u64) {
         }
         record.changed_at = ctx.now;
         realm.record_change(EntityKind::Invoice, invoice_id, ChangeOp::Update, ctx.now);
+    }
+}
+
+/// Recomputes every invoice balance/payment link and customer balance in one pass (seed loads).
+pub fn settle_balances(realm: &mut Realm) {
+    use rust_decimal::Decimal;
+    use std::collections::BTreeMap;
+    let mut paid: BTreeMap<u64, (Decimal, Vec<u64>)> = BTreeMap::new();
+    for (payment_id, record) in realm.records(EntityKind::Payment) {
+        for invoice in linked_invoices(&record.value) {
+            let entry = paid.entry(invoice).or_default();
+            if !entry.1.contains(payment_id) {
+                entry.0 += super::rules::payment::applied_to(&record.value, invoice);
+                entry.1.push(*payment_id);
+            }
+        }
+    }
+    let invoice_ids: Vec<u64> = realm
+        .records(EntityKind::Invoice)
+        .map(|(id, _)| *id)
+        .collect();
+    let mut owed: BTreeMap<u64, Decimal> = BTreeMap::new();
+    for id in invoice_ids {
+        let (amount_paid, payments) = paid.remove(&id).unwrap_or_default();
+        let Some(Value::Object(map)) = realm.get_mut(EntityKind::Invoice, id).map(|r| &mut r.value)
+        else {
+            continue;
+        };
+        let balance = amount(&Value::Object(map.clone()), "TotalAmt") - amount_paid;
+        let mut links: Vec<Value> = map
+            .get("LinkedTxn")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|l| l.get("TxnType").and_then(Value::as_str) != Some("Payment"))
+            .cloned()
+            .collect();
+        links.extend(
+            payments
+                .iter()
+                .map(|p| json!({"TxnId": p.to_string(), "TxnType": "Payment"})),
+        );
+        map.insert("Balance".into(), money(balance));
+        map.insert("LinkedTxn".into(), Value::Array(links));
+        if let Some(customer) = ref_value(map.get("CustomerRef")).and_then(|c| c.parse().ok()) {
+            *owed.entry(customer).or_default() += balance;
+        }
+    }
+    let customer_ids: Vec<u64> = realm
+        .records(EntityKind::Customer)
+        .map(|(id, _)| *id)
+        .collect();
+    for id in customer_ids {
+        let balance = owed.get(&id).copied().unwrap_or_default();
+        if let Some(Value::Object(map)) = realm
+            .get_mut(EntityKind::Customer, id)
+            .map(|r| &mut r.value)
+        {
+            map.insert("Balance".into(), money(balance));
+            map.insert("BalanceWithJobs".into(), money(balance));
+        }
     }
 }

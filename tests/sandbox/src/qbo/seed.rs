@@ -225,6 +225,7 @@ pub fn build_realm(
             )
         })?;
     }
+    ops::settle_balances(&mut realm);
     realm.changes.clear();
     Ok(realm)
 }

@@ -8,7 +8,7 @@ use super::oauth::OAuthState;
 use rust_decimal::Decimal;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::{Date, OffsetDateTime};
 
 /// One stored entity and the exact time it last changed (CDC compares against this).
@@ -80,6 +80,26 @@ pub struct Realm {
     next_doc_numbers: BTreeMap<EntityKind, u64>,
     pub idempotency: HashMap<String, StoredResponse>,
     pub changes: Vec<Change>,
+    /// (kind, DocNumber) → transactions using it; keeps duplicate checks O(1) on big companies.
+    doc_index: HashMap<(EntityKind, String), BTreeSet<u64>>,
+    /// (namespace, lower-cased name) → entities using it (persons share one namespace).
+    name_index: HashMap<(EntityKind, String), BTreeSet<(EntityKind, u64)>>,
+}
+
+/// The kind whose namespace a name belongs to, and the field that holds it.
+fn name_key(kind: EntityKind) -> Option<(EntityKind, &'static str)> {
+    match kind {
+        EntityKind::Customer | EntityKind::Vendor | EntityKind::Employee => {
+            Some((EntityKind::Customer, "DisplayName"))
+        }
+        EntityKind::Item | EntityKind::Account | EntityKind::Term => Some((kind, "Name")),
+        _ => None,
+    }
+}
+
+/// Names compare case-insensitively, ignoring surrounding spaces.
+pub fn name_fold(name: &str) -> String {
+    name.trim().to_lowercase()
 }
 
 impl Realm {
@@ -92,7 +112,53 @@ impl Realm {
             next_doc_numbers: BTreeMap::new(),
             idempotency: HashMap::new(),
             changes: Vec::new(),
+            doc_index: HashMap::new(),
+            name_index: HashMap::new(),
         }
+    }
+
+    fn index(&mut self, kind: EntityKind, id: u64, value: &Value, add: bool) {
+        if let Some(doc) = value.get("DocNumber").and_then(Value::as_str) {
+            let key = (kind, doc.to_string());
+            let set = self.doc_index.entry(key.clone()).or_default();
+            if add {
+                set.insert(id);
+            } else {
+                set.remove(&id);
+                if set.is_empty() {
+                    self.doc_index.remove(&key);
+                }
+            }
+        }
+        if let Some((space, field)) = name_key(kind) {
+            if let Some(name) = value.get(field).and_then(Value::as_str) {
+                let key = (space, name_fold(name));
+                let set = self.name_index.entry(key.clone()).or_default();
+                if add {
+                    set.insert((kind, id));
+                } else {
+                    set.remove(&(kind, id));
+                    if set.is_empty() {
+                        self.name_index.remove(&key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Another entity in `kind`'s name namespace already using `name` (inactive ones included).
+    pub fn name_owner(
+        &self,
+        kind: EntityKind,
+        name: &str,
+        except: Option<u64>,
+    ) -> Option<(EntityKind, u64)> {
+        let (space, _) = name_key(kind)?;
+        self.name_index
+            .get(&(space, name_fold(name)))?
+            .iter()
+            .find(|(k, id)| !(*k == kind && Some(*id) == except))
+            .copied()
     }
 
     pub fn get(&self, kind: EntityKind, id: u64) -> Option<&Record> {
@@ -141,6 +207,10 @@ impl Realm {
 
     pub fn put(&mut self, kind: EntityKind, id: u64, value: Value, at: OffsetDateTime) {
         self.reserve_id(kind, id);
+        if let Some(old) = self.get(kind, id).map(|r| r.value.clone()) {
+            self.index(kind, id, &old, false);
+        }
+        self.index(kind, id, &value, true);
         self.records.entry(kind).or_default().insert(
             id,
             Record {
@@ -153,7 +223,8 @@ impl Realm {
     /// Removes a transaction, leaving a tombstone for CDC.
     pub fn delete(&mut self, kind: EntityKind, id: u64, at: OffsetDateTime) -> Option<Record> {
         let removed = self.records.get_mut(&kind).and_then(|m| m.remove(&id));
-        if removed.is_some() {
+        if let Some(record) = &removed {
+            self.index(kind, id, &record.value.clone(), false);
             self.tombstones.push(Tombstone { kind, id, at });
         }
         removed
@@ -187,12 +258,11 @@ impl Realm {
         doc_number: &str,
         except: Option<u64>,
     ) -> Option<u64> {
-        self.records(kind)
-            .find(|(id, r)| {
-                Some(**id) != except
-                    && r.value.get("DocNumber").and_then(Value::as_str) == Some(doc_number)
-            })
-            .map(|(id, _)| *id)
+        self.doc_index
+            .get(&(kind, doc_number.to_string()))?
+            .iter()
+            .find(|id| Some(**id) != except)
+            .copied()
     }
 
     pub fn company_info(&self) -> Option<&Value> {

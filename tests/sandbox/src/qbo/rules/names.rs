@@ -4,16 +4,11 @@ use super::{currency_ref, default_field, resolve_optional, text, Object};
 use crate::qbo::entity::EntityKind;
 use crate::qbo::fault::Fault;
 use crate::qbo::format::money;
-use crate::qbo::store::{amount, ref_value, Realm};
+use crate::qbo::store::{amount, Realm};
 use rust_decimal::Decimal;
 use serde_json::Value;
 
 const NAME_PARTS: [&str; 5] = ["Title", "GivenName", "MiddleName", "FamilyName", "Suffix"];
-
-/// Name uniqueness is checked case-insensitively and ignoring surrounding spaces.
-fn same_name(a: &str, b: &str) -> bool {
-    a.trim().eq_ignore_ascii_case(b.trim())
-}
 
 pub fn prepare_person(
     realm: &Realm,
@@ -35,24 +30,11 @@ pub fn prepare_person(
         }
     };
     // Inactive records keep their names: the namespace includes them.
-    for other in [
-        EntityKind::Customer,
-        EntityKind::Vendor,
-        EntityKind::Employee,
-    ] {
-        let clash = realm.records(other).any(|(id, r)| {
-            !(other == kind && Some(*id) == self_id)
-                && r.value
-                    .get("DisplayName")
-                    .and_then(Value::as_str)
-                    .is_some_and(|n| same_name(n, &display_name))
-        });
-        if clash {
-            return Err(Fault::duplicate_name(&format!(
-                "Another {} is already using this name. Please use a different name.",
-                other.name().to_lowercase()
-            )));
-        }
+    if let Some((other, _)) = realm.name_owner(kind, &display_name, self_id) {
+        return Err(Fault::duplicate_name(&format!(
+            "Another {} is already using this name. Please use a different name.",
+            other.name().to_lowercase()
+        )));
     }
     obj.insert("DisplayName".into(), Value::String(display_name.clone()));
     obj.insert(
@@ -95,7 +77,12 @@ pub fn customer_balance(realm: &Realm, customer_id: u64) -> Decimal {
     let id = customer_id.to_string();
     realm
         .values(EntityKind::Invoice)
-        .filter(|inv| ref_value(inv.get("CustomerRef")).as_deref() == Some(id.as_str()))
+        .filter(|inv| {
+            inv.get("CustomerRef")
+                .and_then(|r| r.get("value"))
+                .and_then(Value::as_str)
+                == Some(id.as_str())
+        })
         .map(|inv| amount(inv, "Balance"))
         .sum()
 }
@@ -119,13 +106,7 @@ const ITEM_TYPES: [&str; 14] = [
 
 pub fn prepare_item(realm: &Realm, obj: &mut Object, self_id: Option<u64>) -> Result<(), Fault> {
     let name = text(obj, "Name").ok_or_else(|| Fault::required("Name"))?;
-    let clash = realm.records(EntityKind::Item).any(|(id, r)| {
-        Some(*id) != self_id
-            && r.value
-                .get("Name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| same_name(n, &name))
-    });
+    let clash = realm.name_owner(EntityKind::Item, &name, self_id).is_some();
     if clash {
         return Err(Fault::duplicate_name(
             "Another product or service is already using this name. Please use a different name.",
@@ -190,13 +171,9 @@ fn account_type_info(account_type: &str) -> Option<(&'static str, &'static str)>
 
 pub fn prepare_account(realm: &Realm, obj: &mut Object, self_id: Option<u64>) -> Result<(), Fault> {
     let name = text(obj, "Name").ok_or_else(|| Fault::required("Name"))?;
-    let clash = realm.records(EntityKind::Account).any(|(id, r)| {
-        Some(*id) != self_id
-            && r.value
-                .get("Name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| same_name(n, &name))
-    });
+    let clash = realm
+        .name_owner(EntityKind::Account, &name, self_id)
+        .is_some();
     if clash {
         return Err(Fault::duplicate_name(
             "Another account is already using this name. Please use a different name.",
@@ -229,13 +206,7 @@ pub fn prepare_account(realm: &Realm, obj: &mut Object, self_id: Option<u64>) ->
 
 pub fn prepare_term(realm: &Realm, obj: &mut Object, self_id: Option<u64>) -> Result<(), Fault> {
     let name = text(obj, "Name").ok_or_else(|| Fault::required("Name"))?;
-    let clash = realm.records(EntityKind::Term).any(|(id, r)| {
-        Some(*id) != self_id
-            && r.value
-                .get("Name")
-                .and_then(Value::as_str)
-                .is_some_and(|n| same_name(n, &name))
-    });
+    let clash = realm.name_owner(EntityKind::Term, &name, self_id).is_some();
     if clash {
         return Err(Fault::duplicate_name(
             "Another term is already using this name.",

@@ -136,7 +136,6 @@ pub fn payments_towards(realm: &Realm, invoice_id: u64) -> (Decimal, Vec<u64>) {
     let mut paid = Decimal::ZERO;
     let mut ids = Vec::new();
     for (id, record) in realm.records(EntityKind::Payment) {
-        let part = applied_to(&record.value, invoice_id);
         let links = record
             .value
             .get("Line")
@@ -151,7 +150,7 @@ pub fn payments_towards(realm: &Realm, invoice_id: u64) -> (Decimal, Vec<u64>) {
             })
             .any(|l| l.get("TxnId").and_then(ref_id_of) == Some(invoice_id));
         if links {
-            paid += part;
+            paid += applied_to(&record.value, invoice_id);
             ids.push(*id);
         }
     }
