@@ -33,7 +33,7 @@ def receiver():
 
 
 def wait_for(received, n):
-    for _ in range(100):
+    for _ in range(200):
         if len(received) >= n:
             return received
         time.sleep(0.05)

@@ -238,7 +238,7 @@ async fn latency_profile_slows_every_api_call() {
     }
     let elapsed = started.elapsed();
     assert!(
-        elapsed >= Duration::from_millis(150) && elapsed < Duration::from_millis(1500),
+        elapsed >= Duration::from_millis(150) && elapsed < Duration::from_millis(5000),
         "{elapsed:?}"
     );
 }

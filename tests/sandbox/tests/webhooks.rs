@@ -64,7 +64,7 @@ async fn receiver() -> (String, Arc<Receiver>, sandbox::common::server::ServerHa
 }
 
 async fn wait_for(r: &Receiver, n: usize) -> Vec<(String, Value)> {
-    for _ in 0..100 {
+    for _ in 0..300 {
         if let Ok(got) = r.got.lock() {
             if got.len() >= n {
                 return got.clone();
