@@ -9,7 +9,7 @@ use super::{
 use crate::qbo::entity::EntityKind;
 use crate::qbo::fault::Fault;
 use crate::qbo::format::{cents, decimal, format_date, money, parse_date};
-use crate::qbo::store::{amount, ref_id_of, ref_value, Realm};
+use crate::qbo::store::{ref_id_of, ref_value, Realm};
 use rust_decimal::Decimal;
 use serde_json::{json, Value};
 use time::Duration;
@@ -521,9 +521,4 @@ pub fn void_amounts(obj: &mut Object) {
         tax.insert("TotalTax".into(), Value::from(0));
     }
     obj.insert("PrivateNote".into(), Value::String("Voided".into()));
-}
-
-/// `Invoice.TotalAmt` for reconciling balances.
-pub fn total_of(value: &Value) -> Decimal {
-    amount(value, "TotalAmt")
 }
