@@ -13,4 +13,5 @@
 //! ```
 
 pub mod common;
+pub mod hubspot;
 pub mod qbo;

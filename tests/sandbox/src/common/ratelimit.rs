@@ -22,6 +22,17 @@ impl SlidingWindow {
         window: Duration,
         now: OffsetDateTime,
     ) -> Result<(), Duration> {
+        self.try_hit_remaining(key, limit, window, now).map(|_| ())
+    }
+
+    /// Like `try_hit`, but on success also says how many hits the window still allows.
+    pub fn try_hit_remaining(
+        &self,
+        key: &str,
+        limit: u32,
+        window: Duration,
+        now: OffsetDateTime,
+    ) -> Result<u32, Duration> {
         let mut hits = lock(&self.hits);
         let queue = hits.entry(key.to_string()).or_default();
         // Entries in the future (clock moved back) or older than the window no longer count.
@@ -31,7 +42,7 @@ impl SlidingWindow {
             return Err((oldest + window) - now);
         }
         queue.push_back(now);
-        Ok(())
+        Ok(limit.saturating_sub(u32::try_from(queue.len()).unwrap_or(u32::MAX)))
     }
 
     pub fn clear(&self) {

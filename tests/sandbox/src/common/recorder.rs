@@ -148,14 +148,20 @@ fn redact_query(query: &str) -> String {
         .finish()
 }
 
+/// Request extension: the transaction id the response will carry (APIs that also put it in
+/// error bodies, like HubSpot's `correlationId`, read it from here).
+#[derive(Clone, Debug)]
+pub struct TransactionId(pub String);
+
 /// Outermost middleware: stamps the transaction id, counts and logs the request.
 pub async fn record_layer(
     State(recorder): State<Arc<Recorder>>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_string();
     let tid = uuid::Uuid::new_v4().to_string();
+    request.extensions_mut().insert(TransactionId(tid.clone()));
     if path.starts_with("/_sandbox") {
         let mut response = next.run(request).await;
         stamp(&recorder, &mut response, &tid);

@@ -9,12 +9,47 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// Re-renders a delivery for one attempt (1-based): APIs that put the attempt number in the body
+/// or sign with a timestamp produce a fresh body and headers per try.
+pub type Render = Arc<dyn Fn(u32) -> (String, Vec<(String, String)>) + Send + Sync>;
+
 /// One notification to POST.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Delivery {
     pub url: String,
     pub body: String,
     pub headers: Vec<(String, String)>,
+    /// When set, replaces `body` and `headers` on every attempt.
+    pub render: Option<Render>,
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("url", &self.url)
+            .field("body", &self.body)
+            .field("rendered", &self.render.is_some())
+            .finish()
+    }
+}
+
+impl Delivery {
+    /// A delivery whose body and headers are the same on every attempt.
+    pub fn fixed(url: String, body: String, headers: Vec<(String, String)>) -> Self {
+        Self {
+            url,
+            body,
+            headers,
+            render: None,
+        }
+    }
+
+    fn for_attempt(&self, attempt: u32) -> (String, Vec<(String, String)>) {
+        match &self.render {
+            Some(render) => render(attempt),
+            None => (self.body.clone(), self.headers.clone()),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +71,8 @@ pub struct RetryPolicy {
     /// Waits before the 2nd, 3rd, … attempt; the delivery is abandoned after the last.
     pub delays: Vec<Duration>,
     pub attempt_timeout: Duration,
+    /// Answers with these statuses end the delivery without retrying.
+    pub final_statuses: Vec<u16>,
 }
 
 impl Default for RetryPolicy {
@@ -47,6 +84,7 @@ impl Default for RetryPolicy {
                 .map(|s| Duration::from_secs(*s))
                 .collect(),
             attempt_timeout: Duration::from_secs(3),
+            final_statuses: Vec::new(),
         }
     }
 }
@@ -127,12 +165,13 @@ impl WebhookSender {
         let policy = self.policy();
         let mut attempt = 1u32;
         loop {
+            let (body, headers) = delivery.for_attempt(attempt);
             let mut request = self
                 .client
                 .post(&delivery.url)
                 .timeout(policy.attempt_timeout)
-                .body(delivery.body.clone());
-            for (name, value) in &delivery.headers {
+                .body(body.clone());
+            for (name, value) in &headers {
                 request = request.header(name, value);
             }
             let outcome = request.send().await;
@@ -141,8 +180,16 @@ impl WebhookSender {
                 Err(err) => (None, Some(err.to_string())),
             };
             let delivered = status.is_some_and(|s| (200..300).contains(&s));
-            self.record(delivery, attempt, status, error, delivered);
-            if delivered {
+            self.record(
+                &delivery.url,
+                body,
+                headers,
+                attempt,
+                status,
+                error,
+                delivered,
+            );
+            if delivered || status.is_some_and(|s| policy.final_statuses.contains(&s)) {
                 return;
             }
             let Some(wait) = policy.delays.get(attempt as usize - 1) else {
@@ -154,9 +201,12 @@ impl WebhookSender {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &self,
-        delivery: &Delivery,
+        url: &str,
+        body: String,
+        headers: Vec<(String, String)>,
         attempt: u32,
         status: Option<u16>,
         error: Option<String>,
@@ -167,7 +217,7 @@ impl WebhookSender {
         let seq = log.seq;
         log.attempts.push(DeliveryAttempt {
             seq,
-            url: delivery.url.clone(),
+            url: url.to_string(),
             attempt,
             status,
             error,
@@ -177,8 +227,8 @@ impl WebhookSender {
                 .now()
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            body: delivery.body.clone(),
-            headers: delivery.headers.clone(),
+            body,
+            headers,
         });
     }
 }

@@ -72,6 +72,7 @@ impl WebhookSettings {
                 .map(|ms| Duration::from_millis(*ms))
                 .collect(),
             attempt_timeout: Duration::from_millis(self.attempt_timeout_ms),
+            final_statuses: Vec::new(),
         }
     }
 }
@@ -158,14 +159,14 @@ impl QboWebhooks {
                 .to_string();
                 let signed = signature(&verifier, body.as_bytes());
                 for url in &current.urls {
-                    sender.send(Delivery {
-                        url: url.clone(),
-                        body: body.clone(),
-                        headers: vec![
+                    sender.send(Delivery::fixed(
+                        url.clone(),
+                        body.clone(),
+                        vec![
                             ("content-type".into(), "application/json".into()),
                             ("intuit-signature".into(), signed.clone()),
                         ],
-                    });
+                    ));
                 }
             }
         });
