@@ -68,7 +68,7 @@ def test_companies_deals_products_line_items_invoices(hs):
     assert company.properties["name"] == "Acme"
     product = hs.crm.products.basic_api.create(ProductCreate(properties={"name": "Widget", "price": "19.99", "hs_sku": "W-1"}))
     deal = hs.crm.deals.basic_api.create(DealCreate(properties={"dealname": "Big deal", "amount": "1500.50", "pipeline": "default", "dealstage": "closedwon"}))
-    assert deal.properties["amount"] == "1500.5"
+    assert deal.properties["amount"] == "1500.50"
     line = hs.crm.line_items.basic_api.create(LineItemCreate(
         properties={"name": "Widget", "price": "19.99", "quantity": "3", "hs_product_id": product.id},
         associations=[{"to": {"id": deal.id}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 20}]}],

@@ -910,8 +910,9 @@ fn normalise(def: &PropertyDef, text: &str) -> Result<String, (&'static str, Str
         return Ok(String::new());
     }
     match def.ptype {
+        // Numbers keep the text as written (money stays exact: "10.50" stays "10.50").
         PropertyType::Number => parse_decimal(text)
-            .map(|d| d.normalize().to_string())
+            .map(|_| text.trim().to_string())
             .ok_or(("INVALID_DECIMAL", format!("{text} was not a valid number."))),
         PropertyType::Datetime => parse_instant(text).map(iso).ok_or((
             "INVALID_DATE",
@@ -972,11 +973,24 @@ fn derive(t: ObjectType, record: &mut Record, now: OffsetDateTime) {
         let num = |p: &BTreeMap<String, String>, k: &str| p.get(k).and_then(|v| parse_decimal(v));
         if let (Some(q), Some(price)) = (num(p, "quantity"), num(p, "price")) {
             let gross = q * price;
-            let pct = num(p, "hs_discount_percentage").unwrap_or(Decimal::ZERO);
-            let discount = num(p, "discount").unwrap_or(Decimal::ZERO) * q
-                + (gross * pct / Decimal::ONE_HUNDRED);
-            p.insert("hs_total_discount".into(), discount.normalize().to_string());
-            p.insert("amount".into(), (gross - discount).normalize().to_string());
+            let mut discount = Decimal::ZERO;
+            if let Some(per_unit) = num(p, "discount") {
+                discount += per_unit * q;
+            }
+            if let Some(pct) = num(p, "hs_discount_percentage") {
+                discount += gross * pct / Decimal::ONE_HUNDRED;
+            }
+            p.insert("hs_total_discount".into(), money_text(discount));
+            p.insert("amount".into(), money_text(gross - discount));
         }
     }
+}
+
+/// A computed amount: exact, at least two decimals, no trailing zeros beyond them.
+fn money_text(d: Decimal) -> String {
+    let mut n = d.normalize();
+    if n.scale() < 2 {
+        n.rescale(2);
+    }
+    n.to_string()
 }
