@@ -50,5 +50,9 @@ SCOPES = [
     "crm.objects.invoices.read",
     "crm.objects.invoices.write",
     "crm.schemas.contacts.write",
+    "crm.schemas.companies.write",
     "crm.schemas.deals.write",
+    "crm.schemas.products.write",
+    "crm.schemas.line_items.write",
+    "crm.schemas.invoices.write",
 ]

@@ -255,3 +255,20 @@ async fn list_pages_with_after_and_archived_flag() {
     assert_eq!(archived["results"][0]["id"], id.as_str());
     assert_eq!(archived["results"][0]["archived"], true);
 }
+
+#[tokio::test]
+async fn deal_pipeline_lists_default_stages() {
+    let h = Hub::start().await;
+    let (status, body) = h.get("/crm/v3/pipelines/deals").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["results"][0]["id"], "default");
+    let stages: Vec<&str> = body["results"][0]["stages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s["id"].as_str())
+        .collect();
+    assert!(stages.contains(&"closedwon"));
+    let (status, _) = h.get("/crm/v3/pipelines/deals/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

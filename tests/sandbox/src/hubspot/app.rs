@@ -7,7 +7,7 @@ use super::seed::{self, HubSeed};
 use super::store::{Portal, Source};
 use super::throttle::{self, RateLimits, Throttle};
 use super::webhooks::{HubWebhooks, WebhookSettings};
-use super::{associations, control, crm, properties};
+use super::{associations, control, crm, pipelines, properties};
 use crate::common::control::{routes as common_routes, Services};
 use crate::common::faults::fault_layer;
 use crate::common::latency::{latency_layer, LatencySettings};
@@ -294,6 +294,7 @@ pub fn router(app: AppState) -> Router {
         .merge(crm::routes())
         .merge(associations::routes())
         .merge(properties::routes())
+        .merge(pipelines::routes())
         .merge(actions::routes())
         .merge(control::routes())
         .fallback(unknown_path)

@@ -669,7 +669,11 @@ async fn batch(
                     match run(portal, item) {
                         Ok((id, new)) => {
                             if let Some(r) = portal.get(t, id) {
-                                let mut json = portal.record_json(t, r, Some(&response_props(t, &input_names(&item.properties))));
+                                let mut written = input_names(&item.properties);
+                                if let Some(p) = item.id_property.as_ref().or(request.id_property.as_ref()) {
+                                    written.push(p.clone());
+                                }
+                                let mut json = portal.record_json(t, r, Some(&response_props(t, &written)));
                                 if let Some(map) = json.as_object_mut() {
                                     if upsert {
                                         map.insert("new".into(), json!(new));

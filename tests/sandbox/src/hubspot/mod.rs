@@ -13,6 +13,7 @@ pub mod error;
 pub mod format;
 pub mod oauth;
 pub mod objects;
+pub mod pipelines;
 pub mod properties;
 pub mod search;
 pub mod seed;
