@@ -272,3 +272,34 @@ async fn deal_pipeline_lists_default_stages() {
     let (status, _) = h.get("/crm/v3/pipelines/deals/nope").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn shared_control_api_faults_counters_and_log() {
+    let h = Hub::start().await;
+    h.control(
+        Method::POST,
+        "/_sandbox/faults",
+        json!({"method": "GET", "path": "/crm/v3/objects/contacts", "status": 502, "body": {"status": "error", "message": "Bad gateway", "category": "INTERNAL_ERROR"}, "times": 1}),
+    )
+    .await;
+    let (status, body) = h.get("/crm/v3/objects/contacts").await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    assert_eq!(body["message"], "Bad gateway");
+    let (status, _) = h.get("/crm/v3/objects/contacts").await;
+    assert_eq!(status, StatusCode::OK, "the rule retired after one hit");
+    let counters = h.control_get("/_sandbox/counters").await;
+    assert_eq!(
+        counters["endpoints"]["GET /crm/v3/objects/contacts"]["count"],
+        2
+    );
+    let log = h.control_get("/_sandbox/requests").await;
+    let entries = log["requests"].as_array().cloned().unwrap_or_default();
+    assert!(
+        entries.iter().all(|e| !e.to_string().contains(&h.token)),
+        "tokens never logged"
+    );
+    let reset = h.control(Method::POST, "/_sandbox/reset", json!({})).await;
+    assert_eq!(reset["portals"], json!([62515, 62516]));
+    let (status, _) = h.get("/crm/v3/objects/contacts").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "reset clears tokens");
+}
