@@ -55,4 +55,5 @@ SCOPES = [
     "crm.schemas.products.write",
     "crm.schemas.line_items.write",
     "crm.schemas.invoices.write",
+    "automation",
 ]
