@@ -7,6 +7,7 @@ SHELL := /bin/bash
 
 VENV ?= $(CURDIR)/.venv
 export VENV
+export SAM_CLI_TELEMETRY := 0
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 export PATH := $(VENV)/bin:$(PATH)
 ARM64_TARGET := aarch64-unknown-linux-gnu
