@@ -209,7 +209,7 @@ async fn webhooks_are_signed_batched_and_typed() {
     )
     .await;
     let mut evs = Vec::new();
-    for _ in 0..100 {
+    for _ in 0..500 {
         evs = events(&rx.received());
         if evs
             .iter()
@@ -268,7 +268,7 @@ async fn at_most_100_events_per_request() {
         .await;
     }
     let mut got = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..500 {
         got = rx.received();
         if events(&got).len() >= 150 {
             break;

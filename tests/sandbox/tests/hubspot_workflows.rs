@@ -134,14 +134,14 @@ async fn request_shape_and_signatures() {
 async fn retries_on_5xx_429_and_timeouts_then_succeeds() {
     let h = Hub::start().await;
     let rx = Receiver::start("/action").await;
-    let (def, deal) = setup(&h, &rx, json!({"timeout_ms": 300})).await;
+    let (def, deal) = setup(&h, &rx, json!({"timeout_ms": 600})).await;
     let mut limited = Answer::json(429, json!({}));
     limited.headers.push(("Retry-After".into(), "0".into()));
     let mut slow = Answer::json(
         200,
         json!({"outputFields": {"hs_execution_state": "SUCCESS", "late": "yes"}}),
     );
-    slow.delay_ms = 1000;
+    slow.delay_ms = 2000;
     rx.script(vec![
         Answer::json(502, json!({})),
         limited,

@@ -246,7 +246,7 @@ impl Receiver {
     }
 
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..300 {
+        for _ in 0..750 {
             if self.received().len() >= n {
                 break;
             }
