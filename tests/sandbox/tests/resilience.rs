@@ -179,6 +179,47 @@ async fn per_minute_limit_answers_429_until_the_window_rolls() {
 }
 
 #[tokio::test]
+async fn throttle_body_format_and_retry_after_are_configurable() {
+    let sbx = Sbx::start_with(tight(ThrottleLimits {
+        per_minute: 1,
+        ..ThrottleLimits::default()
+    }))
+    .await;
+    assert_eq!(sbx.get("preferences").await.0, StatusCode::OK);
+    let plain = sbx
+        .http
+        .get(sbx.api("preferences"))
+        .bearer_auth(&sbx.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        plain.headers().get("retry-after").is_none(),
+        "no Retry-After unless configured"
+    );
+
+    let mut limits = sbx.control_get("/_sandbox/throttle").await;
+    limits["retry_after_seconds"] = json!(60);
+    limits["xml_body"] = json!(true);
+    sbx.control(Method::POST, "/_sandbox/throttle", limits)
+        .await;
+    let xml = sbx
+        .http
+        .get(sbx.api("preferences"))
+        .bearer_auth(&sbx.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(xml.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(xml.headers()["retry-after"], "60");
+    assert_eq!(xml.headers()["content-type"], "application/xml");
+    let body = xml.text().await.unwrap();
+    assert!(body.contains(r#"<Error code="3001">"#), "{body}");
+    assert!(body.contains("message=ThrottleExceeded; errorCode=003001; statusCode=429"));
+}
+
+#[tokio::test]
 async fn concurrency_limit_refuses_the_eleventh_request_in_flight() {
     let sbx = Sbx::start().await;
     sbx.control(

@@ -7,8 +7,9 @@ use crate::common::ratelimit::{InFlight, SlidingWindow};
 use crate::common::sync::lock;
 use crate::common::SandboxClock;
 use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use time::Duration;
@@ -21,6 +22,14 @@ pub struct ThrottleLimits {
     pub batch_per_minute: u32,
     /// Multiplies every limit (e.g. 10 for benchmarks that must not be throttled like a real app).
     pub scale: f64,
+    /// `Retry-After` seconds sent with a 429 (whether Intuit sends one is unconfirmed: none by
+    /// default).
+    #[serde(default)]
+    pub retry_after_seconds: Option<u64>,
+    /// Answer a 429 with Intuit's older XML throttle body instead of the JSON fault (which of the
+    /// two Intuit sends today is unconfirmed: JSON by default).
+    #[serde(default)]
+    pub xml_body: bool,
 }
 
 impl Default for ThrottleLimits {
@@ -31,6 +40,8 @@ impl Default for ThrottleLimits {
             concurrent: 10,
             batch_per_minute: 40,
             scale: 1.0,
+            retry_after_seconds: None,
+            xml_body: false,
         }
     }
 }
@@ -103,7 +114,7 @@ pub async fn throttle_layer(State(app): State<AppState>, request: Request, next:
         .in_flight
         .try_enter(&realm, limits.scaled(limits.concurrent))
     else {
-        return app.fault(&Fault::throttled());
+        return refuse(&app, &limits);
     };
     let now = throttle.clock.now();
     let minute = Duration::minutes(1);
@@ -112,7 +123,7 @@ pub async fn throttle_layer(State(app): State<AppState>, request: Request, next:
         .try_hit(&realm, limits.scaled(limits.per_minute), minute, now)
         .is_err()
     {
-        return app.fault(&Fault::throttled());
+        return refuse(&app, &limits);
     }
     if path.ends_with("/batch")
         && throttle
@@ -120,9 +131,40 @@ pub async fn throttle_layer(State(app): State<AppState>, request: Request, next:
             .try_hit(&realm, limits.scaled(limits.batch_per_minute), minute, now)
             .is_err()
     {
-        return app.fault(&Fault::throttled());
+        return refuse(&app, &limits);
     }
     next.run(request).await
+}
+
+/// The 429 answer, in the configured body format and with `Retry-After` when configured.
+fn refuse(app: &AppState, limits: &ThrottleLimits) -> Response {
+    let mut response = if limits.xml_body {
+        let xml = format!(
+            concat!(
+                r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#,
+                r#"<IntuitResponse xmlns="http://schema.intuit.com/finance/v3" time="{}">"#,
+                r#"<Fault type="SERVICE"><Error code="3001">"#,
+                "<Message>message=ThrottleExceeded; errorCode=003001; statusCode=429</Message>",
+                "<Detail>The request limit was reached.  Try again later</Detail>",
+                "</Error></Fault></IntuitResponse>"
+            ),
+            app.now_text()
+        );
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::CONTENT_TYPE, "application/xml")],
+            xml,
+        )
+            .into_response()
+    } else {
+        app.fault(&Fault::throttled())
+    };
+    if let Some(seconds) = limits.retry_after_seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 #[cfg(test)]
