@@ -56,7 +56,7 @@ pub fn default_app_scopes() -> Vec<String> {
     scopes
 }
 
-/// Behaviour HubSpot does not document precisely (UNCONFIRMED in the reference): each is a
+/// Behaviour HubSpot does not document precisely: each is a
 /// setting, changeable through `/_sandbox/policy`.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
