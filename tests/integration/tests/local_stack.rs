@@ -82,6 +82,15 @@ async fn function_urls_reach_the_real_binaries() -> anyhow::Result<()> {
         let body: Value = response.json().await?;
         assert_eq!(body["message"], format!("{label} is not implemented yet"));
     }
+    // The functions are pointed at the sandboxes the stack started.
+    let sandboxes = stack.sandboxes.as_ref().expect("sandboxes started");
+    let environment = &stack.manifest.function("ObjectSyncFunction")?.environment;
+    assert_eq!(environment["QBO_API_BASE_URL"], sandboxes.qbo);
+    assert_eq!(environment["HUBSPOT_API_BASE_URL"], sandboxes.hubspot);
+    assert_eq!(
+        environment["HUBSPOT_TOKEN_URL"],
+        format!("{}/oauth/v1/token", sandboxes.hubspot)
+    );
     stack.shutdown().await
 }
 

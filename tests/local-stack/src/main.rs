@@ -110,6 +110,10 @@ fn parameters() -> Parameters {
 fn print_summary(stack: &LocalStack) {
     if let Some(sandboxes) = &stack.sandboxes {
         println!(
+            "HubSpot sandbox     {}   (API {}/crm/v3/…, control API {}/_sandbox/)",
+            sandboxes.hubspot, sandboxes.hubspot, sandboxes.hubspot
+        );
+        println!(
             "QuickBooks sandbox  {}   (API {}/v3/company/<realm>/…, control API {}/_sandbox/)",
             sandboxes.qbo, sandboxes.qbo, sandboxes.qbo
         );

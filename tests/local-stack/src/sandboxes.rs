@@ -14,6 +14,8 @@ use crate::process::die_with_parent;
 pub struct Sandboxes {
     /// Base URL of the QuickBooks Online sandbox (API and OAuth).
     pub qbo: String,
+    /// Base URL of the HubSpot sandbox (API and OAuth).
+    pub hubspot: String,
     child: Child,
 }
 
@@ -41,10 +43,17 @@ impl Sandboxes {
             .with_context(|| format!("starting {} (run `make build-local`)", binary.display()))?;
         let stdout = child.stdout.take().context("sandbox stdout")?;
         let mut lines = BufReader::new(stdout).lines();
-        let qbo = tokio::time::timeout(Duration::from_secs(20), async {
+        let (qbo, hubspot) = tokio::time::timeout(Duration::from_secs(20), async {
+            let (mut qbo, mut hubspot) = (None, None);
             while let Some(line) = lines.next_line().await? {
-                if let Some(url) = line.strip_prefix("qbo ") {
-                    return Ok(url.trim().trim_end_matches('/').to_owned());
+                let url = |prefix: &str| {
+                    line.strip_prefix(prefix)
+                        .map(|u| u.trim().trim_end_matches('/').to_owned())
+                };
+                qbo = qbo.or_else(|| url("qbo "));
+                hubspot = hubspot.or_else(|| url("hubspot "));
+                if let (Some(qbo), Some(hubspot)) = (&qbo, &hubspot) {
+                    return Ok((qbo.clone(), hubspot.clone()));
                 }
             }
             anyhow::bail!("the sandbox exited before printing its URLs")
@@ -53,7 +62,11 @@ impl Sandboxes {
         .context("the sandbox did not start within 20 s")??;
         // Keep draining its output so it never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { qbo, child })
+        Ok(Self {
+            qbo,
+            hubspot,
+            child,
+        })
     }
 
     /// Template parameters that point the functions at the sandboxes.
@@ -68,6 +81,15 @@ impl Sandboxes {
             (
                 "QboRevokeUrl",
                 format!("{}/v2/oauth2/tokens/revoke", self.qbo),
+            ),
+            ("HubSpotApiBaseUrl", self.hubspot.clone()),
+            (
+                "HubSpotAuthorizeUrl",
+                format!("{}/oauth/authorize", self.hubspot),
+            ),
+            (
+                "HubSpotTokenUrl",
+                format!("{}/oauth/v1/token", self.hubspot),
             ),
         ]
         .into_iter()
