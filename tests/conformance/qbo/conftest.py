@@ -6,13 +6,8 @@ The clients are used unchanged; only configuration they expose is set:
 - requests-oauthlib: ``OAUTHLIB_INSECURE_TRANSPORT=1`` because the sandbox speaks plain HTTP on loopback.
 """
 
-import json
 import os
-import pathlib
-import subprocess
-import time
 import urllib.parse
-import urllib.request
 
 import pytest
 import requests
@@ -23,7 +18,6 @@ from intuitlib.client import AuthClient  # noqa: E402
 from intuitlib.enums import Scopes  # noqa: E402
 from quickbooks import QuickBooks  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[3]
 CLIENT_ID = "sandbox-client-id"
 CLIENT_SECRET = "sandbox-client-secret"
 VERIFIER_TOKEN = "sandbox-verifier-token"
@@ -33,43 +27,8 @@ GB_REALM = "9130350000000002"
 
 
 @pytest.fixture(scope="session")
-def sandbox_url():
-    binary = os.environ.get("SANDBOX_BIN", str(REPO / "target" / "debug" / "sandbox"))
-    if not pathlib.Path(binary).exists():
-        pytest.fail(f"sandbox binary not found at {binary}; build it or set SANDBOX_BIN")
-    proc = subprocess.Popen(
-        [binary, "--qbo-addr", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = None
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if line.startswith("qbo "):
-                base = line.split()[1].strip()
-                break
-        if base is None:
-            proc.kill()
-            raise RuntimeError("sandbox did not print its base URL: " + proc.stderr.read())
-        # Ready means the control API answers.
-        for _ in range(50):
-            try:
-                urllib.request.urlopen(base + "/_sandbox/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+def sandbox_url(start_sandbox):
+    return start_sandbox("--qbo-addr", "127.0.0.1:0")["qbo"]
 
 
 def control(base, method, path, body=None):
