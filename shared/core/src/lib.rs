@@ -6,6 +6,7 @@
 
 pub mod actions;
 pub mod config;
+pub mod connection;
 pub mod domain;
 pub mod error;
 pub mod http;

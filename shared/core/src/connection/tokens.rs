@@ -1,0 +1,664 @@
+//! Tokens that never break: access tokens are refreshed ahead of expiry, at most once at a time per
+//! connection and provider across every concurrent Lambda, and a rotated refresh token is stored
+//! before anything uses it.
+//!
+//! The algorithm (one item per connection and provider, sealed secrets, a `version`):
+//! 1. read; a fresh access token is returned at once;
+//! 2. otherwise take the item's lease; a caller that cannot waits and reads again (the holder
+//!    is refreshing);
+//! 3. the lease holder reads again (someone may just have refreshed), calls the provider with the
+//!    stored refresh token, and writes the new pair with compare-and-swap on the version it read,
+//!    keeping the superseded refresh token beside it;
+//! 4. `invalid_grant` marks the tokens `reconnect_required`; every later caller gets that answer
+//!    without calling the provider again.
+//!
+//! A crash after the provider answered but before the write leaves the old refresh token stored;
+//! the next refresh presents it again, which providers accept within their rotation grace period.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::Provider;
+use crate::domain::ConnectionId;
+use crate::error::ErrorClass;
+use crate::store::{CasOutcome, Item, ItemKey, LeaseOutcome, Store, StoreError, Table};
+
+/// What a token endpoint answers to a refresh.
+pub struct TokenGrant {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// The refresh token is no longer accepted: a person must reconnect.
+    #[error("the provider refused the refresh token (invalid_grant)")]
+    InvalidGrant,
+    #[error("the token endpoint failed: {0}")]
+    Transient(String),
+}
+
+/// The providers' token endpoints.
+#[async_trait]
+pub trait TokenEndpoint: Send + Sync {
+    async fn refresh(
+        &self,
+        provider: Provider,
+        refresh_token: &SecretString,
+    ) -> Result<TokenGrant, RefreshError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("sealing tokens failed: {0}")]
+pub struct SealError(pub String);
+
+/// Encrypts secrets at rest (envelope encryption with a KMS key in AWS).
+#[async_trait]
+pub trait Sealer: Send + Sync {
+    async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError>;
+    async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{provider:?} must be reconnected: its refresh token is no longer accepted")]
+    ReconnectRequired { provider: Provider },
+    #[error("the connection has no {provider:?} tokens")]
+    NotConnected { provider: Provider },
+    #[error("another refresh of these tokens did not finish in time")]
+    Busy,
+    #[error(transparent)]
+    Provider(RefreshError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+}
+
+impl TokenError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            TokenError::Busy | TokenError::Provider(RefreshError::Transient(_)) => {
+                ErrorClass::Retryable
+            }
+            TokenError::Store(e) => e.class(),
+            _ => ErrorClass::Terminal,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenStatus {
+    Active,
+    ReconnectRequired,
+}
+
+/// The stored item's document: secrets only in sealed form.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredTokens {
+    status: TokenStatus,
+    access_expires_at: i64,
+    refreshed_at: i64,
+    sealed: String,
+}
+
+/// The secrets inside `sealed`.
+#[derive(Serialize, Deserialize)]
+struct Secrets {
+    access_token: String,
+    refresh_token: String,
+    /// The refresh token this one superseded, kept until the next rotation is stored.
+    previous_refresh_token: Option<String>,
+}
+
+/// How the keeper behaves; the defaults suit Lambda.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Refresh when the access token has less than this left.
+    pub refresh_margin: Duration,
+    /// How long a refresher may hold the lease (longer than a token call may take).
+    pub lease: Duration,
+    /// How long a caller waits for someone else's refresh before giving up (retryably).
+    pub wait: Duration,
+    pub poll: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            refresh_margin: Duration::from_secs(5 * 60),
+            lease: Duration::from_secs(15),
+            wait: Duration::from_secs(20),
+            poll: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Milliseconds since the epoch, from the caller's clock (tests move it).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub struct TokenKeeper {
+    store: Arc<dyn Store>,
+    sealer: Arc<dyn Sealer>,
+    endpoint: Arc<dyn TokenEndpoint>,
+    clock: Clock,
+    policy: Policy,
+}
+
+pub fn token_key(connection: &ConnectionId, provider: Provider) -> ItemKey {
+    ItemKey::new(
+        format!("connection#{connection}"),
+        format!("token#{}", provider.as_str()),
+    )
+}
+
+impl TokenKeeper {
+    pub fn new(
+        store: Arc<dyn Store>,
+        sealer: Arc<dyn Sealer>,
+        endpoint: Arc<dyn TokenEndpoint>,
+        clock: Clock,
+        policy: Policy,
+    ) -> Self {
+        Self {
+            store,
+            sealer,
+            endpoint,
+            clock,
+            policy,
+        }
+    }
+
+    /// Stores the tokens of a new or renewed connection (after an authorization-code exchange).
+    pub async fn store_grant(
+        &self,
+        connection: &ConnectionId,
+        provider: Provider,
+        grant: &TokenGrant,
+    ) -> Result<(), TokenError> {
+        let key = token_key(connection, provider);
+        loop {
+            let current = self
+                .store
+                .get(Table::Connections, &key, self.now_seconds())
+                .await?;
+            let expected = current.as_ref().map(|item| item.version);
+            let item = self.sealed_item(&key, grant, None).await?;
+            if let CasOutcome::Written { .. } = self
+                .store
+                .put_versioned(Table::Connections, item, expected)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+    }
+
+    /// A working access token, refreshed first if it is about to expire.
+    pub async fn access_token(
+        &self,
+        connection: &ConnectionId,
+        provider: Provider,
+    ) -> Result<SecretString, TokenError> {
+        let key = token_key(connection, provider);
+        let owner = uuid::Uuid::new_v4().to_string();
+        let give_up_at = (self.clock)() + self.policy.wait.as_millis() as i64;
+        loop {
+            let (item, stored) = self.read(&key, provider).await?;
+            if let Some(token) = self.fresh_access_token(&stored).await? {
+                return Ok(token);
+            }
+            let now_ms = (self.clock)();
+            match self
+                .store
+                .acquire_lease(
+                    Table::Connections,
+                    &key,
+                    &owner,
+                    now_ms,
+                    self.policy.lease.as_millis() as i64,
+                )
+                .await?
+            {
+                LeaseOutcome::Acquired(_) => {
+                    let refreshed = self
+                        .refresh_holding_lease(&key, provider, item.version)
+                        .await;
+                    self.store
+                        .release_lease(Table::Connections, &key, &owner)
+                        .await?;
+                    match refreshed? {
+                        Some(token) => return Ok(token),
+                        None => continue,
+                    }
+                }
+                LeaseOutcome::Held(_) if now_ms >= give_up_at => return Err(TokenError::Busy),
+                LeaseOutcome::Held(_) => tokio::time::sleep(self.policy.poll).await,
+            }
+        }
+    }
+
+    /// Under the lease: re-read, refresh unless someone just did, store the rotated pair.
+    /// `None` means the tokens changed under us: read again.
+    async fn refresh_holding_lease(
+        &self,
+        key: &ItemKey,
+        provider: Provider,
+        seen_version: u64,
+    ) -> Result<Option<SecretString>, TokenError> {
+        let (item, stored) = self.read(key, provider).await?;
+        if let Some(token) = self.fresh_access_token(&stored).await? {
+            return Ok(Some(token));
+        }
+        if item.version != seen_version {
+            return Ok(None);
+        }
+        let secrets = self.open(&stored).await?;
+        let refresh_token = SecretString::from(secrets.refresh_token.clone());
+        match self.endpoint.refresh(provider, &refresh_token).await {
+            Ok(grant) => {
+                // The rotated refresh token is stored before anyone uses it; the superseded one
+                // stays beside it.
+                let next = self
+                    .sealed_item(key, &grant, Some(secrets.refresh_token))
+                    .await?;
+                match self
+                    .store
+                    .put_versioned(Table::Connections, next, Some(item.version))
+                    .await?
+                {
+                    CasOutcome::Written { .. } => Ok(Some(grant.access_token)),
+                    CasOutcome::VersionConflict => Ok(None),
+                }
+            }
+            Err(RefreshError::InvalidGrant) => {
+                let mut blocked = stored.clone();
+                blocked.status = TokenStatus::ReconnectRequired;
+                let blocked = Item::from_value(key.clone(), &blocked)?;
+                self.store
+                    .put_versioned(Table::Connections, blocked, Some(item.version))
+                    .await?;
+                tracing::warn!(
+                    provider = provider.as_str(),
+                    "refresh token refused: the connection must be reconnected"
+                );
+                Err(TokenError::ReconnectRequired { provider })
+            }
+            Err(error) => Err(TokenError::Provider(error)),
+        }
+    }
+
+    async fn read(
+        &self,
+        key: &ItemKey,
+        provider: Provider,
+    ) -> Result<(Item, StoredTokens), TokenError> {
+        let item = self
+            .store
+            .get(Table::Connections, key, self.now_seconds())
+            .await?
+            .ok_or(TokenError::NotConnected { provider })?;
+        let stored: StoredTokens = item.to_value()?;
+        if stored.status == TokenStatus::ReconnectRequired {
+            return Err(TokenError::ReconnectRequired { provider });
+        }
+        Ok((item, stored))
+    }
+
+    async fn fresh_access_token(
+        &self,
+        stored: &StoredTokens,
+    ) -> Result<Option<SecretString>, TokenError> {
+        let margin = self.policy.refresh_margin.as_secs() as i64;
+        if stored.access_expires_at - margin > self.now_seconds() {
+            Ok(Some(SecretString::from(
+                self.open(stored).await?.access_token,
+            )))
+        } else {
+            Ok(None)
+        }
+    }
+
+    async fn open(&self, stored: &StoredTokens) -> Result<Secrets, TokenError> {
+        let plaintext = self.sealer.open(&stored.sealed).await?;
+        serde_json::from_slice(&plaintext)
+            .map_err(|_| TokenError::Seal(SealError("sealed tokens are unreadable".into())))
+    }
+
+    async fn sealed_item(
+        &self,
+        key: &ItemKey,
+        grant: &TokenGrant,
+        previous: Option<String>,
+    ) -> Result<Item, TokenError> {
+        let secrets = Secrets {
+            access_token: grant.access_token.expose_secret().to_owned(),
+            refresh_token: grant.refresh_token.expose_secret().to_owned(),
+            previous_refresh_token: previous,
+        };
+        let plaintext = serde_json::to_vec(&secrets).map_err(|e| SealError(e.to_string()))?;
+        let now = self.now_seconds();
+        let stored = StoredTokens {
+            status: TokenStatus::Active,
+            access_expires_at: now + grant.expires_in,
+            refreshed_at: now,
+            sealed: self.sealer.seal(&plaintext).await?,
+        };
+        Ok(Item::from_value(key.clone(), &stored)?)
+    }
+
+    fn now_seconds(&self) -> i64 {
+        (self.clock)().div_euclid(1000)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+    use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    const START_MS: i64 = 1_900_000_000_000;
+
+    /// The provider's side: its current refresh token, superseded ones with the time they stop
+    /// working, and how many pairs it has issued.
+    #[derive(Default)]
+    struct Rotation {
+        current: String,
+        superseded: Vec<(String, i64)>,
+        issued: u64,
+    }
+
+    /// A provider that rotates refresh tokens and honours a superseded one for `grace_ms`.
+    struct RotatingProvider {
+        clock: Arc<AtomicI64>,
+        grace_ms: i64,
+        delay: Duration,
+        state: Mutex<Rotation>,
+        refreshes: AtomicUsize,
+        lose_next_answer: AtomicBool,
+    }
+
+    impl RotatingProvider {
+        fn new(clock: Arc<AtomicI64>, grace_ms: i64, delay: Duration) -> Arc<Self> {
+            Arc::new(Self {
+                clock,
+                grace_ms,
+                delay,
+                state: Mutex::new(Rotation {
+                    current: "refresh-0".into(),
+                    ..Rotation::default()
+                }),
+                refreshes: AtomicUsize::new(0),
+                lose_next_answer: AtomicBool::new(false),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl TokenEndpoint for RotatingProvider {
+        async fn refresh(
+            &self,
+            _: Provider,
+            refresh_token: &SecretString,
+        ) -> Result<TokenGrant, RefreshError> {
+            tokio::time::sleep(self.delay).await;
+            let now = self.clock.load(Ordering::SeqCst);
+            let grant = {
+                let mut state = self.state.lock().unwrap();
+                let Rotation {
+                    current,
+                    superseded,
+                    issued,
+                } = &mut *state;
+                let presented = refresh_token.expose_secret();
+                let accepted = presented == current.as_str()
+                    || superseded
+                        .iter()
+                        .any(|(old, until)| old == presented && *until > now);
+                if !accepted {
+                    return Err(RefreshError::InvalidGrant);
+                }
+                *issued += 1;
+                let next = format!("refresh-{issued}");
+                superseded.push((
+                    std::mem::replace(current, next.clone()),
+                    now + self.grace_ms,
+                ));
+                TokenGrant {
+                    access_token: SecretString::from(format!("access-{issued}")),
+                    refresh_token: SecretString::from(next),
+                    expires_in: 3600,
+                }
+            };
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            if self.lose_next_answer.swap(false, Ordering::SeqCst) {
+                // The provider rotated, but its answer never reached us.
+                return Err(RefreshError::Transient("connection reset".into()));
+            }
+            Ok(grant)
+        }
+    }
+
+    /// Reversible stand-in for KMS: enough to prove nothing is stored in plain text.
+    struct ReversingSealer;
+
+    #[async_trait]
+    impl Sealer for ReversingSealer {
+        async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
+            Ok(plaintext.iter().rev().map(|b| format!("{b:02x}")).collect())
+        }
+        async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
+            let bytes: Result<Vec<u8>, _> = (0..sealed.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&sealed[i..i + 2], 16))
+                .collect();
+            let mut bytes = bytes.map_err(|e| SealError(e.to_string()))?;
+            bytes.reverse();
+            Ok(bytes)
+        }
+    }
+
+    struct Fixture {
+        clock: Arc<AtomicI64>,
+        store: Arc<MemoryStore>,
+        provider: Arc<RotatingProvider>,
+        keeper: Arc<TokenKeeper>,
+        connection: ConnectionId,
+    }
+
+    async fn fixture(grace_ms: i64, delay: Duration) -> Fixture {
+        let clock = Arc::new(AtomicI64::new(START_MS));
+        let store = Arc::new(MemoryStore::new());
+        let provider = RotatingProvider::new(clock.clone(), grace_ms, delay);
+        let now = clock.clone();
+        let keeper = Arc::new(TokenKeeper::new(
+            store.clone(),
+            Arc::new(ReversingSealer),
+            provider.clone(),
+            Arc::new(move || now.load(Ordering::SeqCst)),
+            Policy {
+                poll: Duration::from_millis(5),
+                ..Policy::default()
+            },
+        ));
+        let connection = ConnectionId::parse("c1").unwrap();
+        let first = TokenGrant {
+            access_token: SecretString::from("access-0".to_owned()),
+            refresh_token: SecretString::from("refresh-0".to_owned()),
+            expires_in: 3600,
+        };
+        keeper
+            .store_grant(&connection, Provider::Qbo, &first)
+            .await
+            .unwrap();
+        Fixture {
+            clock,
+            store,
+            provider,
+            keeper,
+            connection,
+        }
+    }
+
+    impl Fixture {
+        fn advance(&self, seconds: i64) {
+            self.clock.fetch_add(seconds * 1000, Ordering::SeqCst);
+        }
+
+        async fn token(&self) -> Result<String, TokenError> {
+            self.keeper
+                .access_token(&self.connection, Provider::Qbo)
+                .await
+                .map(|t| t.expose_secret().to_owned())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_fresh_token_is_used_without_calling_the_provider() {
+        let f = fixture(0, Duration::ZERO).await;
+        f.advance(3600 - 301);
+        assert_eq!(f.token().await.unwrap(), "access-0");
+        assert_eq!(f.provider.refreshes.load(Ordering::SeqCst), 0);
+        f.advance(2);
+        assert_eq!(
+            f.token().await.unwrap(),
+            "access-1",
+            "refreshed inside the five-minute margin"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn twenty_concurrent_callers_at_expiry_cause_one_refresh() {
+        let f = fixture(0, Duration::from_millis(50)).await;
+        f.advance(3600);
+        let callers: Vec<_> = (0..20)
+            .map(|_| {
+                let keeper = f.keeper.clone();
+                let connection = f.connection.clone();
+                tokio::spawn(async move { keeper.access_token(&connection, Provider::Qbo).await })
+            })
+            .collect();
+        for caller in callers {
+            assert_eq!(caller.await.unwrap().unwrap().expose_secret(), "access-1");
+        }
+        assert_eq!(f.provider.refreshes.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn two_hundred_rotations_never_end_in_invalid_grant() {
+        let f = fixture(0, Duration::ZERO).await;
+        for cycle in 1..=200 {
+            f.advance(3600);
+            assert_eq!(f.token().await.unwrap(), format!("access-{cycle}"));
+        }
+        assert_eq!(f.provider.refreshes.load(Ordering::SeqCst), 200);
+    }
+
+    #[tokio::test]
+    async fn a_lost_answer_is_recovered_within_the_grace_period() {
+        let f = fixture(24 * 3600 * 1000, Duration::ZERO).await;
+        f.advance(3600);
+        f.provider.lose_next_answer.store(true, Ordering::SeqCst);
+        let lost = f.token().await.unwrap_err();
+        assert!(matches!(
+            lost,
+            TokenError::Provider(RefreshError::Transient(_))
+        ));
+        assert_eq!(lost.class(), ErrorClass::Retryable);
+        // The old refresh token is still stored; the provider still accepts it (grace).
+        assert_eq!(f.token().await.unwrap(), "access-2");
+        f.advance(3600);
+        assert_eq!(
+            f.token().await.unwrap(),
+            "access-3",
+            "and the chain goes on from the new token"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_grace_a_lost_answer_needs_a_reconnect_and_says_so() {
+        let f = fixture(0, Duration::ZERO).await;
+        f.advance(3600);
+        f.provider.lose_next_answer.store(true, Ordering::SeqCst);
+        assert!(f.token().await.is_err());
+        let refused = f.token().await.unwrap_err();
+        assert!(matches!(
+            refused,
+            TokenError::ReconnectRequired {
+                provider: Provider::Qbo
+            }
+        ));
+        assert_eq!(refused.class(), ErrorClass::Terminal);
+        let calls = f.provider.refreshes.load(Ordering::SeqCst);
+        assert!(matches!(
+            f.token().await,
+            Err(TokenError::ReconnectRequired { .. })
+        ));
+        assert_eq!(
+            f.provider.refreshes.load(Ordering::SeqCst),
+            calls,
+            "no more calls after invalid_grant"
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_are_stored_sealed_and_errors_never_show_them() {
+        let f = fixture(0, Duration::ZERO).await;
+        f.advance(3600);
+        f.token().await.unwrap();
+        let key = token_key(&f.connection, Provider::Qbo);
+        let item = f
+            .store
+            .get(Table::Connections, &key, START_MS / 1000 + 3600)
+            .await
+            .unwrap()
+            .unwrap();
+        let stored = serde_json::to_string(&item.doc).unwrap();
+        for secret in ["access-1", "refresh-1", "refresh-0"] {
+            assert!(
+                !stored.contains(secret),
+                "{secret} stored in plain text: {stored}"
+            );
+        }
+        assert_eq!(item.version, 2);
+        let errors = [
+            TokenError::ReconnectRequired {
+                provider: Provider::Qbo,
+            },
+            TokenError::Provider(RefreshError::InvalidGrant),
+            TokenError::Busy,
+        ];
+        for error in errors {
+            assert!(
+                !format!("{error} {error:?}").contains("refresh-"),
+                "{error}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_connection_without_tokens_is_not_connected() {
+        let f = fixture(0, Duration::ZERO).await;
+        let other = ConnectionId::parse("c2").unwrap();
+        let missing = f
+            .keeper
+            .access_token(&other, Provider::HubSpot)
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            missing,
+            TokenError::NotConnected {
+                provider: Provider::HubSpot
+            }
+        ));
+    }
+}
