@@ -10,6 +10,7 @@ pub mod connection;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod oauth;
 pub mod poll;
 pub mod queue;
 pub mod runtime;
