@@ -62,6 +62,8 @@ pub struct QboConfig {
 pub struct Config {
     pub tables: Tables,
     pub queues: Queues,
+    /// The KMS key that seals OAuth tokens at rest (envelope encryption).
+    pub token_key_id: String,
     pub hubspot: HubSpotConfig,
     pub qbo: QboConfig,
 }
@@ -85,6 +87,7 @@ impl Config {
                 sync: env.required("SYNC_QUEUE_URL")?,
                 poll_nudge: env.required("POLL_NUDGE_QUEUE_URL")?,
             },
+            token_key_id: env.required("TOKEN_KEY_ID")?,
             hubspot: HubSpotConfig {
                 api_base_url: env.url("HUBSPOT_API_BASE_URL", "https://api.hubapi.com")?,
                 app_id: env.required("HUBSPOT_APP_ID")?,
@@ -189,6 +192,7 @@ mod tests {
                 "POLL_NUDGE_QUEUE_URL",
                 "http://127.0.0.1:1/000000000000/nudge",
             ),
+            ("TOKEN_KEY_ID", "11111111-2222-3333-4444-555555555555"),
             ("HUBSPOT_APP_ID", "42"),
             ("HUBSPOT_CLIENT_ID", "hs-client"),
             ("HUBSPOT_CLIENT_SECRET", "hs-very-secret"),

@@ -41,6 +41,17 @@ async fn every_function_reads_a_complete_configuration_from_the_template() -> an
             );
         }
         assert_eq!(config.hubspot.app_id, "1000001");
+        let key = deployed
+            .manifest
+            .resources
+            .get("TokenKey")
+            .cloned()
+            .flatten();
+        assert_eq!(
+            Some(&config.token_key_id),
+            key.as_ref(),
+            "{logical_id} seals tokens with the stack's key"
+        );
     }
     deployed.stop().await
 }

@@ -1,14 +1,12 @@
 //! Tokens that never break, end to end: the token keeper on the template's DynamoDB table,
-//! refreshing through the real HTTP token endpoint of the QuickBooks sandbox.
+//! refreshing through the real HTTP token endpoint of the QuickBooks sandbox, tokens sealed with
+//! the template's KMS key.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use hubspot_qbo_core::connection::tokens::{
-    Policy, SealError, Sealer, TokenError, TokenGrant, TokenKeeper,
-};
+use hubspot_qbo_core::connection::tokens::{Policy, TokenError, TokenGrant, TokenKeeper};
 use hubspot_qbo_core::connection::Provider;
 use hubspot_qbo_core::domain::ConnectionId;
 use hubspot_qbo_core::oauth::HttpTokenEndpoint;
@@ -18,29 +16,6 @@ use sandbox::qbo::oauth::TokenPolicy;
 use sandbox::qbo::{QboConfig, SpawnedQbo};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
-
-/// Stand-in for the KMS sealer: reversible, and never the plain text.
-struct XorSealer;
-
-#[async_trait]
-impl Sealer for XorSealer {
-    async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
-        Ok(plaintext
-            .iter()
-            .map(|b| format!("{:02x}", b ^ 0x5a))
-            .collect())
-    }
-    async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
-        (0..sealed.len())
-            .step_by(2)
-            .map(|i| {
-                u8::from_str_radix(&sealed[i..i + 2], 16)
-                    .map(|b| b ^ 0x5a)
-                    .map_err(|e| SealError(e.to_string()))
-            })
-            .collect()
-    }
-}
 
 struct Harness {
     qbo: SpawnedQbo,
@@ -73,7 +48,7 @@ impl Harness {
         let now = clock.clone();
         let keeper = Arc::new(TokenKeeper::new(
             services.store.clone(),
-            Arc::new(XorSealer),
+            services.sealer.clone(),
             Arc::new(endpoint),
             Arc::new(move || now.load(Ordering::SeqCst)),
             Policy {

@@ -5,6 +5,8 @@ pub mod sqs_batch;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::connection::sealer::KmsSealer;
+use crate::connection::tokens::Sealer;
 use crate::queue::{sqs::SqsQueue, Queue};
 use crate::store::{dynamodb::DynamoStore, Store};
 
@@ -14,6 +16,7 @@ pub struct Services {
     pub config: Arc<Config>,
     pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
+    pub sealer: Arc<dyn Sealer>,
 }
 
 impl Services {
@@ -28,10 +31,12 @@ impl Services {
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.tables.clone());
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.queues.clone());
+        let sealer = KmsSealer::new(aws_sdk_kms::Client::new(aws), config.token_key_id.clone());
         Self {
             config: Arc::new(config),
             store: Arc::new(store),
             queue: Arc::new(queue),
+            sealer: Arc::new(sealer),
         }
     }
 }

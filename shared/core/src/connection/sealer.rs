@@ -1,0 +1,139 @@
+//! Encryption of tokens at rest: envelope encryption with a KMS key. Each seal asks KMS for a
+//! fresh AES-256 data key, encrypts with AES-256-GCM, and stores the KMS-encrypted data key
+//! beside the ciphertext; opening asks KMS to decrypt the data key. The plaintext key never
+//! leaves memory and the KMS key never leaves KMS.
+
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use async_trait::async_trait;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::DataKeySpec;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::tokens::{SealError, Sealer};
+
+/// Binds ciphertexts to their purpose: KMS refuses to decrypt them under another context.
+const CONTEXT_KEY: &str = "purpose";
+const CONTEXT_VALUE: &str = "oauth-tokens";
+
+pub struct KmsSealer {
+    client: aws_sdk_kms::Client,
+    key_id: String,
+}
+
+/// What is stored (as JSON, inside the item).
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    v: u8,
+    /// The data key, encrypted by KMS.
+    key: String,
+    nonce: String,
+    ciphertext: String,
+}
+
+impl KmsSealer {
+    pub fn new(client: aws_sdk_kms::Client, key_id: impl Into<String>) -> Self {
+        Self {
+            client,
+            key_id: key_id.into(),
+        }
+    }
+}
+
+fn failed(what: &str) -> impl Fn(String) -> SealError + '_ {
+    move |reason| SealError(format!("{what}: {reason}"))
+}
+
+#[async_trait]
+impl Sealer for KmsSealer {
+    async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
+        let data_key = self
+            .client
+            .generate_data_key()
+            .key_id(&self.key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .encryption_context(CONTEXT_KEY, CONTEXT_VALUE)
+            .send()
+            .await
+            .map_err(|e| {
+                SealError(format!(
+                    "KMS GenerateDataKey failed: {}",
+                    aws_sdk_kms::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let (Some(key), Some(encrypted_key)) = (data_key.plaintext(), data_key.ciphertext_blob())
+        else {
+            return Err(SealError("KMS returned no data key".into()));
+        };
+        if key.as_ref().len() != 32 {
+            return Err(SealError(
+                "KMS returned a data key of the wrong size".into(),
+            ));
+        }
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_ref()));
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let ciphertext = cipher
+            .encrypt(&nonce, plaintext)
+            .map_err(|e| SealError(format!("encryption failed: {e}")))?;
+        let envelope = Envelope {
+            v: 1,
+            key: STANDARD.encode(encrypted_key.as_ref()),
+            nonce: STANDARD.encode(nonce),
+            ciphertext: STANDARD.encode(ciphertext),
+        };
+        serde_json::to_string(&envelope).map_err(|e| failed("encoding")(e.to_string()))
+    }
+
+    async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
+        let envelope: Envelope = serde_json::from_str(sealed)
+            .map_err(|e| failed("unreadable envelope")(e.to_string()))?;
+        if envelope.v != 1 {
+            return Err(SealError(format!(
+                "unknown envelope version {}",
+                envelope.v
+            )));
+        }
+        let decode = |field: &str| {
+            STANDARD
+                .decode(field)
+                .map_err(|e| failed("unreadable envelope")(e.to_string()))
+        };
+        let (encrypted_key, nonce, ciphertext) = (
+            decode(&envelope.key)?,
+            decode(&envelope.nonce)?,
+            decode(&envelope.ciphertext)?,
+        );
+        if nonce.len() != 12 {
+            return Err(SealError("unreadable envelope: bad nonce".into()));
+        }
+        let data_key = self
+            .client
+            .decrypt()
+            .ciphertext_blob(Blob::new(encrypted_key))
+            .encryption_context(CONTEXT_KEY, CONTEXT_VALUE)
+            .send()
+            .await
+            .map_err(|e| {
+                SealError(format!(
+                    "KMS Decrypt failed: {}",
+                    aws_sdk_kms::error::DisplayErrorContext(e)
+                ))
+            })?;
+        let key = data_key
+            .plaintext()
+            .ok_or_else(|| SealError("KMS returned no plaintext key".into()))?;
+        if key.as_ref().len() != 32 {
+            return Err(SealError(
+                "KMS returned a data key of the wrong size".into(),
+            ));
+        }
+        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_ref()));
+        cipher
+            .decrypt(Nonce::from_slice(&nonce), ciphertext.as_ref())
+            .map_err(|_| {
+                SealError("the sealed tokens were altered or belong to another key".into())
+            })
+    }
+}
