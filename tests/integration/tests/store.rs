@@ -361,6 +361,48 @@ async fn reserved_attribute_names_are_refused(store: &dyn Store) {
     ));
 }
 
+async fn takes_are_single_use(store: &dyn Store) {
+    let key = ItemKey::new("oauth-state#n1", "state");
+    store
+        .put(
+            Table::Connections,
+            item(&key.pk, &key.sk, json!({"flow": "qbo"})).expiring_at(NOW + 600),
+        )
+        .await
+        .unwrap();
+    let first = store.take(Table::Connections, &key, NOW).await.unwrap();
+    assert_eq!(first.map(|i| i.doc["flow"].clone()), Some(json!("qbo")));
+    assert!(
+        store
+            .take(Table::Connections, &key, NOW)
+            .await
+            .unwrap()
+            .is_none(),
+        "a second take finds nothing"
+    );
+    assert!(store
+        .get(Table::Connections, &key, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    let stale = ItemKey::new("oauth-state#n2", "state");
+    store
+        .put(
+            Table::Connections,
+            item(&stale.pk, &stale.sk, json!({})).expiring_at(NOW - 1),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .take(Table::Connections, &stale, NOW)
+            .await
+            .unwrap()
+            .is_none(),
+        "an expired item is not handed out"
+    );
+}
+
 async fn contract(store: &dyn Store) {
     claims_are_exclusive(store).await;
     expired_items_read_as_absent_and_can_be_claimed_again(store).await;
@@ -369,6 +411,7 @@ async fn contract(store: &dyn Store) {
     compare_and_swap_rejects_stale_versions(store).await;
     queries_page_through_partitions_and_the_index(store).await;
     reserved_attribute_names_are_refused(store).await;
+    takes_are_single_use(store).await;
 }
 
 #[tokio::test]
@@ -407,6 +450,29 @@ async fn concurrent_claims_have_exactly_one_winner() -> anyhow::Result<()> {
     let mut winners = 0;
     for attempt in attempts {
         if attempt.await?? == ClaimOutcome::Claimed {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1);
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn concurrent_takes_hand_the_item_to_exactly_one_taker() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let services = Services::new(deployed.config_of("OAuthInstallFunction")?, &deployed.sdk);
+    let store: Arc<dyn Store> = services.store.clone();
+    let key = ItemKey::new("oauth-state#race", "state");
+    store
+        .put(Table::Connections, item(&key.pk, &key.sk, json!({"n": 1})))
+        .await?;
+    let takers = (0..10).map(|_| {
+        let (store, key) = (store.clone(), key.clone());
+        tokio::spawn(async move { store.take(Table::Connections, &key, NOW).await })
+    });
+    let mut winners = 0;
+    for taker in takers {
+        if taker.await??.is_some() {
             winners += 1;
         }
     }

@@ -331,6 +331,37 @@ impl Store for DynamoStore {
         Ok(())
     }
 
+    async fn take(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        now_epoch_seconds: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(self.table(table))
+            .set_key(Some(key_attributes(key)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => match output.attributes {
+                Some(attributes) => {
+                    let item = decode(attributes)?;
+                    Ok((!item.is_expired(now_epoch_seconds)).then_some(item))
+                }
+                None => Ok(None),
+            },
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(None)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
     async fn query(
         &self,
         table: Table,

@@ -143,6 +143,18 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn take(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        now_epoch_seconds: i64,
+    ) -> Result<Option<Item>, StoreError> {
+        self.with(table, |rows| {
+            rows.remove(key)
+                .filter(|item| !item.is_expired(now_epoch_seconds))
+        })
+    }
+
     async fn query(
         &self,
         table: Table,

@@ -317,6 +317,15 @@ pub trait Store: Send + Sync {
 
     async fn delete(&self, table: Table, key: &ItemKey) -> Result<(), StoreError>;
 
+    /// Deletes the item and returns it, atomically: of concurrent takers exactly one gets it
+    /// (single-use tokens). An expired item is deleted and reads as absent.
+    async fn take(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        now_epoch_seconds: i64,
+    ) -> Result<Option<Item>, StoreError>;
+
     /// Items of one partition (or index partition) in sort-key order; expired items are left out.
     async fn query(
         &self,
