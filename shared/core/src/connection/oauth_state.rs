@@ -166,7 +166,8 @@ mod tests {
         let forged_tag = format!("{nonce}.{}", URL_SAFE_NO_PAD.encode([0u8; 32]));
         let other_key = states(store.clone(), b"another installation");
         let other_nonce = format!("{}.{tag}", URL_SAFE_NO_PAD.encode([7u8; NONCE_BYTES]));
-        let cases: Vec<(String, fn(&StateError) -> bool)> = vec![
+        type Expected = fn(&StateError) -> bool;
+        let cases: Vec<(String, Expected)> = vec![
             (String::new(), |e| matches!(e, StateError::Malformed)),
             ("no-dot".into(), |e| matches!(e, StateError::Malformed)),
             ("%%%.%%%".into(), |e| matches!(e, StateError::Malformed)),
