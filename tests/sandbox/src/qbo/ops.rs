@@ -202,16 +202,7 @@ pub fn delete(
             kind.name()
         )));
     }
-    let id = body_id(&body)?.ok_or_else(|| Fault::required("Id"))?;
-    let existing = realm
-        .value(kind, id)
-        .cloned()
-        .ok_or_else(|| not_found(realm, kind, id))?;
-    check_sync_token(&body, &existing)?;
-    if let Some(date) = txn_date_of(&existing) {
-        check_period_open(realm, date)?;
-    }
-    refuse_if_paid(realm, kind, id)?;
+    let (id, existing) = removable(realm, kind, &body)?;
     realm.delete(kind, id, ctx.now);
     after_write(realm, ctx, kind, Some(&existing), None);
     change(realm, ctx, kind, id, ChangeOp::Delete);
@@ -230,16 +221,7 @@ pub fn void(
             kind.name()
         )));
     }
-    let id = body_id(&body)?.ok_or_else(|| Fault::required("Id"))?;
-    let existing = realm
-        .value(kind, id)
-        .cloned()
-        .ok_or_else(|| not_found(realm, kind, id))?;
-    check_sync_token(&body, &existing)?;
-    if let Some(date) = txn_date_of(&existing) {
-        check_period_open(realm, date)?;
-    }
-    refuse_if_paid(realm, kind, id)?;
+    let (id, existing) = removable(realm, kind, &body)?;
     let mut obj = clean(existing.clone())?;
     if kind == EntityKind::Payment {
         obj.insert("Line".into(), Value::Array(Vec::new()));
@@ -261,6 +243,22 @@ pub fn void(
     after_write(realm, ctx, kind, Some(&existing), Some(&value));
     change(realm, ctx, kind, id, ChangeOp::Void);
     Ok(value)
+}
+
+/// The transaction a delete or void names, once it may be removed: it exists, the caller saw its
+/// current SyncToken, its period is open and (for invoices) no payment is applied to it.
+fn removable(realm: &Realm, kind: EntityKind, body: &Value) -> Result<(u64, Value), Fault> {
+    let id = body_id(body)?.ok_or_else(|| Fault::required("Id"))?;
+    let existing = realm
+        .value(kind, id)
+        .cloned()
+        .ok_or_else(|| not_found(realm, kind, id))?;
+    check_sync_token(body, &existing)?;
+    if let Some(date) = txn_date_of(&existing) {
+        check_period_open(realm, date)?;
+    }
+    refuse_if_paid(realm, kind, id)?;
+    Ok((id, existing))
 }
 
 /// An invoice with payments applied cannot be deleted or voided until they are removed.
