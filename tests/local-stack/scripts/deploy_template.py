@@ -86,12 +86,10 @@ def main():
     local = {k: v for k, v in cfn["Resources"].items() if v["Type"] in WIRED_LOCALLY}
     for logical in local:
         del cfn["Resources"][logical]
-    deployed_outputs = {}
+    # Outputs that name a resource left out would not resolve.
     for name, output in list(cfn.get("Outputs", {}).items()):
         if any(l in json.dumps(output) for l in local):
             del cfn["Outputs"][name]
-        else:
-            deployed_outputs[name] = output
 
     session = boto3.session.Session(
         aws_access_key_id="testing", aws_secret_access_key="testing", region_name=args.region

@@ -38,12 +38,28 @@ impl LocalAws {
 
     /// The AWS SDK configuration that reaches this endpoint with dummy credentials.
     pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        sdk_config_for(&self.endpoint).await
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(aws_config::Region::new(REGION))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "testing", "testing", None, None, "local",
+            ))
+            .load()
+            .await
     }
 
     /// Environment variables that point any AWS SDK or CLI at this endpoint.
     pub fn client_environment(&self) -> Vec<(String, String)> {
-        client_environment(&self.endpoint)
+        [
+            ("AWS_ENDPOINT_URL", self.endpoint.as_str()),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_REGION", REGION),
+            ("AWS_DEFAULT_REGION", REGION),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
     }
 
     /// Stops the endpoint and waits for it to exit.
@@ -51,29 +67,4 @@ impl LocalAws {
         self.child.kill().await?;
         Ok(())
     }
-}
-
-pub fn client_environment(endpoint: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ENDPOINT_URL", endpoint),
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", REGION),
-        ("AWS_DEFAULT_REGION", REGION),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-pub async fn sdk_config_for(endpoint: &str) -> aws_config::SdkConfig {
-    let region = aws_config::Region::new(REGION);
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(region)
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "testing", "testing", None, None, "local",
-        ))
-        .load()
-        .await
 }
