@@ -15,7 +15,8 @@
 //! A crash after the provider answered but before the write leaves the old refresh token stored;
 //! the next refresh presents it again, which providers accept within their rotation grace period.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -150,6 +151,9 @@ pub struct TokenKeeper {
     endpoint: Arc<dyn TokenEndpoint>,
     clock: Clock,
     policy: Policy,
+    /// Access tokens already opened, by item, with the sealed text they came from. The store is
+    /// still read on every call (status, expiry), but KMS is asked only when the tokens changed.
+    opened: Mutex<HashMap<ItemKey, (String, SecretString)>>,
 }
 
 pub fn token_key(connection: &ConnectionId, provider: Provider) -> ItemKey {
@@ -173,6 +177,7 @@ impl TokenKeeper {
             endpoint,
             clock,
             policy,
+            opened: Mutex::new(HashMap::new()),
         }
     }
 
@@ -212,7 +217,7 @@ impl TokenKeeper {
         let give_up_at = (self.clock)() + self.policy.wait.as_millis() as i64;
         loop {
             let (item, stored) = self.read(&key, provider).await?;
-            if let Some(token) = self.fresh_access_token(&stored).await? {
+            if let Some(token) = self.fresh_access_token(&key, &stored).await? {
                 return Ok(token);
             }
             let now_ms = (self.clock)();
@@ -254,7 +259,7 @@ impl TokenKeeper {
         seen_version: u64,
     ) -> Result<Option<SecretString>, TokenError> {
         let (item, stored) = self.read(key, provider).await?;
-        if let Some(token) = self.fresh_access_token(&stored).await? {
+        if let Some(token) = self.fresh_access_token(key, &stored).await? {
             return Ok(Some(token));
         }
         if item.version != seen_version {
@@ -314,16 +319,29 @@ impl TokenKeeper {
 
     async fn fresh_access_token(
         &self,
+        key: &ItemKey,
         stored: &StoredTokens,
     ) -> Result<Option<SecretString>, TokenError> {
         let margin = self.policy.refresh_margin.as_secs() as i64;
-        if stored.access_expires_at - margin > self.now_seconds() {
-            Ok(Some(SecretString::from(
-                self.open(stored).await?.access_token,
-            )))
-        } else {
-            Ok(None)
+        if stored.access_expires_at - margin <= self.now_seconds() {
+            return Ok(None);
         }
+        if let Some((sealed, token)) = self.opened().get(key) {
+            if *sealed == stored.sealed {
+                return Ok(Some(token.clone()));
+            }
+        }
+        let token = SecretString::from(self.open(stored).await?.access_token);
+        self.opened()
+            .insert(key.clone(), (stored.sealed.clone(), token.clone()));
+        Ok(Some(token))
+    }
+
+    /// A poisoned lock only means another caller panicked mid-insert: the map is still usable.
+    fn opened(&self) -> std::sync::MutexGuard<'_, HashMap<ItemKey, (String, SecretString)>> {
+        self.opened
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn open(&self, stored: &StoredTokens) -> Result<Secrets, TokenError> {
@@ -643,6 +661,63 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn unchanged_tokens_are_opened_once() {
+        struct CountingSealer(AtomicUsize);
+        #[async_trait]
+        impl Sealer for CountingSealer {
+            async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
+                ReversingSealer.seal(plaintext).await
+            }
+            async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
+                self.0.fetch_add(1, Ordering::SeqCst);
+                ReversingSealer.open(sealed).await
+            }
+        }
+        let clock = Arc::new(AtomicI64::new(START_MS));
+        let sealer = Arc::new(CountingSealer(AtomicUsize::new(0)));
+        let now = clock.clone();
+        let keeper = TokenKeeper::new(
+            Arc::new(MemoryStore::new()),
+            sealer.clone(),
+            RotatingProvider::new(clock.clone(), 0, Duration::ZERO),
+            Arc::new(move || now.load(Ordering::SeqCst)),
+            Policy::default(),
+        );
+        let connection = ConnectionId::parse("c1").unwrap();
+        let grant = TokenGrant {
+            access_token: SecretString::from("access-0".to_owned()),
+            refresh_token: SecretString::from("refresh-0".to_owned()),
+            expires_in: 3600,
+        };
+        keeper
+            .store_grant(&connection, Provider::Qbo, &grant)
+            .await
+            .unwrap();
+        for _ in 0..10 {
+            let token = keeper
+                .access_token(&connection, Provider::Qbo)
+                .await
+                .unwrap();
+            assert_eq!(token.expose_secret(), "access-0");
+        }
+        assert_eq!(
+            sealer.0.load(Ordering::SeqCst),
+            1,
+            "opened once for ten calls"
+        );
+        clock.fetch_add(3600 * 1000, Ordering::SeqCst);
+        let refreshed = keeper
+            .access_token(&connection, Provider::Qbo)
+            .await
+            .unwrap();
+        assert_eq!(
+            refreshed.expose_secret(),
+            "access-1",
+            "a changed item is opened again"
+        );
     }
 
     #[tokio::test]
