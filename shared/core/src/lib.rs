@@ -14,6 +14,7 @@ pub mod oauth;
 pub mod poll;
 pub mod queue;
 pub mod runtime;
+pub mod settings;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -1,6 +1,7 @@
 //! Connections: one HubSpot portal paired with one QuickBooks company, and the OAuth tokens that
 //! keep it working.
 
+pub mod company;
 pub mod oauth_state;
 pub mod sealer;
 pub mod tokens;
