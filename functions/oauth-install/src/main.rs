@@ -1,10 +1,13 @@
 //! Lambda `oauth-install`: the install, callback, reconnect and disconnect pages (function URL).
 
-use hubspot_qbo_core::{http, runtime::Services, telemetry};
+use std::sync::Arc;
+
+use hubspot_qbo_core::{connection::pages, runtime::Services, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let _services = Services::from_env().await?;
-    lambda_http::run(http::not_implemented("Connecting HubSpot and QuickBooks")).await
+    let services = Services::from_env().await?;
+    let flow = Arc::new(services.install_flow()?);
+    lambda_http::run(pages::router(flow)).await
 }

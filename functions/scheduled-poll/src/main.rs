@@ -1,16 +1,17 @@
 //! Lambda `scheduled-poll`: runs on the schedule and on poll nudges.
 
-use hubspot_qbo_core::{poll, runtime::Services, telemetry};
+use hubspot_qbo_core::{poll::Poller, runtime::Services, telemetry};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init();
     let services = Services::from_env().await?;
-    let services = &services;
+    let poller = Poller::new(&services)?;
+    let poller = &poller;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<serde_json::Value>| async move {
-            poll::handle(services, event.payload).await
+            poller.handle(event.payload).await
         },
     ))
     .await

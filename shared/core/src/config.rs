@@ -46,7 +46,21 @@ pub struct HubSpotConfig {
     pub api_base_url: String,
     pub app_id: String,
     pub oauth: OAuthApp,
+    /// Scopes the install asks for; the sync and the workflow actions need them.
+    pub scopes: Vec<String>,
+    /// Scopes granted only when the portal has the product (HubSpot drops the others).
+    pub optional_scopes: Vec<String>,
 }
+
+/// The scopes the sync (contacts, products, invoices, deals) and the workflow actions need.
+pub const DEFAULT_HUBSPOT_SCOPES: &str = "oauth crm.objects.contacts.read \
+    crm.objects.contacts.write crm.objects.companies.read crm.objects.deals.read \
+    crm.objects.deals.write crm.objects.products.read crm.objects.products.write \
+    crm.objects.line_items.read crm.objects.line_items.write crm.objects.invoices.read \
+    crm.objects.invoices.write crm.schemas.contacts.write automation timeline";
+/// Commerce payments exist only in portals with payments.
+pub const DEFAULT_HUBSPOT_OPTIONAL_SCOPES: &str = "crm.objects.commercepayments.read";
+pub const QBO_ACCOUNTING_SCOPE: &str = "com.intuit.quickbooks.accounting";
 
 #[derive(Debug, Clone)]
 pub struct QboConfig {
@@ -56,6 +70,9 @@ pub struct QboConfig {
     pub oauth: OAuthApp,
     /// QBO sandbox companies may be connected only when an operator enables this (C2).
     pub allow_sandbox_companies: bool,
+    /// The app talks to Intuit's sandbox environment (development keys): every company there is a
+    /// sandbox company.
+    pub sandbox_environment: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -66,6 +83,9 @@ pub struct Config {
     pub token_key_id: String,
     pub hubspot: HubSpotConfig,
     pub qbo: QboConfig,
+    /// The public address of the install function (redirect URIs are built on it). `None`: taken
+    /// from each request's host, which for a Lambda function URL is the URL itself.
+    pub public_base_url: Option<String>,
 }
 
 impl Config {
@@ -77,6 +97,7 @@ impl Config {
     /// Reads configuration through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(&lookup);
+        let qbo_api_base_url = env.url("QBO_API_BASE_URL", "https://quickbooks.api.intuit.com")?;
         Ok(Config {
             tables: Tables {
                 connections: env.required("CONNECTIONS_TABLE")?,
@@ -101,9 +122,11 @@ impl Config {
                     token_url: env
                         .url("HUBSPOT_TOKEN_URL", "https://api.hubapi.com/oauth/v1/token")?,
                 },
+                scopes: env.words("HUBSPOT_SCOPES", DEFAULT_HUBSPOT_SCOPES),
+                optional_scopes: env
+                    .words("HUBSPOT_OPTIONAL_SCOPES", DEFAULT_HUBSPOT_OPTIONAL_SCOPES),
             },
             qbo: QboConfig {
-                api_base_url: env.url("QBO_API_BASE_URL", "https://quickbooks.api.intuit.com")?,
                 revoke_url: env.url(
                     "QBO_REVOKE_URL",
                     "https://developer.api.intuit.com/v2/oauth2/tokens/revoke",
@@ -122,8 +145,27 @@ impl Config {
                     )?,
                 },
                 allow_sandbox_companies: env.flag("QBO_ALLOW_SANDBOX_COMPANIES")?,
+                sandbox_environment: qbo_environment_is_sandbox(&env, &qbo_api_base_url)?,
+                api_base_url: qbo_api_base_url,
+            },
+            public_base_url: match env.get("PUBLIC_BASE_URL") {
+                Some(_) => Some(env.url("PUBLIC_BASE_URL", "")?),
+                None => None,
             },
         })
+    }
+}
+
+/// `QBO_ENVIRONMENT` is `production` or `sandbox`; unset, Intuit's sandbox API host means sandbox.
+fn qbo_environment_is_sandbox(env: &Env<'_>, api_base_url: &str) -> Result<bool, ConfigError> {
+    match env.get("QBO_ENVIRONMENT").as_deref() {
+        Some("sandbox") => Ok(true),
+        Some("production") => Ok(false),
+        Some(_) => Err(ConfigError::Invalid {
+            name: "QBO_ENVIRONMENT",
+            reason: "must be production or sandbox".into(),
+        }),
+        None => Ok(api_base_url.contains("sandbox-quickbooks.api.intuit.com")),
     }
 }
 
@@ -154,6 +196,16 @@ impl Env<'_> {
                 reason: "must be an http(s) URL".into(),
             })
         }
+    }
+
+    /// A space- or comma-separated list.
+    fn words(&self, name: &'static str, default: &str) -> Vec<String> {
+        self.get(name)
+            .unwrap_or_else(|| default.to_owned())
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
@@ -212,6 +264,13 @@ mod tests {
         assert_eq!(config.hubspot.api_base_url, "https://api.hubapi.com");
         assert_eq!(config.qbo.api_base_url, "https://quickbooks.api.intuit.com");
         assert!(!config.qbo.allow_sandbox_companies);
+        assert!(!config.qbo.sandbox_environment);
+        assert_eq!(config.public_base_url, None);
+        assert!(config.hubspot.scopes.contains(&"oauth".to_owned()));
+        assert!(config
+            .hubspot
+            .scopes
+            .contains(&"crm.objects.invoices.write".to_owned()));
         assert_eq!(
             config.qbo.oauth.client_secret.expose_secret(),
             "qbo-very-secret"
@@ -240,6 +299,64 @@ mod tests {
         let mut env = full_env();
         env.insert("QBO_ALLOW_SANDBOX_COMPANIES", "maybe");
         assert!(matches!(load(&env), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn the_qbo_environment_is_explicit_or_follows_the_api_host() {
+        type Case = (Option<&'static str>, Option<&'static str>, Result<bool, ()>);
+        let cases: &[Case] = &[
+            (None, None, Ok(false)),
+            (
+                None,
+                Some("https://sandbox-quickbooks.api.intuit.com"),
+                Ok(true),
+            ),
+            (Some("sandbox"), None, Ok(true)),
+            (
+                Some("production"),
+                Some("https://sandbox-quickbooks.api.intuit.com"),
+                Ok(false),
+            ),
+            (Some("staging"), None, Err(())),
+        ];
+        for (environment, api, expected) in cases {
+            let mut env = full_env();
+            if let Some(value) = environment {
+                env.insert("QBO_ENVIRONMENT", value);
+            }
+            if let Some(value) = api {
+                env.insert("QBO_API_BASE_URL", value);
+            }
+            let got = load(&env).map(|c| c.qbo.sandbox_environment).map_err(drop);
+            assert_eq!(&got, expected, "{environment:?} {api:?}");
+        }
+    }
+
+    #[test]
+    fn scopes_and_public_url_can_be_set() {
+        let mut env = full_env();
+        env.insert("HUBSPOT_SCOPES", "oauth, crm.objects.contacts.read");
+        env.insert("HUBSPOT_OPTIONAL_SCOPES", "");
+        env.insert(
+            "PUBLIC_BASE_URL",
+            "https://abc.lambda-url.eu-west-1.on.aws/",
+        );
+        let config = load(&env).unwrap();
+        assert_eq!(
+            config.hubspot.scopes,
+            ["oauth", "crm.objects.contacts.read"]
+        );
+        assert_eq!(
+            config.hubspot.optional_scopes,
+            ["crm.objects.commercepayments.read"],
+            "an empty value means the default"
+        );
+        assert_eq!(
+            config.public_base_url.as_deref(),
+            Some("https://abc.lambda-url.eu-west-1.on.aws")
+        );
+        env.insert("PUBLIC_BASE_URL", "abc.example");
+        assert!(load(&env).is_err());
     }
 
     #[test]

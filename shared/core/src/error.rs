@@ -16,6 +16,8 @@ pub enum ErrorClass {
 pub enum Error {
     #[error("configuration: {0}")]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    OAuthConfig(#[from] crate::oauth::OAuthConfigError),
     #[error("store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("queue: {0}")]
@@ -40,7 +42,9 @@ impl Error {
             // Work that arrives before its capability exists must not be dropped: keep it queued
             // (it ends in the dead-letter queue, from where it can be replayed).
             Error::NotImplemented { .. } => ErrorClass::Retryable,
-            Error::Config(_) | Error::InvalidInput(_) => ErrorClass::Terminal,
+            Error::Config(_) | Error::OAuthConfig(_) | Error::InvalidInput(_) => {
+                ErrorClass::Terminal
+            }
         }
     }
 

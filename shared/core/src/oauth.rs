@@ -1,38 +1,107 @@
-//! The providers' OAuth token endpoints, through the `oauth2` crate.
+//! The providers' OAuth endpoints (through the `oauth2` crate) and the few API calls connecting
+//! needs: HubSpot token metadata (which portal), QuickBooks CompanyInfo and Preferences, revocation.
 //!
 //! Intuit authenticates the app with HTTP Basic; HubSpot wants the credentials in the form body.
 //! Intuit answers RFC 6749 errors (`invalid_grant`); HubSpot's legacy body is
 //! `{"status":"BAD_REFRESH_TOKEN",…}`, newer ones add the RFC fields. Both are read.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{
-    AuthType, AuthUrl, ClientId, ClientSecret, EndpointNotSet, EndpointSet, RefreshToken,
-    RequestTokenError, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, RedirectUrl, RefreshToken, RequestTokenError, Scope, TokenResponse, TokenUrl,
 };
+use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 
-use crate::config::OAuthApp;
+use crate::config::{Config, OAuthApp, QBO_ACCOUNTING_SCOPE};
 use crate::connection::tokens::{RefreshError, TokenEndpoint, TokenGrant};
 use crate::connection::Provider;
+use crate::domain::{PortalId, RealmId};
+use crate::error::ErrorClass;
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
 /// Used when a token response leaves out `expires_in` (HubSpot's documented lifetime is the
 /// shorter of the two).
 const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(30 * 60);
-
-pub struct HttpTokenEndpoint {
-    http: reqwest::Client,
-    hubspot: Client,
-    qbo: Client,
-}
+/// The QBO API version every call names (older ones are retired).
+pub const QBO_MINOR_VERSION: u32 = 75;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid OAuth configuration: {0}")]
 pub struct OAuthConfigError(String);
+
+/// What a provider answered when the install flow called it. Messages never carry a token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// The provider said no (a used or expired code, a refused token): retrying will not help.
+    #[error("{} refused the request: {reason}", .provider.label())]
+    Refused { provider: Provider, reason: String },
+    /// The provider could not be reached or failed: try again later.
+    #[error("{} is unavailable: {reason}", .provider.label())]
+    Unavailable { provider: Provider, reason: String },
+}
+
+impl ProviderError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ProviderError::Refused { .. } => ErrorClass::Terminal,
+            ProviderError::Unavailable { .. } => ErrorClass::Retryable,
+        }
+    }
+}
+
+/// What connecting and disconnecting need from the providers, beyond refreshing tokens.
+#[async_trait]
+pub trait ProviderApis: Send + Sync {
+    /// The consent page to send a person to.
+    fn authorize_url(
+        &self,
+        provider: Provider,
+        redirect_uri: &str,
+        state: &str,
+    ) -> Result<String, ProviderError>;
+    /// Exchanges an authorization code from a callback.
+    async fn exchange_code(
+        &self,
+        provider: Provider,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenGrant, ProviderError>;
+    /// The HubSpot portal an access token belongs to (token metadata).
+    async fn hubspot_portal(&self, access_token: &SecretString) -> Result<PortalId, ProviderError>;
+    /// The company's `CompanyInfo` and `Preferences` documents.
+    async fn qbo_company(
+        &self,
+        realm: &RealmId,
+        access_token: &SecretString,
+    ) -> Result<(Value, Value), ProviderError>;
+    /// Revokes a refresh token; one that is already dead counts as revoked.
+    async fn revoke(
+        &self,
+        provider: Provider,
+        refresh_token: &SecretString,
+    ) -> Result<(), ProviderError>;
+}
+
+/// Both providers over HTTP: token endpoints through the `oauth2` crate, the few API calls the
+/// connection needs through `reqwest`.
+pub struct HttpProviders {
+    http: reqwest::Client,
+    hubspot: Client,
+    qbo: Client,
+    hubspot_api: String,
+    hubspot_scopes: Vec<String>,
+    hubspot_optional_scopes: Vec<String>,
+    qbo_api: String,
+    qbo_revoke_url: String,
+    qbo_app: OAuthApp,
+}
 
 fn client(app: &OAuthApp, auth_type: AuthType) -> Result<Client, OAuthConfigError> {
     Ok(BasicClient::new(ClientId::new(app.client_id.clone()))
@@ -48,20 +117,276 @@ fn client(app: &OAuthApp, auth_type: AuthType) -> Result<Client, OAuthConfigErro
         .set_auth_type(auth_type))
 }
 
-impl HttpTokenEndpoint {
-    pub fn new(hubspot: &OAuthApp, qbo: &OAuthApp) -> Result<Self, OAuthConfigError> {
+impl HttpProviders {
+    pub fn new(config: &Config) -> Result<Self, OAuthConfigError> {
         let http = reqwest::Client::builder()
-            // The token endpoint must never redirect us elsewhere with our credentials.
+            // Token endpoints must never redirect us elsewhere with our credentials.
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|e| OAuthConfigError(e.to_string()))?;
         Ok(Self {
             http,
-            hubspot: client(hubspot, AuthType::RequestBody)?,
-            qbo: client(qbo, AuthType::BasicAuth)?,
+            hubspot: client(&config.hubspot.oauth, AuthType::RequestBody)?,
+            qbo: client(&config.qbo.oauth, AuthType::BasicAuth)?,
+            hubspot_api: config.hubspot.api_base_url.clone(),
+            hubspot_scopes: config.hubspot.scopes.clone(),
+            hubspot_optional_scopes: config.hubspot.optional_scopes.clone(),
+            qbo_api: config.qbo.api_base_url.clone(),
+            qbo_revoke_url: config.qbo.revoke_url.clone(),
+            qbo_app: config.qbo.oauth.clone(),
         })
     }
+
+    fn client(&self, provider: Provider) -> &Client {
+        match provider {
+            Provider::HubSpot => &self.hubspot,
+            Provider::Qbo => &self.qbo,
+        }
+    }
+}
+
+/// Classifies an HTTP answer of a provider API: 2xx passes, 429 and 5xx are retryable, the rest
+/// is a refusal.
+fn check_status(provider: Provider, what: &str, status: StatusCode) -> Result<(), ProviderError> {
+    if status.is_success() {
+        Ok(())
+    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        Err(ProviderError::Unavailable {
+            provider,
+            reason: format!("{what} answered {status}"),
+        })
+    } else {
+        Err(ProviderError::Refused {
+            provider,
+            reason: format!("{what} answered {status}"),
+        })
+    }
+}
+
+/// A transport failure, described without its URL (token metadata URLs carry a token).
+fn unreachable(provider: Provider, what: &str, error: reqwest::Error) -> ProviderError {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_decode() {
+        "answered an unreadable body"
+    } else {
+        "could not be reached"
+    };
+    ProviderError::Unavailable {
+        provider,
+        reason: format!("{what} {kind}"),
+    }
+}
+
+#[async_trait]
+impl ProviderApis for HttpProviders {
+    fn authorize_url(
+        &self,
+        provider: Provider,
+        redirect_uri: &str,
+        state: &str,
+    ) -> Result<String, ProviderError> {
+        let redirect = redirect_url(provider, redirect_uri)?;
+        let state = state.to_owned();
+        let mut request = self
+            .client(provider)
+            .authorize_url(move || CsrfToken::new(state))
+            .set_redirect_uri(Cow::Owned(redirect));
+        match provider {
+            Provider::HubSpot => {
+                request = request.add_scopes(self.hubspot_scopes.iter().cloned().map(Scope::new));
+                if !self.hubspot_optional_scopes.is_empty() {
+                    request = request
+                        .add_extra_param("optional_scope", self.hubspot_optional_scopes.join(" "));
+                }
+            }
+            Provider::Qbo => request = request.add_scope(Scope::new(QBO_ACCOUNTING_SCOPE.into())),
+        }
+        Ok(request.url().0.to_string())
+    }
+
+    async fn exchange_code(
+        &self,
+        provider: Provider,
+        code: &str,
+        redirect_uri: &str,
+    ) -> Result<TokenGrant, ProviderError> {
+        let redirect = redirect_url(provider, redirect_uri)?;
+        let answer = self
+            .client(provider)
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_redirect_uri(Cow::Owned(redirect))
+            .request_async(&self.http)
+            .await;
+        match answer {
+            Ok(response) => Ok(TokenGrant {
+                access_token: SecretString::from(response.access_token().secret().to_owned()),
+                refresh_token: SecretString::from(
+                    response
+                        .refresh_token()
+                        .map(|t| t.secret().to_owned())
+                        .ok_or_else(|| ProviderError::Refused {
+                            provider,
+                            reason: "the token answer has no refresh token".into(),
+                        })?,
+                ),
+                expires_in: response
+                    .expires_in()
+                    .unwrap_or(DEFAULT_ACCESS_LIFETIME)
+                    .as_secs() as i64,
+            }),
+            Err(RequestTokenError::ServerResponse(error)) => Err(ProviderError::Refused {
+                provider,
+                reason: format!(
+                    "the authorization code was not accepted ({})",
+                    error.error()
+                ),
+            }),
+            Err(RequestTokenError::Parse(_, body)) => Err(match error_status(&body) {
+                Some(status) => ProviderError::Refused {
+                    provider,
+                    reason: format!("the authorization code was not accepted ({status})"),
+                },
+                None => ProviderError::Unavailable {
+                    provider,
+                    reason: "the token endpoint answered an unreadable body".into(),
+                },
+            }),
+            Err(RequestTokenError::Request(_)) => Err(ProviderError::Unavailable {
+                provider,
+                reason: "the token endpoint could not be reached".into(),
+            }),
+            Err(RequestTokenError::Other(kind)) => Err(ProviderError::Unavailable {
+                provider,
+                reason: kind,
+            }),
+        }
+    }
+
+    async fn hubspot_portal(&self, access_token: &SecretString) -> Result<PortalId, ProviderError> {
+        let provider = Provider::HubSpot;
+        let what = "token metadata";
+        let response = self
+            .http
+            .get(format!(
+                "{}/oauth/v1/access-tokens/{}",
+                self.hubspot_api,
+                access_token.expose_secret()
+            ))
+            .send()
+            .await
+            .map_err(|e| unreachable(provider, what, e))?;
+        check_status(provider, what, response.status())?;
+        let body: Value = response
+            .json()
+            .await
+            .map_err(|e| unreachable(provider, what, e))?;
+        let hub_id = match &body["hub_id"] {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => String::new(),
+        };
+        PortalId::parse(hub_id).map_err(|_| ProviderError::Refused {
+            provider,
+            reason: "the token metadata names no portal (hub_id)".into(),
+        })
+    }
+
+    async fn qbo_company(
+        &self,
+        realm: &RealmId,
+        access_token: &SecretString,
+    ) -> Result<(Value, Value), ProviderError> {
+        let base = format!("{}/v3/company/{realm}", self.qbo_api);
+        let company_info = self
+            .qbo_get(
+                "CompanyInfo",
+                format!("{base}/companyinfo/{realm}"),
+                access_token,
+            )
+            .await?;
+        let preferences = self
+            .qbo_get("Preferences", format!("{base}/preferences"), access_token)
+            .await?;
+        Ok((company_info, preferences))
+    }
+
+    async fn revoke(
+        &self,
+        provider: Provider,
+        refresh_token: &SecretString,
+    ) -> Result<(), ProviderError> {
+        let what = "token revocation";
+        let request = match provider {
+            Provider::Qbo => self
+                .http
+                .post(&self.qbo_revoke_url)
+                .basic_auth(
+                    &self.qbo_app.client_id,
+                    Some(self.qbo_app.client_secret.expose_secret()),
+                )
+                .header(reqwest::header::ACCEPT, "application/json")
+                .json(&serde_json::json!({ "token": refresh_token.expose_secret() })),
+            Provider::HubSpot => self.http.delete(format!(
+                "{}/oauth/v1/refresh-tokens/{}",
+                self.hubspot_api,
+                refresh_token.expose_secret()
+            )),
+        };
+        let status = request
+            .send()
+            .await
+            .map_err(|e| unreachable(provider, what, e))?
+            .status();
+        match status {
+            // Already dead (revoked, uninstalled, unknown): nothing left to revoke.
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => Ok(()),
+            status => check_status(provider, what, status),
+        }
+    }
+}
+
+impl HttpProviders {
+    async fn qbo_get(
+        &self,
+        what: &str,
+        url: String,
+        access_token: &SecretString,
+    ) -> Result<Value, ProviderError> {
+        let provider = Provider::Qbo;
+        let response = self
+            .http
+            .get(url)
+            .query(&[("minorversion", QBO_MINOR_VERSION)])
+            .bearer_auth(access_token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| unreachable(provider, what, e))?;
+        check_status(provider, what, response.status())?;
+        response
+            .json()
+            .await
+            .map_err(|e| unreachable(provider, what, e))
+    }
+}
+
+fn redirect_url(provider: Provider, redirect_uri: &str) -> Result<RedirectUrl, ProviderError> {
+    RedirectUrl::new(redirect_uri.to_owned()).map_err(|_| ProviderError::Refused {
+        provider,
+        reason: "the callback address is not a URL".into(),
+    })
+}
+
+/// The error code of a provider's token-endpoint error body (`error`, or HubSpot's `status`).
+fn error_status(body: &[u8]) -> Option<String> {
+    let value = serde_json::from_slice::<Value>(body).ok()?;
+    value
+        .get("status")
+        .or_else(|| value.get("error"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
 }
 
 /// Whether a token-endpoint error body says the refresh token is dead.
@@ -74,16 +399,13 @@ fn refused_refresh_token(body: &[u8]) -> bool {
 }
 
 #[async_trait]
-impl TokenEndpoint for HttpTokenEndpoint {
+impl TokenEndpoint for HttpProviders {
     async fn refresh(
         &self,
         provider: Provider,
         refresh_token: &SecretString,
     ) -> Result<TokenGrant, RefreshError> {
-        let client = match provider {
-            Provider::HubSpot => &self.hubspot,
-            Provider::Qbo => &self.qbo,
-        };
+        let client = self.client(provider);
         let presented = RefreshToken::new(refresh_token.expose_secret().to_owned());
         match client
             .exchange_refresh_token(&presented)

@@ -5,6 +5,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::registry::{ConnectionStatus, Connections};
+use crate::connection::tokens::{TokenError, TokenKeeper, TokenOwner};
+use crate::domain::ConnectionId;
 use crate::error::Error;
 use crate::runtime::sqs_batch::{self, LogTerminalFailures, Ordering};
 use crate::runtime::Services;
@@ -42,27 +48,111 @@ pub struct PollNudge {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum PollResponse {
+    Schedule(KeepAliveReport),
     Nudges(SqsBatchResponse),
 }
 
-pub async fn handle(_services: &Services, event: Value) -> Result<PollResponse, Error> {
-    match PollTrigger::from_event(event)? {
-        PollTrigger::Schedule => Err(Error::NotImplemented {
-            capability: "scheduled polling",
-        }),
-        PollTrigger::Nudges(event) => {
-            let response = sqs_batch::process_batch(
-                event,
-                Ordering::Standard { concurrency: 4 },
-                &LogTerminalFailures,
-                |_nudge: PollNudge, _| async {
-                    Err(Error::NotImplemented {
-                        capability: "polling on a nudge",
-                    })
-                },
-            )
-            .await?;
-            Ok(PollResponse::Nudges(response))
+/// Refresh tokens that have not been used for this long are refreshed on the schedule, so a quiet
+/// connection never loses them to an idle timeout.
+pub const KEEP_ALIVE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// What one scheduled round did for the connections' tokens.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct KeepAliveReport {
+    /// Active connections looked at (disconnected and blocked ones are not polled).
+    pub connections: usize,
+    /// Connections that a provider refused and that now wait for a reconnect.
+    pub reconnect_required: Vec<ConnectionId>,
+    /// Connections whose check failed for a passing reason (tried again next round).
+    pub failed: usize,
+}
+
+/// Keeps every active connection's tokens alive; a refused refresh token stops the connection
+/// (`reconnect_required`) so that nothing polls it until someone reconnects.
+pub async fn keep_alive(
+    connections: &Connections,
+    tokens: &TokenKeeper,
+    now: i64,
+    max_idle: Duration,
+) -> Result<KeepAliveReport, Error> {
+    let active = connections
+        .with_status(ConnectionStatus::Active, now)
+        .await?;
+    let mut report = KeepAliveReport {
+        connections: active.len(),
+        ..KeepAliveReport::default()
+    };
+    for connection in active {
+        let owners = [
+            TokenOwner::Realm(connection.realm_id.clone()),
+            TokenOwner::Portal(connection.portal_id.clone()),
+        ];
+        for owner in owners {
+            match tokens.keep_alive(&owner, max_idle).await {
+                Ok(()) => {}
+                Err(
+                    TokenError::ReconnectRequired { provider }
+                    | TokenError::NotConnected { provider },
+                ) => {
+                    connections
+                        .require_reconnect(&connection.id, provider, now)
+                        .await?;
+                    tracing::warn!(connection = %connection.id, provider = provider.as_str(),
+                        "tokens refused: the connection waits for a reconnect");
+                    report.reconnect_required.push(connection.id.clone());
+                    break;
+                }
+                Err(error) => {
+                    tracing::warn!(connection = %connection.id, %error, "token keep-alive failed");
+                    report.failed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The poll function's parts, built once per cold start.
+pub struct Poller {
+    connections: Connections,
+    tokens: Arc<TokenKeeper>,
+}
+
+impl Poller {
+    pub fn new(services: &Services) -> Result<Self, Error> {
+        Ok(Self {
+            connections: Connections::new(services.store.clone()),
+            tokens: services.token_keeper(services.providers()?),
+        })
+    }
+
+    pub async fn handle(&self, event: Value) -> Result<PollResponse, Error> {
+        match PollTrigger::from_event(event)? {
+            // Reading changes arrives with the data sync; until then the schedule keeps tokens alive.
+            PollTrigger::Schedule => Ok(PollResponse::Schedule(
+                keep_alive(
+                    &self.connections,
+                    &self.tokens,
+                    crate::runtime::now_seconds(),
+                    KEEP_ALIVE_AFTER,
+                )
+                .await?,
+            )),
+            PollTrigger::Nudges(event) => {
+                let response = sqs_batch::process_batch(
+                    event,
+                    Ordering::Standard { concurrency: 4 },
+                    &LogTerminalFailures,
+                    |_nudge: PollNudge, _| async {
+                        Err(Error::NotImplemented {
+                            capability: "polling on a nudge",
+                        })
+                    },
+                )
+                .await?;
+                Ok(PollResponse::Nudges(response))
+            }
         }
     }
 }

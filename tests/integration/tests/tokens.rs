@@ -6,10 +6,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_qbo_core::connection::tokens::{Policy, TokenError, TokenGrant, TokenKeeper};
+use hubspot_qbo_core::connection::tokens::{
+    Policy, TokenError, TokenGrant, TokenKeeper, TokenOwner,
+};
 use hubspot_qbo_core::connection::Provider;
-use hubspot_qbo_core::domain::ConnectionId;
-use hubspot_qbo_core::oauth::HttpTokenEndpoint;
+use hubspot_qbo_core::domain::RealmId;
+use hubspot_qbo_core::oauth::HttpProviders;
 use hubspot_qbo_core::runtime::{now_ms, Services};
 use integration_tests::Deployed;
 use sandbox::qbo::oauth::TokenPolicy;
@@ -22,7 +24,7 @@ struct Harness {
     deployed: Deployed,
     keeper: Arc<TokenKeeper>,
     clock: Arc<AtomicI64>,
-    connection: ConnectionId,
+    owner: TokenOwner,
     http: reqwest::Client,
 }
 
@@ -42,7 +44,7 @@ impl Harness {
         })
         .await?;
         config.qbo.oauth.token_url = format!("{}/oauth2/v1/tokens/bearer", qbo.base_url);
-        let endpoint = HttpTokenEndpoint::new(&config.hubspot.oauth, &config.qbo.oauth)?;
+        let endpoint = HttpProviders::new(&config)?;
         let services = Services::new(config, &deployed.sdk);
         let clock = Arc::new(AtomicI64::new(now_ms()));
         let now = clock.clone();
@@ -64,7 +66,7 @@ impl Harness {
             .await?
             .json()
             .await?;
-        let connection = ConnectionId::parse("connection-1")?;
+        let owner = TokenOwner::Realm(RealmId::parse("9130350000000001")?);
         let grant = TokenGrant {
             access_token: SecretString::from(
                 pair["access_token"].as_str().unwrap_or_default().to_owned(),
@@ -77,15 +79,13 @@ impl Harness {
             ),
             expires_in: 3600,
         };
-        keeper
-            .store_grant(&connection, Provider::Qbo, &grant)
-            .await?;
+        keeper.store_grant(&owner, &grant).await?;
         Ok(Self {
             qbo,
             deployed,
             keeper,
             clock,
-            connection,
+            owner,
             http,
         })
     }
@@ -137,8 +137,8 @@ async fn twenty_concurrent_callers_at_expiry_cause_exactly_one_refresh() -> anyh
     let callers: Vec<_> = (0..20)
         .map(|_| {
             let keeper = h.keeper.clone();
-            let connection = h.connection.clone();
-            tokio::spawn(async move { keeper.access_token(&connection, Provider::Qbo).await })
+            let owner = h.owner.clone();
+            tokio::spawn(async move { keeper.access_token(&owner).await })
         })
         .collect();
     let mut tokens = Vec::new();
@@ -159,10 +159,10 @@ async fn two_hundred_rotation_cycles_never_end_in_invalid_grant() -> anyhow::Res
     let h = Harness::start(0).await?;
     for _ in 0..200 {
         h.expire();
-        h.keeper.access_token(&h.connection, Provider::Qbo).await?;
+        h.keeper.access_token(&h.owner).await?;
     }
     assert_eq!(h.token_refreshes().await?, 200);
-    let token = h.keeper.access_token(&h.connection, Provider::Qbo).await?;
+    let token = h.keeper.access_token(&h.owner).await?;
     assert!(h.works(&token).await?);
     h.stop().await
 }
@@ -180,21 +180,17 @@ async fn a_refresh_answer_lost_in_flight_is_recovered_within_the_grace_period() 
         .error_for_status()?;
     h.expire();
     // The provider rotated, but its answer never arrived: a retryable failure, nothing stored.
-    let lost = h
-        .keeper
-        .access_token(&h.connection, Provider::Qbo)
-        .await
-        .unwrap_err();
+    let lost = h.keeper.access_token(&h.owner).await.unwrap_err();
     assert!(matches!(lost, TokenError::Provider(_)), "{lost}");
     assert!(
         lost.to_string().len() < 200 && !lost.to_string().contains("RT1-"),
         "no token in the error: {lost}"
     );
     // The stored (superseded) refresh token still works within the grace period.
-    let token = h.keeper.access_token(&h.connection, Provider::Qbo).await?;
+    let token = h.keeper.access_token(&h.owner).await?;
     assert!(h.works(&token).await?);
     h.expire();
-    let next = h.keeper.access_token(&h.connection, Provider::Qbo).await?;
+    let next = h.keeper.access_token(&h.owner).await?;
     assert!(
         h.works(&next).await?,
         "the chain continues from the newly stored refresh token"
@@ -221,14 +217,10 @@ async fn without_a_grace_period_the_same_loss_needs_a_reconnect() -> anyhow::Res
         .error_for_status()?;
     h.expire();
     assert!(matches!(
-        h.keeper.access_token(&h.connection, Provider::Qbo).await,
+        h.keeper.access_token(&h.owner).await,
         Err(TokenError::Provider(_))
     ));
-    let refused = h
-        .keeper
-        .access_token(&h.connection, Provider::Qbo)
-        .await
-        .unwrap_err();
+    let refused = h.keeper.access_token(&h.owner).await.unwrap_err();
     assert!(
         matches!(
             refused,
@@ -262,11 +254,7 @@ async fn a_revoked_connection_must_be_reconnected_and_stops_calling_the_provider
         .await?
         .error_for_status()?;
     h.expire();
-    let refused = h
-        .keeper
-        .access_token(&h.connection, Provider::Qbo)
-        .await
-        .unwrap_err();
+    let refused = h.keeper.access_token(&h.owner).await.unwrap_err();
     assert!(
         matches!(
             refused,
@@ -278,7 +266,7 @@ async fn a_revoked_connection_must_be_reconnected_and_stops_calling_the_provider
     );
     let calls = h.token_refreshes().await?;
     assert!(matches!(
-        h.keeper.access_token(&h.connection, Provider::Qbo).await,
+        h.keeper.access_token(&h.owner).await,
         Err(TokenError::ReconnectRequired { .. })
     ));
     assert_eq!(h.token_refreshes().await?, calls);

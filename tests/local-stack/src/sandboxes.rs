@@ -34,6 +34,12 @@ impl Sandboxes {
                 "--qbo-verifier-token",
                 &credential("QboWebhookVerifierToken"),
             ])
+            .args(["--hubspot-client-id", &credential("HubSpotClientId")])
+            .args([
+                "--hubspot-client-secret",
+                &credential("HubSpotClientSecret"),
+            ])
+            .args(["--hubspot-app-id", &credential("HubSpotAppId")])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -82,6 +88,8 @@ impl Sandboxes {
                 "QboRevokeUrl",
                 format!("{}/v2/oauth2/tokens/revoke", self.qbo),
             ),
+            // The simulated companies stand in for Intuit sandbox companies (C2).
+            ("QboAllowSandboxCompanies", "true".to_owned()),
             ("HubSpotApiBaseUrl", self.hubspot.clone()),
             (
                 "HubSpotAuthorizeUrl",

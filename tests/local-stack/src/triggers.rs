@@ -288,6 +288,10 @@ fn function_url_event(method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u
             .and_modify(|v| *v = format!("{v},{value}"))
             .or_insert(value);
     }
+    // Function URLs are HTTPS and say so; this local one is plain HTTP.
+    joined
+        .entry("x-forwarded-proto".to_owned())
+        .or_insert_with(|| "http".to_owned());
     let query = uri.query().unwrap_or_default();
     let mut parameters: HashMap<String, String> = HashMap::new();
     for (key, value) in form_pairs(query) {

@@ -2,7 +2,10 @@
 //! keep it working.
 
 pub mod company;
+pub mod install;
 pub mod oauth_state;
+pub mod pages;
+pub mod registry;
 pub mod sealer;
 pub mod tokens;
 
@@ -21,6 +24,14 @@ impl Provider {
         match self {
             Provider::HubSpot => "hubspot",
             Provider::Qbo => "qbo",
+        }
+    }
+
+    /// The provider's name as people know it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::HubSpot => "HubSpot",
+            Provider::Qbo => "QuickBooks",
         }
     }
 }

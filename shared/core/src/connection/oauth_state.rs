@@ -17,6 +17,7 @@ use secrecy::{ExposeSecret, SecretSlice};
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::Sha256;
 
+use crate::config::Config;
 use crate::store::{Item, ItemKey, Store, StoreError, Table};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -99,6 +100,26 @@ impl OAuthStates {
             .ok_or(StateError::UnknownOrUsed)?;
         item.to_value().map_err(StateError::Store)
     }
+}
+
+/// The key that signs states, derived from the app secrets this installation already keeps (so
+/// no extra secret needs managing; rotating either app secret invalidates pending states only).
+pub fn installation_key(config: &Config) -> SecretSlice<u8> {
+    use sha2::Digest;
+    let digest = Sha256::new()
+        .chain_update(b"hubspot-qbo oauth state key v1\0")
+        .chain_update(
+            config
+                .hubspot
+                .oauth
+                .client_secret
+                .expose_secret()
+                .as_bytes(),
+        )
+        .chain_update([0])
+        .chain_update(config.qbo.oauth.client_secret.expose_secret().as_bytes())
+        .finalize();
+    SecretSlice::from(digest.to_vec())
 }
 
 fn key_of(encoded_nonce: &str) -> ItemKey {

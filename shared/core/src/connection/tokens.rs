@@ -1,8 +1,8 @@
 //! Tokens that never break: access tokens are refreshed ahead of expiry, at most once at a time per
-//! connection and provider across every concurrent Lambda, and a rotated refresh token is stored
+//! token owner (a HubSpot portal or a QuickBooks company) across every concurrent Lambda, and a rotated refresh token is stored
 //! before anything uses it.
 //!
-//! The algorithm (one item per connection and provider, sealed secrets, a `version`):
+//! The algorithm (one item per owner, sealed secrets, a `version`):
 //! 1. read; a fresh access token is returned at once;
 //! 2. otherwise take the item's lease; a caller that cannot waits and reads again (the holder
 //!    is refreshing);
@@ -24,7 +24,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::Provider;
-use crate::domain::ConnectionId;
+use crate::domain::{PortalId, RealmId};
 use crate::error::ErrorClass;
 use crate::store::{CasOutcome, Item, ItemKey, LeaseOutcome, Store, StoreError, Table};
 
@@ -156,10 +156,37 @@ pub struct TokenKeeper {
     opened: Mutex<HashMap<ItemKey, (String, SecretString)>>,
 }
 
-pub fn token_key(connection: &ConnectionId, provider: Provider) -> ItemKey {
+/// Whose tokens: HubSpot grants belong to a portal (every connection of the portal shares them),
+/// QuickBooks grants to a company (realm), which only one connection may hold.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "provider", content = "id", rename_all = "snake_case")]
+pub enum TokenOwner {
+    #[serde(rename = "hubspot")]
+    Portal(PortalId),
+    #[serde(rename = "qbo")]
+    Realm(RealmId),
+}
+
+impl TokenOwner {
+    pub fn provider(&self) -> Provider {
+        match self {
+            TokenOwner::Portal(_) => Provider::HubSpot,
+            TokenOwner::Realm(_) => Provider::Qbo,
+        }
+    }
+
+    fn id(&self) -> &str {
+        match self {
+            TokenOwner::Portal(portal) => portal.as_str(),
+            TokenOwner::Realm(realm) => realm.as_str(),
+        }
+    }
+}
+
+pub fn token_key(owner: &TokenOwner) -> ItemKey {
     ItemKey::new(
-        format!("connection#{connection}"),
-        format!("token#{}", provider.as_str()),
+        format!("tokens#{}#{}", owner.provider().as_str(), owner.id()),
+        "tokens",
     )
 }
 
@@ -184,11 +211,10 @@ impl TokenKeeper {
     /// Stores the tokens of a new or renewed connection (after an authorization-code exchange).
     pub async fn store_grant(
         &self,
-        connection: &ConnectionId,
-        provider: Provider,
+        owner: &TokenOwner,
         grant: &TokenGrant,
     ) -> Result<(), TokenError> {
-        let key = token_key(connection, provider);
+        let key = token_key(owner);
         loop {
             let current = self
                 .store
@@ -207,17 +233,37 @@ impl TokenKeeper {
     }
 
     /// A working access token, refreshed first if it is about to expire.
-    pub async fn access_token(
+    pub async fn access_token(&self, owner: &TokenOwner) -> Result<SecretString, TokenError> {
+        self.token_refreshed_after(owner, i64::MIN).await
+    }
+
+    /// Refreshes the tokens if their last refresh is older than `max_idle`, so that refresh
+    /// tokens which expire when unused never idle out (scheduled, proactive refresh).
+    pub async fn keep_alive(
         &self,
-        connection: &ConnectionId,
-        provider: Provider,
+        owner: &TokenOwner,
+        max_idle: Duration,
+    ) -> Result<(), TokenError> {
+        let threshold = self.now_seconds() - max_idle.as_secs() as i64;
+        self.token_refreshed_after(owner, threshold).await.map(drop)
+    }
+
+    /// A working access token from tokens refreshed after `min_refreshed_at` (epoch seconds).
+    async fn token_refreshed_after(
+        &self,
+        owner: &TokenOwner,
+        min_refreshed_at: i64,
     ) -> Result<SecretString, TokenError> {
-        let key = token_key(connection, provider);
+        let provider = owner.provider();
+        let key = token_key(owner);
         let owner = uuid::Uuid::new_v4().to_string();
         let give_up_at = (self.clock)() + self.policy.wait.as_millis() as i64;
         loop {
             let (item, stored) = self.read(&key, provider).await?;
-            if let Some(token) = self.fresh_access_token(&key, &stored).await? {
+            if let Some(token) = self
+                .fresh_access_token(&key, &stored, min_refreshed_at)
+                .await?
+            {
                 return Ok(token);
             }
             let now_ms = (self.clock)();
@@ -234,7 +280,7 @@ impl TokenKeeper {
             {
                 LeaseOutcome::Acquired(_) => {
                     let refreshed = self
-                        .refresh_holding_lease(&key, provider, item.version)
+                        .refresh_holding_lease(&key, provider, item.version, min_refreshed_at)
                         .await;
                     self.store
                         .release_lease(Table::Connections, &key, &owner)
@@ -250,6 +296,45 @@ impl TokenKeeper {
         }
     }
 
+    /// The stored refresh token, to revoke it at the provider; `None` when nothing is stored.
+    pub async fn refresh_token(
+        &self,
+        owner: &TokenOwner,
+    ) -> Result<Option<SecretString>, TokenError> {
+        let key = token_key(owner);
+        let Some(item) = self
+            .store
+            .get(Table::Connections, &key, self.now_seconds())
+            .await?
+        else {
+            return Ok(None);
+        };
+        let stored: StoredTokens = item.to_value()?;
+        Ok(Some(SecretString::from(
+            self.open(&stored).await?.refresh_token,
+        )))
+    }
+
+    /// Whether the owner's tokens work, need a reconnect, or do not exist.
+    pub async fn status(&self, owner: &TokenOwner) -> Result<Option<TokenStatus>, TokenError> {
+        let item = self
+            .store
+            .get(Table::Connections, &token_key(owner), self.now_seconds())
+            .await?;
+        match item {
+            Some(item) => Ok(Some(item.to_value::<StoredTokens>()?.status)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes the owner's tokens (after they were revoked).
+    pub async fn forget(&self, owner: &TokenOwner) -> Result<(), TokenError> {
+        let key = token_key(owner);
+        self.store.delete(Table::Connections, &key).await?;
+        self.opened().remove(&key);
+        Ok(())
+    }
+
     /// Under the lease: re-read, refresh unless someone just did, store the rotated pair.
     /// `None` means the tokens changed under us: read again.
     async fn refresh_holding_lease(
@@ -257,9 +342,13 @@ impl TokenKeeper {
         key: &ItemKey,
         provider: Provider,
         seen_version: u64,
+        min_refreshed_at: i64,
     ) -> Result<Option<SecretString>, TokenError> {
         let (item, stored) = self.read(key, provider).await?;
-        if let Some(token) = self.fresh_access_token(key, &stored).await? {
+        if let Some(token) = self
+            .fresh_access_token(key, &stored, min_refreshed_at)
+            .await?
+        {
             return Ok(Some(token));
         }
         if item.version != seen_version {
@@ -321,9 +410,12 @@ impl TokenKeeper {
         &self,
         key: &ItemKey,
         stored: &StoredTokens,
+        min_refreshed_at: i64,
     ) -> Result<Option<SecretString>, TokenError> {
         let margin = self.policy.refresh_margin.as_secs() as i64;
-        if stored.access_expires_at - margin <= self.now_seconds() {
+        if stored.access_expires_at - margin <= self.now_seconds()
+            || stored.refreshed_at <= min_refreshed_at
+        {
             return Ok(None);
         }
         if let Some((sealed, token)) = self.opened().get(key) {
@@ -490,7 +582,7 @@ mod tests {
         store: Arc<MemoryStore>,
         provider: Arc<RotatingProvider>,
         keeper: Arc<TokenKeeper>,
-        connection: ConnectionId,
+        owner: TokenOwner,
     }
 
     async fn fixture(grace_ms: i64, delay: Duration) -> Fixture {
@@ -508,22 +600,19 @@ mod tests {
                 ..Policy::default()
             },
         ));
-        let connection = ConnectionId::parse("c1").unwrap();
+        let owner = TokenOwner::Realm(RealmId::parse("9130350000000001").unwrap());
         let first = TokenGrant {
             access_token: SecretString::from("access-0".to_owned()),
             refresh_token: SecretString::from("refresh-0".to_owned()),
             expires_in: 3600,
         };
-        keeper
-            .store_grant(&connection, Provider::Qbo, &first)
-            .await
-            .unwrap();
+        keeper.store_grant(&owner, &first).await.unwrap();
         Fixture {
             clock,
             store,
             provider,
             keeper,
-            connection,
+            owner,
         }
     }
 
@@ -534,7 +623,7 @@ mod tests {
 
         async fn token(&self) -> Result<String, TokenError> {
             self.keeper
-                .access_token(&self.connection, Provider::Qbo)
+                .access_token(&self.owner)
                 .await
                 .map(|t| t.expose_secret().to_owned())
         }
@@ -561,8 +650,8 @@ mod tests {
         let callers: Vec<_> = (0..20)
             .map(|_| {
                 let keeper = f.keeper.clone();
-                let connection = f.connection.clone();
-                tokio::spawn(async move { keeper.access_token(&connection, Provider::Qbo).await })
+                let owner = f.owner.clone();
+                tokio::spawn(async move { keeper.access_token(&owner).await })
             })
             .collect();
         for caller in callers {
@@ -633,7 +722,7 @@ mod tests {
         let f = fixture(0, Duration::ZERO).await;
         f.advance(3600);
         f.token().await.unwrap();
-        let key = token_key(&f.connection, Provider::Qbo);
+        let key = token_key(&f.owner);
         let item = f
             .store
             .get(Table::Connections, &key, START_MS / 1000 + 3600)
@@ -686,21 +775,15 @@ mod tests {
             Arc::new(move || now.load(Ordering::SeqCst)),
             Policy::default(),
         );
-        let connection = ConnectionId::parse("c1").unwrap();
+        let owner = TokenOwner::Realm(RealmId::parse("9130350000000001").unwrap());
         let grant = TokenGrant {
             access_token: SecretString::from("access-0".to_owned()),
             refresh_token: SecretString::from("refresh-0".to_owned()),
             expires_in: 3600,
         };
-        keeper
-            .store_grant(&connection, Provider::Qbo, &grant)
-            .await
-            .unwrap();
+        keeper.store_grant(&owner, &grant).await.unwrap();
         for _ in 0..10 {
-            let token = keeper
-                .access_token(&connection, Provider::Qbo)
-                .await
-                .unwrap();
+            let token = keeper.access_token(&owner).await.unwrap();
             assert_eq!(token.expose_secret(), "access-0");
         }
         assert_eq!(
@@ -709,10 +792,7 @@ mod tests {
             "opened once for ten calls"
         );
         clock.fetch_add(3600 * 1000, Ordering::SeqCst);
-        let refreshed = keeper
-            .access_token(&connection, Provider::Qbo)
-            .await
-            .unwrap();
+        let refreshed = keeper.access_token(&owner).await.unwrap();
         assert_eq!(
             refreshed.expose_secret(),
             "access-1",
@@ -721,14 +801,54 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn keep_alive_refreshes_only_idle_tokens() {
+        let f = fixture(0, Duration::ZERO).await;
+        let day = Duration::from_secs(24 * 3600);
+        f.advance(600);
+        f.keeper.keep_alive(&f.owner, day).await.unwrap();
+        assert_eq!(
+            f.provider.refreshes.load(Ordering::SeqCst),
+            0,
+            "not idle yet"
+        );
+        f.advance(24 * 3600);
+        f.keeper.keep_alive(&f.owner, day).await.unwrap();
+        assert_eq!(
+            f.provider.refreshes.load(Ordering::SeqCst),
+            1,
+            "idle for a day"
+        );
+        f.keeper.keep_alive(&f.owner, day).await.unwrap();
+        assert_eq!(
+            f.provider.refreshes.load(Ordering::SeqCst),
+            1,
+            "just refreshed"
+        );
+    }
+
+    #[tokio::test]
+    async fn forgotten_tokens_are_gone_and_the_refresh_token_was_readable_before() {
+        let f = fixture(0, Duration::ZERO).await;
+        let refresh = f.keeper.refresh_token(&f.owner).await.unwrap().unwrap();
+        assert_eq!(refresh.expose_secret(), "refresh-0");
+        assert_eq!(
+            f.keeper.status(&f.owner).await.unwrap(),
+            Some(TokenStatus::Active)
+        );
+        f.keeper.forget(&f.owner).await.unwrap();
+        assert!(f.keeper.refresh_token(&f.owner).await.unwrap().is_none());
+        assert_eq!(f.keeper.status(&f.owner).await.unwrap(), None);
+        assert!(matches!(
+            f.token().await,
+            Err(TokenError::NotConnected { .. })
+        ));
+    }
+
+    #[tokio::test]
     async fn a_connection_without_tokens_is_not_connected() {
         let f = fixture(0, Duration::ZERO).await;
-        let other = ConnectionId::parse("c2").unwrap();
-        let missing = f
-            .keeper
-            .access_token(&other, Provider::HubSpot)
-            .await
-            .unwrap_err();
+        let other = TokenOwner::Portal(PortalId::parse("62515").unwrap());
+        let missing = f.keeper.access_token(&other).await.unwrap_err();
         assert!(matches!(
             missing,
             TokenError::NotConnected {

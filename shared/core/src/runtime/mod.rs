@@ -5,8 +5,11 @@ pub mod sqs_batch;
 use std::sync::Arc;
 
 use crate::config::Config;
+use crate::connection::install::InstallFlow;
+use crate::connection::oauth_state::{self, OAuthStates};
 use crate::connection::sealer::KmsSealer;
-use crate::connection::tokens::Sealer;
+use crate::connection::tokens::{Policy, Sealer, TokenKeeper};
+use crate::oauth::HttpProviders;
 use crate::queue::{sqs::SqsQueue, Queue};
 use crate::store::{dynamodb::DynamoStore, Store};
 
@@ -38,6 +41,44 @@ impl Services {
             queue: Arc::new(queue),
             sealer: Arc::new(sealer),
         }
+    }
+}
+
+impl Services {
+    /// Both providers over HTTP.
+    pub fn providers(&self) -> Result<Arc<HttpProviders>, crate::Error> {
+        Ok(Arc::new(HttpProviders::new(&self.config)?))
+    }
+
+    /// The token keeper, refreshing through `providers`, on the wall clock.
+    pub fn token_keeper(&self, providers: Arc<HttpProviders>) -> Arc<TokenKeeper> {
+        Arc::new(TokenKeeper::new(
+            self.store.clone(),
+            self.sealer.clone(),
+            providers,
+            Arc::new(now_ms),
+            Policy::default(),
+        ))
+    }
+
+    /// The install, reconnect and disconnect flows.
+    pub fn install_flow(&self) -> Result<InstallFlow, crate::Error> {
+        let providers = self.providers()?;
+        let states = OAuthStates::new(
+            self.store.clone(),
+            oauth_state::installation_key(&self.config),
+            oauth_state::DEFAULT_TTL,
+        );
+        Ok(InstallFlow::new(
+            self.config.clone(),
+            self.store.clone(),
+            self.queue.clone(),
+            self.sealer.clone(),
+            states,
+            self.token_keeper(providers.clone()),
+            providers,
+            Arc::new(now_ms),
+        ))
     }
 }
 

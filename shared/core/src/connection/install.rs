@@ -1,0 +1,560 @@
+//! Connecting, reconnecting and disconnecting (C1–C4).
+//!
+//! Every flow starts with HubSpot's consent: it proves the person administers the portal, which
+//! reconnecting, adding a company and disconnecting all need. Then:
+//! - install / add a company / reconnect: QuickBooks' consent, and on its callback the connection
+//!   is written whole (tokens, pre-flight record, default settings, initial sync queued);
+//! - disconnect: the connection's tokens are revoked at both providers and deleted.
+//!
+//! Nothing is written before the last callback succeeds: the HubSpot grant waits, sealed, inside
+//! the single-use state of the QuickBooks step. A rejected callback changes nothing.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use super::company::{
+    is_sandbox_company, preflight_warnings, read_profile, PreflightWarning, ProfileError,
+};
+use super::oauth_state::{OAuthStates, StateError};
+use super::registry::{Connection, ConnectionStatus, Connections, Preflight, RegistryError};
+use super::tokens::{Clock, SealError, Sealer, TokenError, TokenGrant, TokenKeeper, TokenOwner};
+use super::Provider;
+use crate::config::Config;
+use crate::domain::{ConnectionId, PortalId, RealmId};
+use crate::error::ErrorClass;
+use crate::oauth::{ProviderApis, ProviderError};
+use crate::queue::{Queue, QueueError, QueueName};
+use crate::settings::{default_settings, SettingsStore};
+use crate::store::{Store, StoreError};
+use crate::sync::initial_sync_messages;
+
+pub const HUBSPOT_CALLBACK_PATH: &str = "/oauth/hubspot/callback";
+pub const QBO_CALLBACK_PATH: &str = "/oauth/qbo/callback";
+
+/// Why a person started a flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Intent {
+    /// Connect a QuickBooks company; with a portal, to that portal only ("add another company").
+    Install {
+        portal: Option<PortalId>,
+    },
+    /// Renew the tokens of an existing connection (the same portal and company).
+    Reconnect {
+        connection: ConnectionId,
+    },
+    Disconnect {
+        connection: ConnectionId,
+    },
+}
+
+/// What the state of each step remembers.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+enum Pending {
+    HubSpot {
+        intent: Intent,
+        base_url: String,
+    },
+    Qbo {
+        intent: Intent,
+        base_url: String,
+        portal: PortalId,
+        /// The HubSpot grant, sealed like stored tokens, until the connection is written.
+        hubspot_grant: String,
+    },
+}
+
+/// The sealed form of a grant waiting in a state.
+#[derive(Serialize, Deserialize)]
+struct GrantSecrets {
+    access_token: String,
+    refresh_token: String,
+    expires_in: i64,
+}
+
+/// The query of a provider's redirect back to us.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct CallbackParams {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    #[serde(rename = "realmId")]
+    pub realm_id: Option<String>,
+    pub error: Option<String>,
+    pub error_description: Option<String>,
+}
+
+/// Where a step leads.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Send the browser to a provider's consent page.
+    Redirect(String),
+    Connected(Connected),
+    Disconnected(Connection),
+}
+
+#[derive(Debug)]
+pub struct Connected {
+    pub connection: Connection,
+    pub warnings: Vec<PreflightWarning>,
+    /// False when an existing connection was renewed.
+    pub created: bool,
+    pub base_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the request has no {0} parameter")]
+    MissingParameter(&'static str),
+    #[error("the {name} parameter is invalid: {reason}")]
+    InvalidParameter { name: &'static str, reason: String },
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("this callback does not belong to the step it was sent to; start again")]
+    WrongStep,
+    #[error("{} authorization was not given ({error}{})", .provider.label(),
+        .description.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Denied {
+        provider: Provider,
+        error: String,
+        description: Option<String>,
+    },
+    #[error("you signed in to HubSpot portal {actual}, but this link is for portal {expected}")]
+    PortalMismatch {
+        expected: PortalId,
+        actual: PortalId,
+    },
+    #[error(
+        "you chose QuickBooks company {actual}, but this connection is for company {expected}"
+    )]
+    RealmMismatch { expected: RealmId, actual: RealmId },
+    #[error("{0}")]
+    RealmTaken(String),
+    #[error(
+        "QuickBooks sandbox companies cannot be connected to this deployment (sandbox mode is off)"
+    )]
+    SandboxCompany,
+    #[error("there is no connection {0}")]
+    UnknownConnection(ConnectionId),
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    #[error("the QuickBooks company could not be read: {0}")]
+    Company(#[from] ProfileError),
+    #[error(transparent)]
+    Tokens(#[from] TokenError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Seal(#[from] SealError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+impl From<RegistryError> for ConnectError {
+    fn from(error: RegistryError) -> Self {
+        match error {
+            RegistryError::RealmTaken { .. } => ConnectError::RealmTaken(error.to_string()),
+            RegistryError::Store(e) => ConnectError::Store(e),
+        }
+    }
+}
+
+impl ConnectError {
+    /// A stable name for the kind of failure (JSON `category`).
+    pub fn category(&self) -> &'static str {
+        match self {
+            ConnectError::MissingParameter(_) => "missing_parameter",
+            ConnectError::InvalidParameter { .. } => "invalid_parameter",
+            ConnectError::State(StateError::UnknownOrUsed) => "state_expired_or_used",
+            ConnectError::State(StateError::Store(_)) => "storage_unavailable",
+            ConnectError::State(_) | ConnectError::WrongStep => "invalid_state",
+            ConnectError::Denied { .. } => "authorization_denied",
+            ConnectError::PortalMismatch { .. } => "portal_mismatch",
+            ConnectError::RealmMismatch { .. } => "company_mismatch",
+            ConnectError::RealmTaken(_) => "company_already_connected",
+            ConnectError::SandboxCompany => "sandbox_company_refused",
+            ConnectError::UnknownConnection(_) => "unknown_connection",
+            ConnectError::Provider(ProviderError::Refused { .. }) => "provider_refused",
+            ConnectError::Provider(ProviderError::Unavailable { .. }) => "provider_unavailable",
+            ConnectError::Company(_) => "company_unreadable",
+            ConnectError::Tokens(_) | ConnectError::Seal(_) => "token_storage_failed",
+            ConnectError::Store(_) => "storage_unavailable",
+            ConnectError::Queue(_) => "queue_unavailable",
+        }
+    }
+
+    /// The HTTP status of the page that reports it.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            ConnectError::MissingParameter(_)
+            | ConnectError::InvalidParameter { .. }
+            | ConnectError::State(StateError::Malformed | StateError::Tampered)
+            | ConnectError::WrongStep
+            | ConnectError::Denied { .. }
+            | ConnectError::Provider(ProviderError::Refused { .. }) => 400,
+            ConnectError::State(StateError::UnknownOrUsed) => 410,
+            ConnectError::SandboxCompany => 403,
+            ConnectError::UnknownConnection(_) => 404,
+            ConnectError::PortalMismatch { .. }
+            | ConnectError::RealmMismatch { .. }
+            | ConnectError::RealmTaken(_) => 409,
+            ConnectError::Provider(ProviderError::Unavailable { .. })
+            | ConnectError::Company(_) => 502,
+            ConnectError::State(StateError::Store(_))
+            | ConnectError::Tokens(_)
+            | ConnectError::Store(_)
+            | ConnectError::Seal(_)
+            | ConnectError::Queue(_) => 503,
+        }
+    }
+
+    pub fn class(&self) -> ErrorClass {
+        match self.http_status() {
+            502 | 503 => ErrorClass::Retryable,
+            _ => ErrorClass::Terminal,
+        }
+    }
+}
+
+/// The parts a flow uses; built once per cold start.
+pub struct InstallFlow {
+    pub config: Arc<Config>,
+    pub queue: Arc<dyn Queue>,
+    pub sealer: Arc<dyn Sealer>,
+    pub states: OAuthStates,
+    pub tokens: Arc<TokenKeeper>,
+    pub providers: Arc<dyn ProviderApis>,
+    pub connections: Connections,
+    pub settings: SettingsStore,
+    pub clock: Clock,
+}
+
+impl InstallFlow {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config: Arc<Config>,
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        sealer: Arc<dyn Sealer>,
+        states: OAuthStates,
+        tokens: Arc<TokenKeeper>,
+        providers: Arc<dyn ProviderApis>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            config,
+            queue,
+            sealer,
+            states,
+            tokens,
+            providers,
+            connections: Connections::new(store.clone()),
+            settings: SettingsStore::new(store),
+            clock,
+        }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)().div_euclid(1000)
+    }
+
+    /// Starts a flow: the HubSpot consent page. `base_url` is this function's public address.
+    pub async fn start(&self, intent: Intent, base_url: &str) -> Result<Outcome, ConnectError> {
+        let now = self.now();
+        if let Intent::Reconnect { connection } | Intent::Disconnect { connection } = &intent {
+            if self.connections.get(connection, now).await?.is_none() {
+                return Err(ConnectError::UnknownConnection(connection.clone()));
+            }
+        }
+        let pending = Pending::HubSpot {
+            intent,
+            base_url: base_url.to_owned(),
+        };
+        let state = self.states.issue(&pending, now).await?;
+        let redirect = format!("{base_url}{HUBSPOT_CALLBACK_PATH}");
+        Ok(Outcome::Redirect(self.providers.authorize_url(
+            Provider::HubSpot,
+            &redirect,
+            &state,
+        )?))
+    }
+
+    /// Takes the step's state (single use, even when the provider reports an error).
+    async fn take_state(&self, params: &CallbackParams) -> Result<Pending, ConnectError> {
+        let state = params
+            .state
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or(ConnectError::MissingParameter("state"))?;
+        Ok(self.states.consume(state, self.now()).await?)
+    }
+
+    fn denied(provider: Provider, params: &CallbackParams) -> Option<ConnectError> {
+        params.error.as_ref().map(|error| ConnectError::Denied {
+            provider,
+            error: error.clone(),
+            description: params.error_description.clone(),
+        })
+    }
+
+    fn code(params: &CallbackParams) -> Result<&str, ConnectError> {
+        params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty())
+            .ok_or(ConnectError::MissingParameter("code"))
+    }
+
+    /// HubSpot sent the person back: learn the portal, check it is the expected one, then go on
+    /// to QuickBooks (or finish a disconnect).
+    pub async fn hubspot_callback(&self, params: &CallbackParams) -> Result<Outcome, ConnectError> {
+        let Pending::HubSpot { intent, base_url } = self.take_state(params).await? else {
+            return Err(ConnectError::WrongStep);
+        };
+        if let Some(denied) = Self::denied(Provider::HubSpot, params) {
+            return Err(denied);
+        }
+        let code = Self::code(params)?;
+        let redirect = format!("{base_url}{HUBSPOT_CALLBACK_PATH}");
+        let grant = self
+            .providers
+            .exchange_code(Provider::HubSpot, code, &redirect)
+            .await?;
+        let portal = self.providers.hubspot_portal(&grant.access_token).await?;
+        let now = self.now();
+        let expected = match &intent {
+            Intent::Install { portal } => portal.clone(),
+            Intent::Reconnect { connection } | Intent::Disconnect { connection } => Some(
+                self.connections
+                    .get(connection, now)
+                    .await?
+                    .ok_or_else(|| ConnectError::UnknownConnection(connection.clone()))?
+                    .portal_id,
+            ),
+        };
+        if let Some(expected) = expected.filter(|expected| *expected != portal) {
+            return Err(ConnectError::PortalMismatch {
+                expected,
+                actual: portal,
+            });
+        }
+        if let Intent::Disconnect { connection } = &intent {
+            return Ok(Outcome::Disconnected(
+                self.disconnect(connection, Some(&grant)).await?,
+            ));
+        }
+        let pending = Pending::Qbo {
+            intent,
+            base_url: base_url.clone(),
+            portal,
+            hubspot_grant: self.seal_grant(&grant).await?,
+        };
+        let state = self.states.issue(&pending, now).await?;
+        let redirect = format!("{base_url}{QBO_CALLBACK_PATH}");
+        Ok(Outcome::Redirect(self.providers.authorize_url(
+            Provider::Qbo,
+            &redirect,
+            &state,
+        )?))
+    }
+
+    /// QuickBooks sent the person back with the company they chose: write the connection.
+    pub async fn qbo_callback(&self, params: &CallbackParams) -> Result<Outcome, ConnectError> {
+        let Pending::Qbo {
+            intent,
+            base_url,
+            portal,
+            hubspot_grant,
+        } = self.take_state(params).await?
+        else {
+            return Err(ConnectError::WrongStep);
+        };
+        if let Some(denied) = Self::denied(Provider::Qbo, params) {
+            return Err(denied);
+        }
+        let code = Self::code(params)?;
+        let realm = params
+            .realm_id
+            .as_deref()
+            .ok_or(ConnectError::MissingParameter("realmId"))
+            .and_then(|raw| {
+                RealmId::parse(raw).map_err(|e| ConnectError::InvalidParameter {
+                    name: "realmId",
+                    reason: e.to_string(),
+                })
+            })?;
+        let now = self.now();
+        let id = Connection::id_for(&portal, &realm);
+        if let Intent::Reconnect { connection } = &intent {
+            let existing = self
+                .connections
+                .get(connection, now)
+                .await?
+                .ok_or_else(|| ConnectError::UnknownConnection(connection.clone()))?;
+            if existing.realm_id != realm {
+                return Err(ConnectError::RealmMismatch {
+                    expected: existing.realm_id,
+                    actual: realm,
+                });
+            }
+        }
+        // Refuse a company held by another connection before anything is exchanged.
+        if let Some(holder) = self.connections.owner_of(&realm, now).await? {
+            if holder != id {
+                let other = self.connections.get(&holder, now).await?;
+                return Err(ConnectError::RealmTaken(match other {
+                    Some(other) => format!(
+                        "this QuickBooks company is already connected to HubSpot portal {}",
+                        other.portal_id
+                    ),
+                    None => "this QuickBooks company is already connected elsewhere".into(),
+                }));
+            }
+        }
+        let redirect = format!("{base_url}{QBO_CALLBACK_PATH}");
+        let qbo_grant = self
+            .providers
+            .exchange_code(Provider::Qbo, code, &redirect)
+            .await?;
+        let (company_info, preferences) = self
+            .providers
+            .qbo_company(&realm, &qbo_grant.access_token)
+            .await?;
+        let company = read_profile(&company_info, &preferences)?;
+        if is_sandbox_company(&company, self.config.qbo.sandbox_environment)
+            && !self.config.qbo.allow_sandbox_companies
+        {
+            return Err(ConnectError::SandboxCompany);
+        }
+        let hubspot_grant = self.open_grant(&hubspot_grant).await?;
+        let warnings = preflight_warnings(&company);
+        let existing = self.connections.get(&id, now).await?;
+        let created = existing.is_none();
+        let mut connection = existing.unwrap_or_else(|| Connection {
+            id: id.clone(),
+            portal_id: portal.clone(),
+            realm_id: realm.clone(),
+            status: ConnectionStatus::Active,
+            reconnect_provider: None,
+            company_name: company.company_name.clone(),
+            connected_at: now,
+            updated_at: now,
+            disconnected_at: None,
+            initial_sync_requested_at: None,
+        });
+        self.connections.claim_realm(&connection, now).await?;
+        self.tokens
+            .store_grant(&TokenOwner::Portal(portal), &hubspot_grant)
+            .await?;
+        self.tokens
+            .store_grant(&TokenOwner::Realm(realm), &qbo_grant)
+            .await?;
+        self.connections
+            .save_preflight(
+                &id,
+                &Preflight {
+                    checked_at: now,
+                    company: company.clone(),
+                    warnings: warnings.clone(),
+                },
+            )
+            .await?;
+        let setup_day = time::OffsetDateTime::from_unix_timestamp(connection.connected_at)
+            .map(|t| t.date())
+            .unwrap_or(time::Date::MIN);
+        self.settings
+            .write_defaults_if_absent(&id, &default_settings(setup_day), now)
+            .await?;
+        connection.status = ConnectionStatus::Active;
+        connection.reconnect_provider = None;
+        connection.company_name = company.company_name;
+        connection.updated_at = now;
+        connection.disconnected_at = None;
+        self.connections.save(&connection).await?;
+        if connection.initial_sync_requested_at.is_none() {
+            let settings = self.settings.list(&id, now).await?;
+            let messages = initial_sync_messages(&id, &settings, now)?;
+            self.queue.send_all(QueueName::Sync, messages).await?;
+            connection.initial_sync_requested_at = Some(now);
+            self.connections.save(&connection).await?;
+        }
+        tracing::info!(connection = %id, created, "connection active");
+        Ok(Outcome::Connected(Connected {
+            connection,
+            warnings,
+            created,
+            base_url,
+        }))
+    }
+
+    /// C4: stop the connection at once, then revoke its tokens at both providers and delete them.
+    /// HubSpot's tokens belong to the portal, so they go only with its last connection. Safe to
+    /// repeat: a second run revokes whatever the first could not.
+    pub async fn disconnect(
+        &self,
+        id: &ConnectionId,
+        fresh_hubspot_grant: Option<&TokenGrant>,
+    ) -> Result<Connection, ConnectError> {
+        let now = self.now();
+        let mut connection = self
+            .connections
+            .get(id, now)
+            .await?
+            .ok_or_else(|| ConnectError::UnknownConnection(id.clone()))?;
+        if connection.status != ConnectionStatus::Disconnected {
+            connection.status = ConnectionStatus::Disconnected;
+            connection.disconnected_at = Some(now);
+            connection.updated_at = now;
+            self.connections.save(&connection).await?;
+        }
+        let company = TokenOwner::Realm(connection.realm_id.clone());
+        if let Some(refresh) = self.tokens.refresh_token(&company).await? {
+            self.providers.revoke(Provider::Qbo, &refresh).await?;
+        }
+        self.tokens.forget(&company).await?;
+        self.connections.release_realm(&connection, now).await?;
+
+        let others_live = self
+            .connections
+            .of_portal(&connection.portal_id, now)
+            .await?
+            .into_iter()
+            .any(|c| {
+                c.connection_id != connection.id && c.status != ConnectionStatus::Disconnected
+            });
+        if !others_live {
+            let portal = TokenOwner::Portal(connection.portal_id.clone());
+            let stored = self.tokens.refresh_token(&portal).await?;
+            let fresh = fresh_hubspot_grant.map(|g| g.refresh_token.clone());
+            for refresh in stored.iter().chain(fresh.iter()) {
+                self.providers.revoke(Provider::HubSpot, refresh).await?;
+            }
+            self.tokens.forget(&portal).await?;
+        }
+        tracing::info!(connection = %id, "connection disconnected");
+        Ok(connection)
+    }
+
+    async fn seal_grant(&self, grant: &TokenGrant) -> Result<String, ConnectError> {
+        let secrets = GrantSecrets {
+            access_token: grant.access_token.expose_secret().to_owned(),
+            refresh_token: grant.refresh_token.expose_secret().to_owned(),
+            expires_in: grant.expires_in,
+        };
+        let plaintext = serde_json::to_vec(&secrets).map_err(|e| SealError(e.to_string()))?;
+        Ok(self.sealer.seal(&plaintext).await?)
+    }
+
+    async fn open_grant(&self, sealed: &str) -> Result<TokenGrant, ConnectError> {
+        let plaintext = self.sealer.open(sealed).await?;
+        let secrets: GrantSecrets = serde_json::from_slice(&plaintext)
+            .map_err(|_| SealError("the sealed grant is unreadable".into()))?;
+        Ok(TokenGrant {
+            access_token: SecretString::from(secrets.access_token),
+            refresh_token: SecretString::from(secrets.refresh_token),
+            expires_in: secrets.expires_in,
+        })
+    }
+}

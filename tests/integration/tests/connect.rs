@@ -1,0 +1,881 @@
+//! Connecting end to end: a browser-like client follows the redirects of the real `oauth-install`
+//! binary through both sandboxes' consent pages; the state lands in the template's DynamoDB table
+//! and SQS queue on the local AWS endpoint. Needs the workspace binaries built (`make test`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hubspot_qbo_core::config::Config;
+use hubspot_qbo_core::connection::registry::{ConnectionStatus, Connections};
+use hubspot_qbo_core::connection::tokens::{TokenKeeper, TokenOwner};
+use hubspot_qbo_core::domain::{ConnectionId, ObjectKind, PortalId, RealmId};
+use hubspot_qbo_core::runtime::Services;
+use hubspot_qbo_core::settings::SettingsStore;
+use integration_tests::test_parameters;
+use local_stack::lambda::Invocation;
+use local_stack::stack::{LocalStack, Options};
+use reqwest::Url;
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+const PORTAL: &str = "62515";
+const OTHER_PORTAL: &str = "62516";
+const US_REALM: &str = "9130350000000001";
+const GB_REALM: &str = "9130350000000002";
+
+struct Harness {
+    stack: LocalStack,
+    /// The install function's URL, without the trailing slash.
+    base: String,
+    qbo: String,
+    hubspot: String,
+    http: reqwest::Client,
+    config: Config,
+    services: Services,
+    tokens: Arc<TokenKeeper>,
+    log_dir: PathBuf,
+}
+
+/// Where a browser walk ended.
+struct Visit {
+    status: u16,
+    body: String,
+    /// Every URL requested, in order.
+    trail: Vec<String>,
+}
+
+/// The person's choices on the consent pages (which portal, which company).
+#[derive(Default, Clone, Copy)]
+struct Choice<'a> {
+    portal: Option<&'a str>,
+    realm: Option<&'a str>,
+    json: bool,
+}
+
+impl Harness {
+    async fn start(name: &str, parameters: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let log_dir =
+            std::env::temp_dir().join(format!("connect-{name}-{}", uuid_like(std::process::id())));
+        std::fs::create_dir_all(&log_dir)?;
+        let mut all = test_parameters();
+        for (key, value) in parameters {
+            all.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let stack = LocalStack::start(Options {
+            stack_name: name.into(),
+            parameters: all,
+            run_schedules: false,
+            run_queues: false,
+            log_dir: Some(log_dir.clone()),
+            rust_log: "debug".into(),
+            ..Options::default()
+        })
+        .await?;
+        let base = stack
+            .url("OAuthInstallFunction")?
+            .trim_end_matches('/')
+            .to_owned();
+        let sandboxes = stack
+            .sandboxes
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("sandboxes not started"))?;
+        let (qbo, hubspot) = (sandboxes.qbo.clone(), sandboxes.hubspot.clone());
+        let environment = &stack.manifest.function("OAuthInstallFunction")?.environment;
+        let config = Config::from_lookup(|k| environment.get(k).cloned())?;
+        let services = Services::new(config.clone(), &stack.aws.sdk_config().await);
+        let tokens = services.token_keeper(services.providers()?);
+        Ok(Self {
+            stack,
+            base,
+            qbo,
+            hubspot,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            config,
+            services,
+            tokens,
+            log_dir,
+        })
+    }
+
+    /// Follows redirects as a browser would; on the consent pages the person picks `choice`.
+    /// Stops before requesting a URL whose path starts with `stop_before`, returning it.
+    async fn browse_until(
+        &self,
+        start: &str,
+        choice: Choice<'_>,
+        stop_before: Option<&str>,
+    ) -> anyhow::Result<Result<Visit, String>> {
+        let mut url = Url::parse(start)?;
+        let mut trail = Vec::new();
+        for _ in 0..10 {
+            if url
+                .as_str()
+                .starts_with(&format!("{}/oauth/authorize", self.hubspot))
+            {
+                if let Some(portal) = choice.portal {
+                    url.query_pairs_mut().append_pair("portal_id", portal);
+                }
+            }
+            if url
+                .as_str()
+                .starts_with(&format!("{}/connect/oauth2", self.qbo))
+            {
+                if let Some(realm) = choice.realm {
+                    url.query_pairs_mut().append_pair("realm_id", realm);
+                }
+            }
+            if stop_before.is_some_and(|path| url.path().starts_with(path)) {
+                return Ok(Err(url.to_string()));
+            }
+            trail.push(url.to_string());
+            let mut request = self.http.get(url.clone());
+            request = request.header(
+                "accept",
+                if choice.json {
+                    "application/json"
+                } else {
+                    "text/html,application/xhtml+xml,*/*;q=0.8"
+                },
+            );
+            let response = request.send().await?;
+            let status = response.status().as_u16();
+            if response.status().is_redirection() {
+                let location = response
+                    .headers()
+                    .get("location")
+                    .and_then(|l| l.to_str().ok())
+                    .ok_or_else(|| anyhow::anyhow!("redirect without Location from {url}"))?;
+                url = url.join(location)?;
+                continue;
+            }
+            let body = response.text().await?;
+            return Ok(Ok(Visit {
+                status,
+                body,
+                trail,
+            }));
+        }
+        anyhow::bail!("too many redirects from {start}")
+    }
+
+    async fn browse(&self, path: &str, choice: Choice<'_>) -> anyhow::Result<Visit> {
+        self.browse_until(&format!("{}{path}", self.base), choice, None)
+            .await?
+            .map_err(|stopped| anyhow::anyhow!("stopped at {stopped}"))
+    }
+
+    /// A GET answered as JSON, without following redirects.
+    async fn get_json(&self, url: &str) -> anyhow::Result<(u16, Value)> {
+        let response = self
+            .http
+            .get(url)
+            .header("accept", "application/json")
+            .send()
+            .await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    fn connections(&self) -> Connections {
+        Connections::new(self.services.store.clone())
+    }
+
+    async fn active(&self) -> anyhow::Result<Vec<ConnectionId>> {
+        Ok(self
+            .connections()
+            .with_status(ConnectionStatus::Active, now())
+            .await?
+            .into_iter()
+            .map(|c| c.id)
+            .collect())
+    }
+
+    /// Every item of the connections table except pending OAuth states, for before/after
+    /// comparisons.
+    async fn snapshot(&self) -> anyhow::Result<Vec<String>> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.stack.aws.sdk_config().await);
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = dynamodb
+                .scan()
+                .table_name(&self.config.tables.connections)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in page.items() {
+                let pk = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                if !pk.starts_with("oauth-state#") {
+                    let sorted: BTreeMap<_, _> =
+                        item.iter().map(|(k, v)| (k, canonical(v))).collect();
+                    items.push(format!("{sorted:?}"));
+                }
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() {
+                break;
+            }
+        }
+        items.sort();
+        Ok(items)
+    }
+
+    async fn queued_sync_messages(&self) -> anyhow::Result<u64> {
+        let sqs = aws_sdk_sqs::Client::new(&self.stack.aws.sdk_config().await);
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&self.config.queues.sync)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await?;
+        Ok(attributes
+            .attributes
+            .unwrap_or_default()
+            .values()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum())
+    }
+
+    async fn counter(&self, sandbox: &str, prefix: &str) -> anyhow::Result<u64> {
+        let counters: Value = self
+            .http
+            .get(format!("{sandbox}/_sandbox/counters"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(counters["endpoints"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .filter(|(key, _)| key.starts_with(prefix))
+            .filter_map(|(_, c)| {
+                c["by_status"]["200"]
+                    .as_u64()
+                    .or(c["by_status"]["204"].as_u64())
+            })
+            .sum())
+    }
+
+    async fn poll(&self) -> anyhow::Result<Value> {
+        let poller = self.stack.function("ScheduledPollFunction")?;
+        match poller
+            .invoke(&local_stack::triggers::scheduled_event(
+                "arn:aws:events:us-east-1:1:rule/poll",
+            ))
+            .await?
+        {
+            Invocation::Response(report) => Ok(report),
+            other => anyhow::bail!("the poll failed: {other:?}"),
+        }
+    }
+
+    /// Everything the functions logged so far.
+    fn logs(&self) -> anyhow::Result<String> {
+        let mut all = String::new();
+        for entry in std::fs::read_dir(&self.log_dir)? {
+            all.push_str(&std::fs::read_to_string(entry?.path())?);
+        }
+        Ok(all)
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = std::fs::remove_dir_all(&self.log_dir);
+        self.stack.shutdown().await
+    }
+}
+
+/// An attribute as text with map keys in order (DynamoDB maps come back in any order).
+fn canonical(value: &aws_sdk_dynamodb::types::AttributeValue) -> String {
+    use aws_sdk_dynamodb::types::AttributeValue as A;
+    match value {
+        A::M(map) => {
+            let sorted: BTreeMap<_, _> = map.iter().map(|(k, v)| (k, canonical(v))).collect();
+            format!("{sorted:?}")
+        }
+        A::L(list) => format!("{:?}", list.iter().map(canonical).collect::<Vec<_>>()),
+        other => format!("{other:?}"),
+    }
+}
+
+fn uuid_like(seed: u32) -> String {
+    format!("{seed}-{}", now_ms())
+}
+
+fn now_ms() -> i64 {
+    hubspot_qbo_core::runtime::now_ms()
+}
+
+fn now() -> i64 {
+    hubspot_qbo_core::runtime::now_seconds()
+}
+
+fn query_param(url: &str, name: &str) -> anyhow::Result<String> {
+    Url::parse(url)?
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| anyhow::anyhow!("{url} has no {name}"))
+}
+
+fn connection_id(portal: &str, realm: &str) -> anyhow::Result<ConnectionId> {
+    Ok(ConnectionId::parse(format!("{portal}-{realm}"))?)
+}
+
+#[tokio::test]
+async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> {
+    let h = Harness::start("connect", &[]).await?;
+
+    // A person opens the install page and consents twice.
+    let visit = h.browse("/install", Choice::default()).await?;
+    assert_eq!(visit.status, 200, "{}", visit.body);
+    assert!(
+        visit.body.contains("is connected with QuickBooks company"),
+        "{}",
+        visit.body
+    );
+    let hops: Vec<String> = visit
+        .trail
+        .iter()
+        .map(|u| Url::parse(u).map(|u| u.path().to_owned()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        hops,
+        [
+            "/install",
+            "/oauth/authorize",
+            "/oauth/hubspot/callback",
+            "/connect/oauth2",
+            "/oauth/qbo/callback"
+        ]
+    );
+    let scopes = query_param(&visit.trail[1], "scope")?;
+    assert!(
+        scopes.split(' ').any(|s| s == "crm.objects.invoices.write"),
+        "{scopes}"
+    );
+    assert_eq!(
+        query_param(&visit.trail[1], "redirect_uri")?,
+        format!("{}/oauth/hubspot/callback", h.base)
+    );
+
+    let first = connection_id(PORTAL, US_REALM)?;
+    assert_eq!(h.active().await?, vec![first.clone()]);
+
+    // Tokens: stored sealed, and they work.
+    let company = TokenOwner::Realm(RealmId::parse(US_REALM)?);
+    let portal = TokenOwner::Portal(PortalId::parse(PORTAL)?);
+    let qbo_access = h.tokens.access_token(&company).await?;
+    let hubspot_access = h.tokens.access_token(&portal).await?;
+    let qbo_refresh = h.tokens.refresh_token(&company).await?.expect("stored");
+    let hubspot_refresh = h.tokens.refresh_token(&portal).await?.expect("stored");
+    let secrets = [&qbo_access, &hubspot_access, &qbo_refresh, &hubspot_refresh]
+        .map(|s| s.expose_secret().to_owned());
+    let snapshot = h.snapshot().await?.join("\n");
+    for secret in &secrets {
+        assert!(
+            !snapshot.contains(secret.as_str()),
+            "a token is stored in plain text"
+        );
+    }
+    assert!(snapshot.contains("sealed"), "{snapshot}");
+    let company_info = h
+        .http
+        .get(format!(
+            "{}/v3/company/{US_REALM}/companyinfo/{US_REALM}",
+            h.qbo
+        ))
+        .bearer_auth(qbo_access.expose_secret())
+        .header("accept", "application/json")
+        .send()
+        .await?;
+    assert_eq!(
+        company_info.status(),
+        200,
+        "the stored QuickBooks token works"
+    );
+
+    // The pre-flight record, default settings and the initial sync.
+    let preflight = h
+        .connections()
+        .preflight(&first, now())
+        .await?
+        .expect("pre-flight record");
+    assert!(preflight.company.us_edition);
+    let settings = SettingsStore::new(h.services.store.clone())
+        .list(&first, now())
+        .await?;
+    assert_eq!(
+        settings.iter().map(|s| s.object).collect::<Vec<_>>(),
+        ObjectKind::ALL.to_vec()
+    );
+    let queued = h.queued_sync_messages().await?;
+    let enabled = settings.iter().filter(|s| s.enabled).count() as u64;
+    assert!(enabled > 0);
+    assert_eq!(
+        queued, enabled,
+        "one initial sync request per enabled object"
+    );
+
+    // The same pair again (JSON this time): still one connection, nothing queued twice.
+    let again = h
+        .browse(
+            "/install",
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(again.status, 200, "{}", again.body);
+    let again: Value = serde_json::from_str(&again.body)?;
+    assert_eq!(again["created"], false);
+    assert_eq!(again["connection_id"], first.as_str());
+    assert_eq!(h.active().await?, vec![first.clone()]);
+    assert_eq!(h.queued_sync_messages().await?, queued);
+
+    // Another company for the same portal: a second connection, with the non-US warning.
+    let added = h
+        .browse(
+            &format!("/install?portal={PORTAL}"),
+            Choice {
+                realm: Some(GB_REALM),
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(added.status, 200, "{}", added.body);
+    let added: Value = serde_json::from_str(&added.body)?;
+    assert_eq!(added["created"], true);
+    let warnings: Vec<&str> = added["warnings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert!(warnings.contains(&"outside_us"), "{added}");
+    let second = connection_id(PORTAL, GB_REALM)?;
+    let mut active = h.active().await?;
+    active.sort();
+    assert_eq!(active, vec![first.clone(), second.clone()]);
+
+    // Reconnect renews the tokens of the same connection.
+    let reconnected = h
+        .browse(
+            &format!("/reconnect?connection={first}"),
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(reconnected.status, 200, "{}", reconnected.body);
+    let renewed = h.tokens.refresh_token(&company).await?.expect("stored");
+    assert_ne!(renewed.expose_secret(), qbo_refresh.expose_secret());
+
+    // The schedule keeps both connections' tokens alive.
+    let report = h.poll().await?;
+    assert_eq!(report["connections"], 2, "{report}");
+
+    // Disconnect the second: revoked at QuickBooks; HubSpot stays (the portal's first
+    // connection still uses it).
+    let qbo_revocations = h.counter(&h.qbo, "POST /v2/oauth2/tokens/revoke").await?;
+    let hubspot_revocations = h
+        .counter(&h.hubspot, "DELETE /oauth/v1/refresh-tokens/")
+        .await?;
+    let gb_refresh = h
+        .tokens
+        .refresh_token(&TokenOwner::Realm(RealmId::parse(GB_REALM)?))
+        .await?
+        .expect("stored");
+    let gone = h
+        .browse(
+            &format!("/disconnect?connection={second}"),
+            Choice::default(),
+        )
+        .await?;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert!(gone.body.contains("disconnected"), "{}", gone.body);
+    assert_eq!(
+        h.counter(&h.qbo, "POST /v2/oauth2/tokens/revoke").await?,
+        qbo_revocations + 1
+    );
+    assert_eq!(
+        h.counter(&h.hubspot, "DELETE /oauth/v1/refresh-tokens/")
+            .await?,
+        hubspot_revocations
+    );
+    let refused = h
+        .http
+        .post(format!("{}/oauth2/v1/tokens/bearer", h.qbo))
+        .basic_auth(
+            &h.config.qbo.oauth.client_id,
+            Some(h.config.qbo.oauth.client_secret.expose_secret()),
+        )
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", gb_refresh.expose_secret()),
+        ])
+        .send()
+        .await?;
+    assert_eq!(refused.status(), 400, "the revoked refresh token is dead");
+    assert_eq!(h.active().await?, vec![first.clone()]);
+    let report = h.poll().await?;
+    assert_eq!(
+        report["connections"], 1,
+        "the disconnected one is not polled: {report}"
+    );
+
+    // Disconnect the last: HubSpot's tokens go too; polling stops; settings are kept.
+    let gone = h
+        .browse(
+            &format!("/disconnect?connection={first}"),
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert!(
+        h.counter(&h.hubspot, "DELETE /oauth/v1/refresh-tokens/")
+            .await?
+            > hubspot_revocations
+    );
+    assert!(h.tokens.refresh_token(&portal).await?.is_none());
+    assert!(h.tokens.refresh_token(&company).await?.is_none());
+    assert!(h.active().await?.is_empty());
+    let report = h.poll().await?;
+    assert_eq!(report["connections"], 0, "{report}");
+    let record = h.connections().get(&first, now()).await?.expect("kept");
+    assert_eq!(record.status, ConnectionStatus::Disconnected);
+    assert_eq!(
+        SettingsStore::new(h.services.store.clone())
+            .list(&first, now())
+            .await?
+            .len(),
+        3,
+        "settings are kept until the connection is deleted"
+    );
+
+    // No log line of any function carries a token.
+    let logs = h.logs()?;
+    assert!(logs.contains("connection active"), "the logs were captured");
+    for secret in secrets
+        .iter()
+        .chain([renewed.expose_secret().to_owned()].iter())
+    {
+        assert!(
+            !logs.contains(secret.as_str()),
+            "a token leaked into the logs"
+        );
+    }
+    h.stop().await
+}
+
+#[tokio::test]
+async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
+    let h = Harness::start("badinput", &[]).await?;
+    // One working connection first, so that "nothing changed" has something to compare.
+    let visit = h.browse("/install", Choice::default()).await?;
+    assert_eq!(visit.status, 200, "{}", visit.body);
+    let before = h.snapshot().await?;
+    let queued = h.queued_sync_messages().await?;
+    let hubspot_callback = format!("{}/oauth/hubspot/callback", h.base);
+    let qbo_callback = format!("{}/oauth/qbo/callback", h.base);
+
+    // A started flow's state (signed, stored), and a callback URL with a real code.
+    let pending = h
+        .browse_until(
+            &format!("{}/install", h.base),
+            Choice::default(),
+            Some("/oauth/hubspot/callback"),
+        )
+        .await?
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("the flow did not reach the HubSpot callback"))?;
+    let state = query_param(&pending, "state")?;
+    let (nonce, tag) = state
+        .split_once('.')
+        .ok_or_else(|| anyhow::anyhow!("state {state}"))?;
+    let mut flipped = tag.to_owned();
+    let last = flipped.pop().unwrap_or('A');
+    flipped.push(if last == 'A' { 'B' } else { 'A' });
+
+    let cases: Vec<(String, String, u16, &str)> = vec![
+        (
+            "no state".into(),
+            format!("{hubspot_callback}?code=abc"),
+            400,
+            "missing_parameter",
+        ),
+        (
+            "malformed state".into(),
+            format!("{hubspot_callback}?code=abc&state=not-a-state"),
+            400,
+            "invalid_state",
+        ),
+        (
+            "tampered state".into(),
+            format!("{hubspot_callback}?code=abc&state={nonce}.{flipped}"),
+            400,
+            "invalid_state",
+        ),
+        (
+            "HubSpot state sent to the QuickBooks callback".into(),
+            format!("{qbo_callback}?code=abc&realmId={US_REALM}&state={state}"),
+            400,
+            "invalid_state",
+        ),
+        (
+            "replayed state".into(),
+            pending.clone(),
+            410,
+            "state_expired_or_used",
+        ),
+    ];
+    for (name, url, status, category) in cases {
+        let (got, body) = h.get_json(&url).await?;
+        assert_eq!(
+            (got, body["category"].as_str()),
+            (status, Some(category)),
+            "{name}: {body}"
+        );
+        assert!(
+            !body["message"].as_str().unwrap_or_default().is_empty(),
+            "{name}"
+        );
+    }
+
+    // An expired state: issued with this installation's key, fifteen minutes ago.
+    let states = hubspot_qbo_core::connection::oauth_state::OAuthStates::new(
+        h.services.store.clone(),
+        hubspot_qbo_core::connection::oauth_state::installation_key(&h.config),
+        hubspot_qbo_core::connection::oauth_state::DEFAULT_TTL,
+    );
+    let expired = states
+        .issue(
+            &json!({"step": "hub_spot", "intent": {"kind": "install", "portal": null}, "base_url": h.base}),
+            now() - 16 * 60,
+        )
+        .await?;
+    let (got, body) = h
+        .get_json(&format!("{hubspot_callback}?code=abc&state={expired}"))
+        .await?;
+    assert_eq!(
+        (got, body["category"].as_str()),
+        (410, Some("state_expired_or_used")),
+        "{body}"
+    );
+
+    // The person says no at HubSpot; at QuickBooks (an unknown company is refused there).
+    let denied_at_hubspot = h
+        .browse_until(
+            &format!("{}/install", h.base),
+            Choice::default(),
+            Some("/oauth/hubspot/callback"),
+        )
+        .await?
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("no HubSpot callback"))?;
+    let state = query_param(&denied_at_hubspot, "state")?;
+    let (got, body) = h
+        .get_json(&format!(
+            "{hubspot_callback}?error=access_denied&error_description=%3Cb%3Ecancelled%3C%2Fb%3E&state={state}"
+        ))
+        .await?;
+    assert_eq!(
+        (got, body["category"].as_str()),
+        (400, Some("authorization_denied")),
+        "{body}"
+    );
+    let html = h
+        .http
+        .get(format!(
+            "{hubspot_callback}?error=access_denied&error_description=%3Cb%3E&state={state}"
+        ))
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(!html.contains("<b>"), "outside text is escaped: {html}");
+    let denied = h
+        .browse(
+            "/install",
+            Choice {
+                realm: Some("1"),
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(denied.status, 400, "{}", denied.body);
+    assert!(
+        denied.body.contains("authorization_denied"),
+        "{}",
+        denied.body
+    );
+
+    // The token endpoint fails (HubSpot) or refuses the code (QuickBooks).
+    let fault = json!({"method": "POST", "path": "/oauth/v1/token", "action": "respond",
+        "status": 502, "body": "Bad Gateway", "times": 1});
+    h.http
+        .post(format!("{}/_sandbox/faults", h.hubspot))
+        .json(&fault)
+        .send()
+        .await?
+        .error_for_status()?;
+    let failing = h
+        .browse(
+            "/install",
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(failing.status, 502, "{}", failing.body);
+    assert!(
+        failing.body.contains("provider_unavailable"),
+        "{}",
+        failing.body
+    );
+    let at_qbo = h
+        .browse_until(
+            &format!("{}/install", h.base),
+            Choice::default(),
+            Some("/oauth/qbo/callback"),
+        )
+        .await?
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("no QuickBooks callback"))?;
+    let mut forged = Url::parse(&at_qbo)?;
+    let pairs: Vec<(String, String)> = forged
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "code" {
+                "not-a-code".into()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    forged.query_pairs_mut().clear().extend_pairs(pairs);
+    let (got, body) = h.get_json(forged.as_str()).await?;
+    assert_eq!(
+        (got, body["category"].as_str()),
+        (400, Some("provider_refused")),
+        "{body}"
+    );
+
+    // A company that belongs to another portal's connection.
+    let taken = h
+        .browse(
+            "/install",
+            Choice {
+                portal: Some(OTHER_PORTAL),
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(taken.status, 409, "{}", taken.body);
+    assert!(
+        taken.body.contains("company_already_connected"),
+        "{}",
+        taken.body
+    );
+    assert!(taken.body.contains(PORTAL), "{}", taken.body);
+
+    // "Add a company" for one portal, signed in to another.
+    let wrong_portal = h
+        .browse(
+            &format!("/install?portal={PORTAL}"),
+            Choice {
+                portal: Some(OTHER_PORTAL),
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(wrong_portal.status, 409, "{}", wrong_portal.body);
+    assert!(
+        wrong_portal.body.contains("portal_mismatch"),
+        "{}",
+        wrong_portal.body
+    );
+
+    // Reconnect into a different company.
+    let first = connection_id(PORTAL, US_REALM)?;
+    let wrong_company = h
+        .browse(
+            &format!("/reconnect?connection={first}"),
+            Choice {
+                realm: Some(GB_REALM),
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(wrong_company.status, 409, "{}", wrong_company.body);
+    assert!(
+        wrong_company.body.contains("company_mismatch"),
+        "{}",
+        wrong_company.body
+    );
+
+    // Unknown connections and bad ids.
+    for (path, status, category) in [
+        ("/disconnect?connection=nope-1", 404, "unknown_connection"),
+        ("/disconnect", 400, "missing_parameter"),
+        ("/install?portal=abc", 400, "invalid_parameter"),
+    ] {
+        let (got, body) = h.get_json(&format!("{}{path}", h.base)).await?;
+        assert_eq!(
+            (got, body["category"].as_str()),
+            (status, Some(category)),
+            "{path}: {body}"
+        );
+    }
+
+    assert_eq!(
+        h.snapshot().await?,
+        before,
+        "a refused request changed stored state"
+    );
+    assert_eq!(h.queued_sync_messages().await?, queued);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn sandbox_companies_are_refused_unless_sandbox_mode_is_on() -> anyhow::Result<()> {
+    let h = Harness::start("nosandbox", &[("QboAllowSandboxCompanies", "false")]).await?;
+    let before = h.snapshot().await?;
+    let refused = h
+        .browse(
+            "/install",
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert!(
+        refused.body.contains("sandbox_company_refused"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(h.snapshot().await?, before);
+    assert_eq!(h.queued_sync_messages().await?, 0);
+    h.stop().await
+}
