@@ -81,6 +81,10 @@ pub trait ProviderApis: Send + Sync {
         realm: &RealmId,
         access_token: &SecretString,
     ) -> Result<(Value, Value), ProviderError>;
+    /// Uninstalls the app from the portal the access token belongs to (every token of the
+    /// portal dies; HubSpot tells the portal's admins).
+    async fn uninstall_hubspot_app(&self, access_token: &SecretString)
+        -> Result<(), ProviderError>;
     /// Revokes a refresh token; one that is already dead counts as revoked.
     async fn revoke(
         &self,
@@ -310,6 +314,26 @@ impl ProviderApis for HttpProviders {
             .qbo_get("Preferences", format!("{base}/preferences"), access_token)
             .await?;
         Ok((company_info, preferences))
+    }
+
+    async fn uninstall_hubspot_app(
+        &self,
+        access_token: &SecretString,
+    ) -> Result<(), ProviderError> {
+        let provider = Provider::HubSpot;
+        let what = "app uninstall";
+        let status = self
+            .http
+            .delete(format!(
+                "{}/appinstalls/v3/external-install",
+                self.hubspot_api
+            ))
+            .bearer_auth(access_token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| unreachable(provider, what, e))?
+            .status();
+        check_status(provider, what, status)
     }
 
     async fn revoke(

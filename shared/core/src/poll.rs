@@ -175,4 +175,111 @@ mod tests {
         );
         assert!(PollTrigger::from_event(json!({"hello": "world"})).is_err());
     }
+
+    /// A provider that refuses every refresh token (revoked, or the app was uninstalled).
+    struct Refusing(std::sync::atomic::AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl crate::connection::tokens::TokenEndpoint for Refusing {
+        async fn refresh(
+            &self,
+            _: crate::connection::Provider,
+            _: &secrecy::SecretString,
+        ) -> Result<crate::connection::tokens::TokenGrant, crate::connection::tokens::RefreshError>
+        {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(crate::connection::tokens::RefreshError::InvalidGrant)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_refresh_token_stops_the_connection_from_being_polled() {
+        use crate::connection::registry::Connection;
+        use crate::connection::tokens::{fakes::ReversingSealer, Policy, TokenGrant};
+        use crate::domain::{PortalId, RealmId};
+        use crate::store::memory::MemoryStore;
+        use secrecy::SecretString;
+        use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+
+        const START: i64 = 1_900_000_000;
+        let store = Arc::new(MemoryStore::new());
+        let clock = Arc::new(AtomicI64::new(START * 1000));
+        let now = clock.clone();
+        let provider = Arc::new(Refusing(AtomicUsize::new(0)));
+        let tokens = TokenKeeper::new(
+            store.clone(),
+            Arc::new(ReversingSealer),
+            provider.clone(),
+            Arc::new(move || now.load(Ordering::SeqCst)),
+            Policy::default(),
+        );
+        let connections = Connections::new(store);
+        let (portal, realm) = (
+            PortalId::parse("62515").unwrap(),
+            RealmId::parse("1").unwrap(),
+        );
+        let connection = Connection {
+            id: Connection::id_for(&portal, &realm),
+            portal_id: portal.clone(),
+            realm_id: realm.clone(),
+            status: ConnectionStatus::Active,
+            reconnect_provider: None,
+            company_name: "Acme".into(),
+            connected_at: START,
+            updated_at: START,
+            disconnected_at: None,
+            initial_sync_requested_at: Some(START),
+        };
+        connections.save(&connection).await.unwrap();
+        let grant = || TokenGrant {
+            access_token: SecretString::from("a".to_owned()),
+            refresh_token: SecretString::from("r".to_owned()),
+            expires_in: 3600,
+        };
+        tokens
+            .store_grant(&TokenOwner::Portal(portal), &grant())
+            .await
+            .unwrap();
+        tokens
+            .store_grant(&TokenOwner::Realm(realm), &grant())
+            .await
+            .unwrap();
+
+        let day = KEEP_ALIVE_AFTER;
+        let fresh = keep_alive(&connections, &tokens, START, day).await.unwrap();
+        assert_eq!(
+            fresh,
+            KeepAliveReport {
+                connections: 1,
+                ..KeepAliveReport::default()
+            }
+        );
+        assert_eq!(
+            provider.0.load(Ordering::SeqCst),
+            0,
+            "fresh tokens are left alone"
+        );
+
+        clock.fetch_add(2 * day.as_millis() as i64, Ordering::SeqCst);
+        let later = START + 2 * day.as_secs() as i64;
+        let refused = keep_alive(&connections, &tokens, later, day).await.unwrap();
+        assert_eq!(refused.reconnect_required, vec![connection.id.clone()]);
+        let stored = connections
+            .get(&connection.id, later)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
+        assert_eq!(
+            stored.reconnect_provider,
+            Some(crate::connection::Provider::Qbo)
+        );
+
+        let calls = provider.0.load(Ordering::SeqCst);
+        let next = keep_alive(&connections, &tokens, later + 60, day)
+            .await
+            .unwrap();
+        assert_eq!(next.connections, 0, "no longer polled");
+        assert_eq!(provider.0.load(Ordering::SeqCst), calls, "nor refreshed");
+    }
 }

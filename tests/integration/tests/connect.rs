@@ -566,6 +566,49 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
         "settings are kept until the connection is deleted"
     );
 
+    // Uninstalling the app from the portal disconnects all of its connections.
+    for (path, realm) in [
+        ("/install".to_owned(), US_REALM),
+        (format!("/install?portal={PORTAL}"), GB_REALM),
+    ] {
+        let visit = h
+            .browse(
+                &path,
+                Choice {
+                    realm: Some(realm),
+                    ..Choice::default()
+                },
+            )
+            .await?;
+        assert_eq!(visit.status, 200, "{}", visit.body);
+    }
+    assert_eq!(h.active().await?.len(), 2, "both connected again");
+    let qbo_revocations = h.counter(&h.qbo, "POST /v2/oauth2/tokens/revoke").await?;
+    let uninstalled = h
+        .browse(
+            "/uninstall",
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(uninstalled.status, 200, "{}", uninstalled.body);
+    let uninstalled: Value = serde_json::from_str(&uninstalled.body)?;
+    assert_eq!(uninstalled["status"], "uninstalled");
+    assert_eq!(uninstalled["connections"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        h.counter(&h.hubspot, "DELETE /appinstalls/v3/external-install")
+            .await?,
+        1
+    );
+    assert_eq!(
+        h.counter(&h.qbo, "POST /v2/oauth2/tokens/revoke").await?,
+        qbo_revocations + 2
+    );
+    assert!(h.active().await?.is_empty());
+    assert_eq!(h.poll().await?["connections"], 0);
+
     // No log line of any function carries a token.
     let logs = h.logs()?;
     assert!(logs.contains("connection active"), "the logs were captured");

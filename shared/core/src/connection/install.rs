@@ -4,7 +4,8 @@
 //! reconnecting, adding a company and disconnecting all need. Then:
 //! - install / add a company / reconnect: QuickBooks' consent, and on its callback the connection
 //!   is written whole (tokens, pre-flight record, default settings, initial sync queued);
-//! - disconnect: the connection's tokens are revoked at both providers and deleted.
+//! - disconnect: the connection's tokens are revoked at both providers and deleted;
+//! - uninstall: the app is uninstalled from the portal and every connection of it disconnected.
 //!
 //! Nothing is written before the last callback succeeds: the HubSpot grant waits, sealed, inside
 //! the single-use state of the QuickBooks step. A rejected callback changes nothing.
@@ -48,6 +49,8 @@ pub enum Intent {
     Disconnect {
         connection: ConnectionId,
     },
+    /// Uninstall the app from the portal: every connection of the portal is disconnected.
+    Uninstall,
 }
 
 /// What the state of each step remembers.
@@ -93,6 +96,11 @@ pub enum Outcome {
     Redirect(String),
     Connected(Connected),
     Disconnected(Connection),
+    /// The app was uninstalled from the portal; these connections were disconnected.
+    Uninstalled {
+        portal: PortalId,
+        connections: Vec<Connection>,
+    },
 }
 
 #[derive(Debug)]
@@ -326,6 +334,7 @@ impl InstallFlow {
         let now = self.now();
         let expected = match &intent {
             Intent::Install { portal } => portal.clone(),
+            Intent::Uninstall => None,
             Intent::Reconnect { connection } | Intent::Disconnect { connection } => Some(
                 self.connections
                     .get(connection, now)
@@ -340,10 +349,14 @@ impl InstallFlow {
                 actual: portal,
             });
         }
-        if let Intent::Disconnect { connection } = &intent {
-            return Ok(Outcome::Disconnected(
-                self.disconnect(connection, Some(&grant)).await?,
-            ));
+        match &intent {
+            Intent::Disconnect { connection } => {
+                return Ok(Outcome::Disconnected(
+                    self.disconnect(connection, Some(&grant)).await?,
+                ))
+            }
+            Intent::Uninstall => return self.uninstall(portal, &grant).await,
+            Intent::Install { .. } | Intent::Reconnect { .. } => {}
         }
         let pending = Pending::Qbo {
             intent,
@@ -537,6 +550,30 @@ impl InstallFlow {
         Ok(connection)
     }
 
+    /// C4 for the whole portal: the app is uninstalled at HubSpot first (that needs a live
+    /// token), then every connection of the portal is disconnected.
+    async fn uninstall(
+        &self,
+        portal: PortalId,
+        grant: &TokenGrant,
+    ) -> Result<Outcome, ConnectError> {
+        self.providers
+            .uninstall_hubspot_app(&grant.access_token)
+            .await?;
+        let now = self.now();
+        let mut disconnected = Vec::new();
+        for entry in self.connections.of_portal(&portal, now).await? {
+            if entry.status != ConnectionStatus::Disconnected {
+                disconnected.push(self.disconnect(&entry.connection_id, Some(grant)).await?);
+            }
+        }
+        tracing::info!(portal = %portal, connections = disconnected.len(), "app uninstalled");
+        Ok(Outcome::Uninstalled {
+            portal,
+            connections: disconnected,
+        })
+    }
+
     async fn seal_grant(&self, grant: &TokenGrant) -> Result<String, ConnectError> {
         let secrets = GrantSecrets {
             access_token: grant.access_token.expose_secret().to_owned(),
@@ -556,5 +593,119 @@ impl InstallFlow {
             refresh_token: SecretString::from(secrets.refresh_token),
             expires_in: secrets.expires_in,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_a_category_a_status_and_a_class() {
+        let portal = |p: &str| PortalId::parse(p).unwrap();
+        let cases: Vec<(ConnectError, &str, u16, ErrorClass)> = vec![
+            (
+                ConnectError::MissingParameter("state"),
+                "missing_parameter",
+                400,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::State(StateError::Tampered),
+                "invalid_state",
+                400,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::State(StateError::UnknownOrUsed),
+                "state_expired_or_used",
+                410,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::WrongStep,
+                "invalid_state",
+                400,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::Denied {
+                    provider: Provider::Qbo,
+                    error: "access_denied".into(),
+                    description: None,
+                },
+                "authorization_denied",
+                400,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::PortalMismatch {
+                    expected: portal("1"),
+                    actual: portal("2"),
+                },
+                "portal_mismatch",
+                409,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::RealmTaken("taken".into()),
+                "company_already_connected",
+                409,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::SandboxCompany,
+                "sandbox_company_refused",
+                403,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::Provider(ProviderError::Refused {
+                    provider: Provider::Qbo,
+                    reason: "invalid_grant".into(),
+                }),
+                "provider_refused",
+                400,
+                ErrorClass::Terminal,
+            ),
+            (
+                ConnectError::Provider(ProviderError::Unavailable {
+                    provider: Provider::HubSpot,
+                    reason: "502".into(),
+                }),
+                "provider_unavailable",
+                502,
+                ErrorClass::Retryable,
+            ),
+            (
+                ConnectError::Queue(QueueError::PartlyUnsent {
+                    failed: 1,
+                    total: 3,
+                }),
+                "queue_unavailable",
+                503,
+                ErrorClass::Retryable,
+            ),
+        ];
+        for (error, category, status, class) in cases {
+            assert_eq!(
+                (error.category(), error.http_status(), error.class()),
+                (category, status, class),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_denial_names_the_provider_and_its_reason() {
+        let denied = ConnectError::Denied {
+            provider: Provider::HubSpot,
+            error: "access_denied".into(),
+            description: Some("The user cancelled".into()),
+        };
+        assert_eq!(
+            denied.to_string(),
+            "HubSpot authorization was not given (access_denied: The user cancelled)"
+        );
     }
 }

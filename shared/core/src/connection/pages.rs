@@ -25,6 +25,7 @@ pub fn router(flow: Arc<InstallFlow>) -> Router {
         .route("/install", get(install))
         .route("/reconnect", get(reconnect))
         .route("/disconnect", get(disconnect))
+        .route("/uninstall", get(uninstall))
         .route(HUBSPOT_CALLBACK_PATH, get(hubspot_callback))
         .route(QBO_CALLBACK_PATH, get(qbo_callback))
         .fallback(|| async {
@@ -162,6 +163,14 @@ async fn disconnect(
     answer(started.await, &headers)
 }
 
+async fn uninstall(State(flow): State<Arc<InstallFlow>>, headers: HeaderMap) -> Response {
+    let started = async {
+        flow.start(Intent::Uninstall, &base_url(&flow, &headers)?)
+            .await
+    };
+    answer(started.await, &headers)
+}
+
 async fn hubspot_callback(
     State(flow): State<Arc<InstallFlow>>,
     headers: HeaderMap,
@@ -199,6 +208,31 @@ fn answer(outcome: Result<Outcome, ConnectError>, headers: &HeaderMap) -> Respon
             "Disconnected",
             &format!("<p>{}</p>", escape(&disconnected_message(&connection))),
         ),
+        Ok(Outcome::Uninstalled {
+            portal,
+            connections,
+        }) => {
+            let message = format!(
+                "The app is uninstalled from HubSpot portal {portal}; {} connection(s) \
+                 disconnected, tokens revoked. The sync history is kept.",
+                connections.len()
+            );
+            if json {
+                Json(json!({
+                    "status": "uninstalled",
+                    "portal_id": portal,
+                    "connections": connections.iter().map(|c| &c.id).collect::<Vec<_>>(),
+                    "message": message,
+                }))
+                .into_response()
+            } else {
+                page(
+                    StatusCode::OK,
+                    "Uninstalled",
+                    &format!("<p>{}</p>", escape(&message)),
+                )
+            }
+        }
         Err(error) => {
             let status =
                 StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_REQUEST);

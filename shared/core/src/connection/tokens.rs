@@ -68,7 +68,8 @@ pub trait Sealer: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("{provider:?} must be reconnected: its refresh token is no longer accepted")]
+    #[error("{} must be reconnected: its refresh token is no longer accepted (open the \
+        integration's reconnect page)", .provider.label())]
     ReconnectRequired { provider: Provider },
     #[error("the connection has no {provider:?} tokens")]
     NotConnected { provider: Provider },
@@ -469,8 +470,34 @@ impl TokenKeeper {
     }
 }
 
+/// Stand-ins for unit tests of code that keeps tokens.
+#[cfg(test)]
+pub(crate) mod fakes {
+    use super::*;
+
+    /// Reversible stand-in for KMS: enough to prove nothing is stored in plain text.
+    pub(crate) struct ReversingSealer;
+
+    #[async_trait]
+    impl Sealer for ReversingSealer {
+        async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
+            Ok(plaintext.iter().rev().map(|b| format!("{b:02x}")).collect())
+        }
+        async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
+            let bytes: Result<Vec<u8>, _> = (0..sealed.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&sealed[i..i + 2], 16))
+                .collect();
+            let mut bytes = bytes.map_err(|e| SealError(e.to_string()))?;
+            bytes.reverse();
+            Ok(bytes)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::fakes::ReversingSealer;
     use super::*;
     use crate::store::memory::MemoryStore;
     use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
@@ -555,25 +582,6 @@ mod tests {
                 return Err(RefreshError::Transient("connection reset".into()));
             }
             Ok(grant)
-        }
-    }
-
-    /// Reversible stand-in for KMS: enough to prove nothing is stored in plain text.
-    struct ReversingSealer;
-
-    #[async_trait]
-    impl Sealer for ReversingSealer {
-        async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
-            Ok(plaintext.iter().rev().map(|b| format!("{b:02x}")).collect())
-        }
-        async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
-            let bytes: Result<Vec<u8>, _> = (0..sealed.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&sealed[i..i + 2], 16))
-                .collect();
-            let mut bytes = bytes.map_err(|e| SealError(e.to_string()))?;
-            bytes.reverse();
-            Ok(bytes)
         }
     }
 
