@@ -158,6 +158,11 @@ fn print_summary(stack: &LocalStack) {
     for (logical_id, table) in &stack.manifest.tables {
         println!("table               {logical_id:<30} {}", table.name);
     }
+    if let Some(url) = stack.urls.get("OAuthInstallFunction") {
+        println!(
+            "connect             open {url}install in a browser (both consents are automatic)"
+        );
+    }
 }
 
 async fn wait_for_stop_signal() -> anyhow::Result<()> {
