@@ -467,7 +467,15 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
     active.sort();
     assert_eq!(active, vec![first.clone(), second.clone()]);
 
-    // Reconnect renews the tokens of the same connection.
+    // Reconnect renews the tokens of the same connection and brings a blocked one back.
+    h.connections()
+        .require_reconnect(&first, hubspot_qbo_core::connection::Provider::Qbo, now())
+        .await?;
+    assert_eq!(
+        h.active().await?,
+        vec![second.clone()],
+        "a blocked connection is not polled"
+    );
     let reconnected = h
         .browse(
             &format!("/reconnect?connection={first}"),
@@ -480,6 +488,11 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
     assert_eq!(reconnected.status, 200, "{}", reconnected.body);
     let renewed = h.tokens.refresh_token(&company).await?.expect("stored");
     assert_ne!(renewed.expose_secret(), qbo_refresh.expose_secret());
+    let record = h.connections().get(&first, now()).await?.expect("kept");
+    assert_eq!(
+        (record.status, record.reconnect_provider),
+        (ConnectionStatus::Active, None)
+    );
 
     // The schedule keeps both connections' tokens alive.
     let report = h.poll().await?;
@@ -896,6 +909,26 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
         "a refused request changed stored state"
     );
     assert_eq!(h.queued_sync_messages().await?, queued);
+
+    // The refusals were logged, without the tokens of the connection they left alone.
+    let company = TokenOwner::Realm(RealmId::parse(US_REALM)?);
+    let portal = TokenOwner::Portal(PortalId::parse(PORTAL)?);
+    let logs = h.logs()?;
+    assert!(
+        logs.contains("connect request refused"),
+        "the logs were captured"
+    );
+    for secret in [
+        h.tokens.access_token(&company).await?,
+        h.tokens.access_token(&portal).await?,
+        h.tokens.refresh_token(&company).await?.expect("stored"),
+        h.tokens.refresh_token(&portal).await?.expect("stored"),
+    ] {
+        assert!(
+            !logs.contains(secret.expose_secret()),
+            "a token leaked into the logs"
+        );
+    }
     h.stop().await
 }
 
