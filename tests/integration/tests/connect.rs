@@ -167,6 +167,44 @@ impl Harness {
             .map_err(|stopped| anyhow::anyhow!("stopped at {stopped}"))
     }
 
+    /// Walks the install flow up to (not into) the callback at `callback`, returning its URL.
+    async fn reach(&self, callback: &str) -> anyhow::Result<String> {
+        self.browse_until(
+            &format!("{}/install", self.base),
+            Choice::default(),
+            Some(callback),
+        )
+        .await?
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("the flow did not reach {callback}"))
+    }
+
+    /// Walks a flow as JSON and expects it refused with `status` and `category`; returns the body.
+    async fn refused(
+        &self,
+        path: &str,
+        choice: Choice<'_>,
+        status: u16,
+        category: &str,
+    ) -> anyhow::Result<Value> {
+        let visit = self
+            .browse(
+                path,
+                Choice {
+                    json: true,
+                    ..choice
+                },
+            )
+            .await?;
+        let body: Value = serde_json::from_str(&visit.body)?;
+        assert_eq!(
+            (visit.status, body["category"].as_str()),
+            (status, Some(category)),
+            "{path}: {body}"
+        );
+        Ok(body)
+    }
+
     /// A GET answered as JSON, without following redirects.
     async fn get_json(&self, url: &str) -> anyhow::Result<(u16, Value)> {
         let response = self
@@ -649,15 +687,7 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
     let qbo_callback = format!("{}/oauth/qbo/callback", h.base);
 
     // A started flow's state (signed, stored), and a callback URL with a real code.
-    let pending = h
-        .browse_until(
-            &format!("{}/install", h.base),
-            Choice::default(),
-            Some("/oauth/hubspot/callback"),
-        )
-        .await?
-        .err()
-        .ok_or_else(|| anyhow::anyhow!("the flow did not reach the HubSpot callback"))?;
+    let pending = h.reach("/oauth/hubspot/callback").await?;
     let state = query_param(&pending, "state")?;
     let (nonce, tag) = state
         .split_once('.')
@@ -733,15 +763,7 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
     );
 
     // The person says no at HubSpot; at QuickBooks (an unknown company is refused there).
-    let denied_at_hubspot = h
-        .browse_until(
-            &format!("{}/install", h.base),
-            Choice::default(),
-            Some("/oauth/hubspot/callback"),
-        )
-        .await?
-        .err()
-        .ok_or_else(|| anyhow::anyhow!("no HubSpot callback"))?;
+    let denied_at_hubspot = h.reach("/oauth/hubspot/callback").await?;
     let state = query_param(&denied_at_hubspot, "state")?;
     let (got, body) = h
         .get_json(&format!(
@@ -763,22 +785,16 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
         .text()
         .await?;
     assert!(!html.contains("<b>"), "outside text is escaped: {html}");
-    let denied = h
-        .browse(
-            "/install",
-            Choice {
-                realm: Some("1"),
-                json: true,
-                ..Choice::default()
-            },
-        )
-        .await?;
-    assert_eq!(denied.status, 400, "{}", denied.body);
-    assert!(
-        denied.body.contains("authorization_denied"),
-        "{}",
-        denied.body
-    );
+    h.refused(
+        "/install",
+        Choice {
+            realm: Some("1"),
+            ..Choice::default()
+        },
+        400,
+        "authorization_denied",
+    )
+    .await?;
 
     // The token endpoint fails (HubSpot) or refuses the code (QuickBooks).
     let fault = json!({"method": "POST", "path": "/oauth/v1/token", "action": "respond",
@@ -789,30 +805,9 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
         .send()
         .await?
         .error_for_status()?;
-    let failing = h
-        .browse(
-            "/install",
-            Choice {
-                json: true,
-                ..Choice::default()
-            },
-        )
+    h.refused("/install", Choice::default(), 502, "provider_unavailable")
         .await?;
-    assert_eq!(failing.status, 502, "{}", failing.body);
-    assert!(
-        failing.body.contains("provider_unavailable"),
-        "{}",
-        failing.body
-    );
-    let at_qbo = h
-        .browse_until(
-            &format!("{}/install", h.base),
-            Choice::default(),
-            Some("/oauth/qbo/callback"),
-        )
-        .await?
-        .err()
-        .ok_or_else(|| anyhow::anyhow!("no QuickBooks callback"))?;
+    let at_qbo = h.reach("/oauth/qbo/callback").await?;
     let mut forged = Url::parse(&at_qbo)?;
     let pairs: Vec<(String, String)> = forged
         .query_pairs()
@@ -835,59 +830,48 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
 
     // A company that belongs to another portal's connection.
     let taken = h
-        .browse(
+        .refused(
             "/install",
             Choice {
                 portal: Some(OTHER_PORTAL),
-                json: true,
                 ..Choice::default()
             },
+            409,
+            "company_already_connected",
         )
         .await?;
-    assert_eq!(taken.status, 409, "{}", taken.body);
     assert!(
-        taken.body.contains("company_already_connected"),
-        "{}",
-        taken.body
+        taken["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(PORTAL),
+        "{taken}"
     );
-    assert!(taken.body.contains(PORTAL), "{}", taken.body);
 
     // "Add a company" for one portal, signed in to another.
-    let wrong_portal = h
-        .browse(
-            &format!("/install?portal={PORTAL}"),
-            Choice {
-                portal: Some(OTHER_PORTAL),
-                json: true,
-                ..Choice::default()
-            },
-        )
-        .await?;
-    assert_eq!(wrong_portal.status, 409, "{}", wrong_portal.body);
-    assert!(
-        wrong_portal.body.contains("portal_mismatch"),
-        "{}",
-        wrong_portal.body
-    );
+    h.refused(
+        &format!("/install?portal={PORTAL}"),
+        Choice {
+            portal: Some(OTHER_PORTAL),
+            ..Choice::default()
+        },
+        409,
+        "portal_mismatch",
+    )
+    .await?;
 
     // Reconnect into a different company.
     let first = connection_id(PORTAL, US_REALM)?;
-    let wrong_company = h
-        .browse(
-            &format!("/reconnect?connection={first}"),
-            Choice {
-                realm: Some(GB_REALM),
-                json: true,
-                ..Choice::default()
-            },
-        )
-        .await?;
-    assert_eq!(wrong_company.status, 409, "{}", wrong_company.body);
-    assert!(
-        wrong_company.body.contains("company_mismatch"),
-        "{}",
-        wrong_company.body
-    );
+    h.refused(
+        &format!("/reconnect?connection={first}"),
+        Choice {
+            realm: Some(GB_REALM),
+            ..Choice::default()
+        },
+        409,
+        "company_mismatch",
+    )
+    .await?;
 
     // Unknown connections and bad ids.
     for (path, status, category) in [
@@ -936,21 +920,13 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
 async fn sandbox_companies_are_refused_unless_sandbox_mode_is_on() -> anyhow::Result<()> {
     let h = Harness::start("nosandbox", &[("QboAllowSandboxCompanies", "false")]).await?;
     let before = h.snapshot().await?;
-    let refused = h
-        .browse(
-            "/install",
-            Choice {
-                json: true,
-                ..Choice::default()
-            },
-        )
-        .await?;
-    assert_eq!(refused.status, 403, "{}", refused.body);
-    assert!(
-        refused.body.contains("sandbox_company_refused"),
-        "{}",
-        refused.body
-    );
+    h.refused(
+        "/install",
+        Choice::default(),
+        403,
+        "sandbox_company_refused",
+    )
+    .await?;
     assert_eq!(h.snapshot().await?, before);
     assert_eq!(h.queued_sync_messages().await?, 0);
     h.stop().await
