@@ -403,23 +403,28 @@ fn redirect_url(provider: Provider, redirect_uri: &str) -> Result<RedirectUrl, P
     })
 }
 
-/// The error code of a provider's token-endpoint error body (`error`, or HubSpot's `status`).
+/// The codes of a token-endpoint error body: HubSpot's legacy `status`, RFC 6749's `error`.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ErrorCodes {
+    status: Option<String>,
+    error: Option<String>,
+}
+
+fn error_codes(body: &[u8]) -> ErrorCodes {
+    serde_json::from_slice(body).unwrap_or_default()
+}
+
+/// The error code of a provider's token-endpoint error body (`status` first, else `error`).
 fn error_status(body: &[u8]) -> Option<String> {
-    let value = serde_json::from_slice::<Value>(body).ok()?;
-    value
-        .get("status")
-        .or_else(|| value.get("error"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    let codes = error_codes(body);
+    codes.status.or(codes.error)
 }
 
 /// Whether a token-endpoint error body says the refresh token is dead.
 fn refused_refresh_token(body: &[u8]) -> bool {
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return false;
-    };
-    value.get("error").and_then(|e| e.as_str()) == Some("invalid_grant")
-        || value.get("status").and_then(|s| s.as_str()) == Some("BAD_REFRESH_TOKEN")
+    let codes = error_codes(body);
+    codes.error.as_deref() == Some("invalid_grant")
+        || codes.status.as_deref() == Some("BAD_REFRESH_TOKEN")
 }
 
 #[async_trait]

@@ -5,6 +5,7 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,14 +83,23 @@ pub async fn keep_alive(
         connections: active.len(),
         ..KeepAliveReport::default()
     };
+    // A portal's HubSpot tokens are shared by its connections: check them once per round.
+    let mut portals_alive = HashSet::new();
     for connection in active {
         let owners = [
             TokenOwner::Realm(connection.realm_id.clone()),
             TokenOwner::Portal(connection.portal_id.clone()),
         ];
         for owner in owners {
+            if matches!(&owner, TokenOwner::Portal(portal) if portals_alive.contains(portal)) {
+                continue;
+            }
             match tokens.keep_alive(&owner, max_idle).await {
-                Ok(()) => {}
+                Ok(()) => {
+                    if let TokenOwner::Portal(portal) = owner {
+                        portals_alive.insert(portal);
+                    }
+                }
                 Err(
                     TokenError::ReconnectRequired { provider }
                     | TokenError::NotConnected { provider },

@@ -55,8 +55,10 @@ struct Choice<'a> {
 
 impl Harness {
     async fn start(name: &str, parameters: &[(&str, &str)]) -> anyhow::Result<Self> {
-        let log_dir =
-            std::env::temp_dir().join(format!("connect-{name}-{}", uuid_like(std::process::id())));
+        let log_dir = std::env::temp_dir().join(format!(
+            "connect-{name}-{}",
+            unique_suffix(std::process::id())
+        ));
         std::fs::create_dir_all(&log_dir)?;
         let mut all = test_parameters();
         for (key, value) in parameters {
@@ -343,7 +345,7 @@ fn canonical(value: &aws_sdk_dynamodb::types::AttributeValue) -> String {
     }
 }
 
-fn uuid_like(seed: u32) -> String {
+fn unique_suffix(seed: u32) -> String {
     format!("{seed}-{}", now_ms())
 }
 

@@ -289,6 +289,17 @@ impl InstallFlow {
         )?))
     }
 
+    /// The connection holding a company (Intuit's reconnect URL names the company).
+    pub async fn holder_of(&self, realm: &RealmId) -> Result<ConnectionId, ConnectError> {
+        self.connections
+            .owner_of(realm, self.now())
+            .await?
+            .ok_or_else(|| ConnectError::InvalidParameter {
+                name: "realmId",
+                reason: "no connection holds this company".into(),
+            })
+    }
+
     /// Takes the step's state (single use, even when the provider reports an error).
     async fn take_state(&self, params: &CallbackParams) -> Result<Pending, ConnectError> {
         let state = params
@@ -400,19 +411,22 @@ impl InstallFlow {
             })?;
         let now = self.now();
         let id = Connection::id_for(&portal, &realm);
+        // The portal was checked at the HubSpot step, so a reconnect into the same company is
+        // exactly a reconnect of connection `id`.
         if let Intent::Reconnect { connection } = &intent {
-            let existing = self
-                .connections
-                .get(connection, now)
-                .await?
-                .ok_or_else(|| ConnectError::UnknownConnection(connection.clone()))?;
-            if existing.realm_id != realm {
+            if *connection != id {
+                let expected = self
+                    .connections
+                    .get(connection, now)
+                    .await?
+                    .ok_or_else(|| ConnectError::UnknownConnection(connection.clone()))?;
                 return Err(ConnectError::RealmMismatch {
-                    expected: existing.realm_id,
+                    expected: expected.realm_id,
                     actual: realm,
                 });
             }
         }
+        let existing = self.connections.get(&id, now).await?;
         // Refuse a company held by another connection before anything is exchanged.
         if let Some(holder) = self.connections.owner_of(&realm, now).await? {
             if holder != id {
@@ -443,7 +457,6 @@ impl InstallFlow {
         }
         let hubspot_grant = self.open_grant(&hubspot_grant).await?;
         let warnings = preflight_warnings(&company);
-        let existing = self.connections.get(&id, now).await?;
         let created = existing.is_none();
         let mut connection = existing.unwrap_or_else(|| Connection {
             id: id.clone(),

@@ -120,21 +120,12 @@ async fn reconnect(
     Query(params): Query<StartParams>,
 ) -> Response {
     let started = async {
-        let now = crate::runtime::now_seconds();
         let connection = match (
             parse::<ConnectionId>("connection", params.connection.as_deref())?,
             parse::<RealmId>("realmId", params.realm_id.as_deref())?,
         ) {
             (Some(connection), _) => connection,
-            (None, Some(realm)) => {
-                flow.connections
-                    .owner_of(&realm, now)
-                    .await?
-                    .ok_or_else(|| ConnectError::InvalidParameter {
-                        name: "realmId",
-                        reason: "no connection holds this company".into(),
-                    })?
-            }
+            (None, Some(realm)) => flow.holder_of(&realm).await?,
             (None, None) => return Err(ConnectError::MissingParameter("connection")),
         };
         flow.start(
