@@ -66,7 +66,7 @@ lint: tools-lint
 
 # --- AWS ---------------------------------------------------------------------------------
 build: tools-build
-	cargo lambda build --release --arm64 --output-format zip $(addprefix --bin ,$(FUNCTIONS))
+	cargo lambda build --release --arm64 --output-format zip $(addprefix --package ,$(FUNCTIONS))
 	mkdir -p $(DIST)
 	for f in $(FUNCTIONS); do cp $(CARGO_TARGET_DIR)/lambda/$$f/bootstrap.zip $(DIST)/$$f.zip; done
 	@ls -l $(DIST)

@@ -2,12 +2,13 @@
 
 use std::sync::Arc;
 
-use hubspot_qbo_core::{connection::pages, runtime::Services, telemetry};
+use hubspot_qbo_core::connection::{install::InstallFlow, pages};
+use hubspot_qbo_core::{runtime::Services, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let services = Services::from_env().await?;
-    let flow = Arc::new(services.install_flow()?);
+    let flow = Arc::new(InstallFlow::from_services(&services)?);
     lambda_http::run(pages::router(flow)).await
 }

@@ -107,11 +107,63 @@ id_type!(
 );
 
 impl ConnectionId {
-    /// A fresh, random connection id.
-    pub fn generate() -> Self {
-        Self(uuid::Uuid::new_v4().simple().to_string())
+    /// One connection per pair: the id is made from the pair, so connecting the same pair again
+    /// (a reconnect, a repeated install) finds the same record and the same ledger. Both parts are
+    /// validated digits, so the id is always valid (at most 20 + 1 + 32 characters).
+    pub fn for_pair(portal: &PortalId, realm: &RealmId) -> Self {
+        Self(format!("{portal}-{realm}"))
     }
 }
+
+/// The two services a connection joins (OAuth providers, API hosts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    HubSpot,
+    Qbo,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::HubSpot => "hubspot",
+            Provider::Qbo => "qbo",
+        }
+    }
+
+    /// The provider's name as people know it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Provider::HubSpot => "HubSpot",
+            Provider::Qbo => "QuickBooks",
+        }
+    }
+}
+
+/// Which way records of one object flow. (Brand names are written as one word on the wire:
+/// `hubspot_to_qbo`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[serde(rename = "hubspot_to_qbo")]
+    HubSpotToQbo,
+    #[serde(rename = "qbo_to_hubspot")]
+    QboToHubSpot,
+    TwoWay,
+}
+
+impl Direction {
+    pub fn hubspot_to_qbo(self) -> bool {
+        matches!(self, Direction::HubSpotToQbo | Direction::TwoWay)
+    }
+
+    pub fn qbo_to_hubspot(self) -> bool {
+        matches!(self, Direction::QboToHubSpot | Direction::TwoWay)
+    }
+}
+
+// Calendar dates as `2025-03-14` (serde `with` helpers: `ymd`, `ymd::option`).
+time::serde::format_description!(pub ymd, Date, "[year]-[month]-[day]");
 
 /// The kinds of record the integration keeps in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -265,6 +317,20 @@ mod tests {
                 "connection {raw:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_pair_makes_a_valid_connection_id() {
+        let longest = ConnectionId::for_pair(
+            &PortalId::parse("9".repeat(20)).unwrap(),
+            &RealmId::parse("1".repeat(32)).unwrap(),
+        );
+        assert_eq!(ConnectionId::parse(longest.as_str()), Ok(longest.clone()));
+        let pair = ConnectionId::for_pair(
+            &PortalId::parse("62515").unwrap(),
+            &RealmId::parse("9130350000000001").unwrap(),
+        );
+        assert_eq!(pair.as_str(), "62515-9130350000000001");
     }
 
     #[test]

@@ -1,16 +1,11 @@
-//! The crate-wide error model. Every error says whether retrying can help, because that decides
-//! whether a message goes back to its queue or is recorded as failing and acknowledged.
+//! The crate-wide error of the functions' handlers. Every error says whether retrying can help
+//! (its [`ErrorClass`]), because that decides whether a message goes back to its queue or is
+//! recorded as failing and acknowledged.
 
 use std::time::Duration;
 
-/// Whether an error is worth retrying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Throttling, 5xx, network trouble, lost races: the same work may succeed later.
-    Retryable,
-    /// Bad input or a business rule: retrying the same work fails the same way.
-    Terminal,
-}
+pub use crate::error_class::ErrorClass;
+use crate::queue::batch::{BatchWithoutMessageIds, MessageError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -23,7 +18,7 @@ pub enum Error {
     #[error("queue: {0}")]
     Queue(#[from] crate::queue::QueueError),
     #[error(transparent)]
-    BatchWithoutMessageIds(#[from] crate::runtime::sqs_batch::BatchWithoutMessageIds),
+    BatchWithoutMessageIds(#[from] BatchWithoutMessageIds),
     #[error("invalid input: {0}")]
     InvalidInput(String),
     #[error("{capability} is not implemented yet")]
@@ -53,17 +48,26 @@ impl Error {
     }
 }
 
+impl MessageError for Error {
+    fn class(&self) -> ErrorClass {
+        Error::class(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Error::Throttled { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl From<Error> for lambda_runtime::Diagnostic {
     /// Lambda's error type tells operators (and retry policies) which failures are worth retrying.
     fn from(error: Error) -> Self {
-        let error_type = match error.class() {
-            ErrorClass::Retryable => "Retryable",
-            ErrorClass::Terminal => "Terminal",
-        };
         lambda_runtime::Diagnostic {
-            error_type: error_type.to_owned(),
+            error_type: error.class().as_str().to_owned(),
             error_message: error.to_string(),
         }
     }

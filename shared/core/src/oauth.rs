@@ -19,10 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::config::{Config, OAuthApp, QBO_ACCOUNTING_SCOPE};
-use crate::connection::tokens::{RefreshError, TokenEndpoint, TokenGrant};
-use crate::connection::Provider;
-use crate::domain::{PortalId, RealmId};
-use crate::error::ErrorClass;
+use crate::domain::{PortalId, Provider, RealmId};
+use crate::error_class::ErrorClass;
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
@@ -31,6 +29,33 @@ type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointN
 const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// The QBO API version every call names (older ones are retired).
 pub const QBO_MINOR_VERSION: u32 = 75;
+
+/// What a token endpoint answers to a code exchange or a refresh.
+pub struct TokenGrant {
+    pub access_token: SecretString,
+    pub refresh_token: SecretString,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RefreshError {
+    /// The refresh token is no longer accepted: a person must reconnect.
+    #[error("the provider refused the refresh token (invalid_grant)")]
+    InvalidGrant,
+    #[error("the token endpoint failed: {0}")]
+    Transient(String),
+}
+
+/// The providers' token endpoints, as the token keeper uses them.
+#[async_trait]
+pub trait TokenEndpoint: Send + Sync {
+    async fn refresh(
+        &self,
+        provider: Provider,
+        refresh_token: &SecretString,
+    ) -> Result<TokenGrant, RefreshError>;
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid OAuth configuration: {0}")]

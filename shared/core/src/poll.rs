@@ -9,11 +9,13 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::Clock;
 use crate::connection::registry::{ConnectionStatus, Connections};
 use crate::connection::tokens::{TokenError, TokenKeeper, TokenOwner};
 use crate::domain::ConnectionId;
 use crate::error::Error;
-use crate::runtime::sqs_batch::{self, LogTerminalFailures, Ordering};
+use crate::oauth::HttpProviders;
+use crate::queue::batch::{self, LogTerminalFailures, Ordering};
 use crate::runtime::Services;
 
 /// The events that start a poll: the schedule's tick, or a batch of nudges from the poll-nudge
@@ -127,13 +129,16 @@ pub async fn keep_alive(
 pub struct Poller {
     connections: Connections,
     tokens: Arc<TokenKeeper>,
+    clock: Clock,
 }
 
 impl Poller {
     pub fn new(services: &Services) -> Result<Self, Error> {
+        let providers = Arc::new(HttpProviders::new(&services.config)?);
         Ok(Self {
             connections: Connections::new(services.store.clone()),
-            tokens: services.token_keeper(services.providers()?),
+            tokens: Arc::new(TokenKeeper::from_services(services, providers)),
+            clock: services.clock.clone(),
         })
     }
 
@@ -144,18 +149,18 @@ impl Poller {
                 keep_alive(
                     &self.connections,
                     &self.tokens,
-                    crate::runtime::now_seconds(),
+                    self.clock.now_seconds(),
                     KEEP_ALIVE_AFTER,
                 )
                 .await?,
             )),
             PollTrigger::Nudges(event) => {
-                let response = sqs_batch::process_batch(
+                let response = batch::process_batch(
                     event,
                     Ordering::Standard { concurrency: 4 },
                     &LogTerminalFailures,
                     |_nudge: PollNudge, _| async {
-                        Err(Error::NotImplemented {
+                        Err::<(), _>(Error::NotImplemented {
                             capability: "polling on a nudge",
                         })
                     },
@@ -190,23 +195,24 @@ mod tests {
     struct Refusing(std::sync::atomic::AtomicUsize);
 
     #[async_trait::async_trait]
-    impl crate::connection::tokens::TokenEndpoint for Refusing {
+    impl crate::oauth::TokenEndpoint for Refusing {
         async fn refresh(
             &self,
-            _: crate::connection::Provider,
+            _: crate::domain::Provider,
             _: &secrecy::SecretString,
-        ) -> Result<crate::connection::tokens::TokenGrant, crate::connection::tokens::RefreshError>
-        {
+        ) -> Result<crate::oauth::TokenGrant, crate::oauth::RefreshError> {
             self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            Err(crate::connection::tokens::RefreshError::InvalidGrant)
+            Err(crate::oauth::RefreshError::InvalidGrant)
         }
     }
 
     #[tokio::test]
     async fn a_refused_refresh_token_stops_the_connection_from_being_polled() {
         use crate::connection::registry::Connection;
-        use crate::connection::tokens::{fakes::ReversingSealer, Policy, TokenGrant};
+        use crate::connection::tokens::Policy;
+        use crate::crypto::fakes::ReversingSealer;
         use crate::domain::{PortalId, RealmId};
+        use crate::oauth::TokenGrant;
         use crate::store::memory::MemoryStore;
         use secrecy::SecretString;
         use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
@@ -220,7 +226,7 @@ mod tests {
             store.clone(),
             Arc::new(ReversingSealer),
             provider.clone(),
-            Arc::new(move || now.load(Ordering::SeqCst)),
+            crate::clock::Clock::from_fn(move || now.load(Ordering::SeqCst)),
             Policy::default(),
         );
         let connections = Connections::new(store);
@@ -229,7 +235,7 @@ mod tests {
             RealmId::parse("1").unwrap(),
         );
         let connection = Connection {
-            id: Connection::id_for(&portal, &realm),
+            id: ConnectionId::for_pair(&portal, &realm),
             portal_id: portal.clone(),
             realm_id: realm.clone(),
             status: ConnectionStatus::Active,
@@ -282,7 +288,7 @@ mod tests {
         assert_eq!(stored.status, ConnectionStatus::ReconnectRequired);
         assert_eq!(
             stored.reconnect_provider,
-            Some(crate::connection::Provider::Qbo)
+            Some(crate::domain::Provider::Qbo)
         );
 
         let calls = provider.0.load(Ordering::SeqCst);

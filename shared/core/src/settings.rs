@@ -8,31 +8,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::Date;
 
-use crate::connection::company::ymd;
-use crate::domain::{ConnectionId, ObjectKind};
+pub use crate::domain::Direction;
+use crate::domain::{ymd, ConnectionId, ObjectKind};
+use crate::store::keys::connections as keys;
 use crate::store::{ClaimOutcome, Item, ItemKey, Query, Store, StoreError, Table};
-
-/// Which way records of one object flow. (Brand names are written as one word on the wire:
-/// `hubspot_to_qbo`, like the fields of [`Filters`].)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    #[serde(rename = "hubspot_to_qbo")]
-    HubSpotToQbo,
-    #[serde(rename = "qbo_to_hubspot")]
-    QboToHubSpot,
-    TwoWay,
-}
-
-impl Direction {
-    pub fn hubspot_to_qbo(self) -> bool {
-        matches!(self, Direction::HubSpotToQbo | Direction::TwoWay)
-    }
-
-    pub fn qbo_to_hubspot(self) -> bool {
-        matches!(self, Direction::QboToHubSpot | Direction::TwoWay)
-    }
-}
 
 /// S2: whose data wins when both sides changed the same record since the last sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -195,14 +174,9 @@ fn start_of_day_utc(day: Date) -> String {
     )
 }
 
-const SETTINGS_SORT_PREFIX: &str = "settings#";
-
 /// Where one object's settings are kept: beside the connection, in its partition.
 pub fn settings_key(connection: &ConnectionId, object: ObjectKind) -> ItemKey {
-    ItemKey::new(
-        format!("connection#{connection}"),
-        format!("{SETTINGS_SORT_PREFIX}{object}"),
-    )
+    keys::settings(connection, object)
 }
 
 /// Settings in [`Table::Connections`] at pk `connection#{id}`, sk `settings#{object}`.
@@ -239,24 +213,15 @@ impl SettingsStore {
         connection: &ConnectionId,
         now_epoch_seconds: i64,
     ) -> Result<Vec<ObjectSettings>, StoreError> {
-        let mut settings = Vec::new();
-        let mut after = None;
-        loop {
-            let query = Query::partition(format!("connection#{connection}"))
-                .sort_prefix(SETTINGS_SORT_PREFIX)
-                .after(after);
-            let page = self
-                .store
-                .query(Table::Connections, query, now_epoch_seconds)
-                .await?;
-            for item in &page.items {
-                settings.push(decode(item, None)?);
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
-        }
+        let query =
+            Query::partition(keys::partition(connection)).sort_prefix(keys::SETTINGS_PREFIX);
+        let mut settings = self
+            .store
+            .query_all(Table::Connections, query, now_epoch_seconds)
+            .await?
+            .iter()
+            .map(|item| decode(item, None))
+            .collect::<Result<Vec<_>, _>>()?;
         settings.sort_by_key(|s: &ObjectSettings| {
             ObjectKind::ALL
                 .iter()
@@ -302,7 +267,7 @@ impl SettingsStore {
 
 fn decode(item: &Item, expected: Option<ObjectKind>) -> Result<ObjectSettings, StoreError> {
     let settings: ObjectSettings = item.to_value()?;
-    let expected_sk = format!("{SETTINGS_SORT_PREFIX}{}", settings.object);
+    let expected_sk = keys::settings_sort_key(settings.object);
     // The key names the object too; a disagreement means the item was written by hand or by a
     // bug, and acting on the wrong object's settings would be worse than failing.
     if item.key.sk != expected_sk || expected.is_some_and(|kind| kind != settings.object) {

@@ -86,7 +86,10 @@ impl Harness {
         let environment = &stack.manifest.function("OAuthInstallFunction")?.environment;
         let config = Config::from_lookup(|k| environment.get(k).cloned())?;
         let services = Services::new(config.clone(), &stack.aws.sdk_config().await);
-        let tokens = services.token_keeper(services.providers()?);
+        let tokens = Arc::new(TokenKeeper::from_services(
+            &services,
+            Arc::new(hubspot_qbo_core::oauth::HttpProviders::new(&config)?),
+        ));
         Ok(Self {
             stack,
             base,
@@ -350,11 +353,11 @@ fn unique_suffix(seed: u32) -> String {
 }
 
 fn now_ms() -> i64 {
-    hubspot_qbo_core::runtime::now_ms()
+    hubspot_qbo_core::clock::Clock::system().now_ms()
 }
 
 fn now() -> i64 {
-    hubspot_qbo_core::runtime::now_seconds()
+    hubspot_qbo_core::clock::Clock::system().now_seconds()
 }
 
 fn query_param(url: &str, name: &str) -> anyhow::Result<String> {
@@ -509,7 +512,7 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
 
     // Reconnect renews the tokens of the same connection and brings a blocked one back.
     h.connections()
-        .require_reconnect(&first, hubspot_qbo_core::connection::Provider::Qbo, now())
+        .require_reconnect(&first, hubspot_qbo_core::domain::Provider::Qbo, now())
         .await?;
     assert_eq!(
         h.active().await?,

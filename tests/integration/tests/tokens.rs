@@ -6,13 +6,11 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hubspot_qbo_core::connection::tokens::{
-    Policy, TokenError, TokenGrant, TokenKeeper, TokenOwner,
-};
-use hubspot_qbo_core::connection::Provider;
-use hubspot_qbo_core::domain::RealmId;
-use hubspot_qbo_core::oauth::HttpProviders;
-use hubspot_qbo_core::runtime::{now_ms, Services};
+use hubspot_qbo_core::clock::Clock;
+use hubspot_qbo_core::connection::tokens::{Policy, TokenError, TokenKeeper, TokenOwner};
+use hubspot_qbo_core::domain::{Provider, RealmId};
+use hubspot_qbo_core::oauth::{HttpProviders, TokenGrant};
+use hubspot_qbo_core::runtime::Services;
 use integration_tests::Deployed;
 use sandbox::qbo::oauth::TokenPolicy;
 use sandbox::qbo::{QboConfig, SpawnedQbo};
@@ -46,13 +44,13 @@ impl Harness {
         config.qbo.oauth.token_url = format!("{}/oauth2/v1/tokens/bearer", qbo.base_url);
         let endpoint = HttpProviders::new(&config)?;
         let services = Services::new(config, &deployed.sdk);
-        let clock = Arc::new(AtomicI64::new(now_ms()));
+        let clock = Arc::new(AtomicI64::new(Clock::system().now_ms()));
         let now = clock.clone();
         let keeper = Arc::new(TokenKeeper::new(
             services.store.clone(),
             services.sealer.clone(),
             Arc::new(endpoint),
-            Arc::new(move || now.load(Ordering::SeqCst)),
+            Clock::from_fn(move || now.load(Ordering::SeqCst)),
             Policy {
                 poll: Duration::from_millis(20),
                 ..Policy::default()

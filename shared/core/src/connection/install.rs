@@ -18,18 +18,21 @@ use serde::{Deserialize, Serialize};
 use super::company::{
     is_sandbox_company, preflight_warnings, read_profile, PreflightWarning, ProfileError,
 };
+use super::oauth_state;
 use super::oauth_state::{OAuthStates, StateError};
 use super::registry::{Connection, ConnectionStatus, Connections, Preflight, RegistryError};
-use super::tokens::{Clock, SealError, Sealer, TokenError, TokenGrant, TokenKeeper, TokenOwner};
-use super::Provider;
+use super::tokens::{TokenError, TokenKeeper, TokenOwner};
+use crate::clock::{utc_date, Clock};
 use crate::config::Config;
-use crate::domain::{ConnectionId, PortalId, RealmId};
-use crate::error::ErrorClass;
-use crate::oauth::{ProviderApis, ProviderError};
+use crate::crypto::{SealError, Sealer};
+use crate::domain::{ConnectionId, PortalId, Provider, RealmId};
+use crate::error_class::ErrorClass;
+use crate::oauth::{HttpProviders, ProviderApis, ProviderError, TokenGrant};
+use crate::queue::messages::initial_sync_messages;
 use crate::queue::{Queue, QueueError, QueueName};
+use crate::runtime::Services;
 use crate::settings::{default_settings, SettingsStore};
 use crate::store::{Store, StoreError};
-use crate::sync::initial_sync_messages;
 
 pub const HUBSPOT_CALLBACK_PATH: &str = "/oauth/hubspot/callback";
 pub const QBO_CALLBACK_PATH: &str = "/oauth/qbo/callback";
@@ -264,8 +267,28 @@ impl InstallFlow {
         }
     }
 
+    /// The flows of the install function, over HTTP to both providers.
+    pub fn from_services(services: &Services) -> Result<Self, crate::Error> {
+        let providers = Arc::new(HttpProviders::new(&services.config)?);
+        let states = OAuthStates::new(
+            services.store.clone(),
+            oauth_state::installation_key(&services.config),
+            oauth_state::DEFAULT_TTL,
+        );
+        Ok(Self::new(
+            services.config.clone(),
+            services.store.clone(),
+            services.queue.clone(),
+            services.sealer.clone(),
+            states,
+            Arc::new(TokenKeeper::from_services(services, providers.clone())),
+            providers,
+            services.clock.clone(),
+        ))
+    }
+
     fn now(&self) -> i64 {
-        (self.clock)().div_euclid(1000)
+        self.clock.now_seconds()
     }
 
     /// Starts a flow: the HubSpot consent page. `base_url` is this function's public address.
@@ -410,7 +433,7 @@ impl InstallFlow {
                 })
             })?;
         let now = self.now();
-        let id = Connection::id_for(&portal, &realm);
+        let id = ConnectionId::for_pair(&portal, &realm);
         // The portal was checked at the HubSpot step, so a reconnect into the same company is
         // exactly a reconnect of connection `id`.
         if let Intent::Reconnect { connection } = &intent {
@@ -487,9 +510,12 @@ impl InstallFlow {
                 },
             )
             .await?;
-        let setup_day = time::OffsetDateTime::from_unix_timestamp(connection.connected_at)
-            .map(|t| t.date())
-            .unwrap_or(time::Date::MIN);
+        let setup_day = utc_date(connection.connected_at).ok_or_else(|| {
+            StoreError::Encoding(format!(
+                "connection {id} has an impossible connected_at {}",
+                connection.connected_at
+            ))
+        })?;
         self.settings
             .write_defaults_if_absent(&id, &default_settings(setup_day), now)
             .await?;
@@ -501,7 +527,11 @@ impl InstallFlow {
         self.connections.save(&connection).await?;
         if connection.initial_sync_requested_at.is_none() {
             let settings = self.settings.list(&id, now).await?;
-            let messages = initial_sync_messages(&id, &settings, now)?;
+            let enabled = settings
+                .iter()
+                .filter(|s| s.enabled)
+                .map(|s| (s.object, s.direction));
+            let messages = initial_sync_messages(&id, enabled, now)?;
             self.queue.send_all(QueueName::Sync, messages).await?;
             connection.initial_sync_requested_at = Some(now);
             self.connections.save(&connection).await?;

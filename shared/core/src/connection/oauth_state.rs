@@ -18,7 +18,8 @@ use serde::{de::DeserializeOwned, Serialize};
 use sha2::Sha256;
 
 use crate::config::Config;
-use crate::store::{Item, ItemKey, Store, StoreError, Table};
+use crate::store::keys::connections::oauth_state as key_of;
+use crate::store::{Item, Store, StoreError, Table};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -120,10 +121,6 @@ pub fn installation_key(config: &Config) -> SecretSlice<u8> {
         .chain_update(config.qbo.oauth.client_secret.expose_secret().as_bytes())
         .finalize();
     SecretSlice::from(digest.to_vec())
-}
-
-fn key_of(encoded_nonce: &str) -> ItemKey {
-    ItemKey::new(format!("oauth-state#{encoded_nonce}"), "state")
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::company::{CompanyProfile, PreflightWarning};
-use super::Provider;
-use crate::domain::{ConnectionId, PortalId, RealmId};
-use crate::store::{ClaimOutcome, Item, ItemKey, Query, Store, StoreError, Table};
+use crate::domain::{ConnectionId, PortalId, Provider, RealmId};
+use crate::store::keys::connections as keys;
+use crate::store::{ClaimOutcome, Item, Query, Store, StoreError, Table};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -55,16 +55,6 @@ pub struct Connection {
     pub initial_sync_requested_at: Option<i64>,
 }
 
-impl Connection {
-    /// One connection per pair: the id is made from the pair, so connecting the same pair again
-    /// (a reconnect, a repeated install) finds the same record and the same ledger.
-    pub fn id_for(portal: &PortalId, realm: &RealmId) -> ConnectionId {
-        // Both parts are digits, so the id is always valid.
-        ConnectionId::parse(format!("{portal}-{realm}"))
-            .unwrap_or_else(|_| ConnectionId::generate())
-    }
-}
-
 /// What was learnt about the company when it was connected (C2, C3).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Preflight {
@@ -100,20 +90,8 @@ pub struct Connections {
     store: Arc<dyn Store>,
 }
 
-fn record_key(id: &ConnectionId) -> ItemKey {
-    ItemKey::new(format!("connection#{id}"), "connection")
-}
-
-fn preflight_key(id: &ConnectionId) -> ItemKey {
-    ItemKey::new(format!("connection#{id}"), "preflight")
-}
-
-fn realm_key(realm: &RealmId) -> ItemKey {
-    ItemKey::new(format!("realm#{realm}"), "owner")
-}
-
 fn status_index(status: ConnectionStatus) -> String {
-    format!("connections#{}", status.as_str())
+    keys::status_index(status.as_str())
 }
 
 impl Connections {
@@ -124,7 +102,7 @@ impl Connections {
     pub async fn get(&self, id: &ConnectionId, now: i64) -> Result<Option<Connection>, StoreError> {
         match self
             .store
-            .get(Table::Connections, &record_key(id), now)
+            .get(Table::Connections, &keys::record(id), now)
             .await?
         {
             Some(item) => Ok(Some(item.to_value()?)),
@@ -140,7 +118,7 @@ impl Connections {
     ) -> Result<Option<ConnectionId>, StoreError> {
         match self
             .store
-            .get(Table::Connections, &realm_key(realm), now)
+            .get(Table::Connections, &keys::realm_owner(realm), now)
             .await?
         {
             Some(item) => Ok(Some(item.to_value::<RealmOwner>()?.connection_id)),
@@ -158,13 +136,17 @@ impl Connections {
             connection_id: connection.id.clone(),
             portal_id: connection.portal_id.clone(),
         };
-        let item = Item::from_value(realm_key(&connection.realm_id), &owner)?;
+        let item = Item::from_value(keys::realm_owner(&connection.realm_id), &owner)?;
         match self.store.claim(Table::Connections, item, now).await? {
             ClaimOutcome::Claimed => Ok(()),
             ClaimOutcome::AlreadyClaimed => {
                 let existing = self
                     .store
-                    .get(Table::Connections, &realm_key(&connection.realm_id), now)
+                    .get(
+                        Table::Connections,
+                        &keys::realm_owner(&connection.realm_id),
+                        now,
+                    )
                     .await?;
                 match existing
                     .map(|item| item.to_value::<RealmOwner>())
@@ -187,7 +169,7 @@ impl Connections {
     pub async fn release_realm(&self, connection: &Connection, now: i64) -> Result<(), StoreError> {
         if self.owner_of(&connection.realm_id, now).await?.as_ref() == Some(&connection.id) {
             self.store
-                .delete(Table::Connections, &realm_key(&connection.realm_id))
+                .delete(Table::Connections, &keys::realm_owner(&connection.realm_id))
                 .await?;
         }
         Ok(())
@@ -195,7 +177,7 @@ impl Connections {
 
     /// Writes the record and the portal's entry for it.
     pub async fn save(&self, connection: &Connection) -> Result<(), StoreError> {
-        let record = Item::from_value(record_key(&connection.id), connection)?
+        let record = Item::from_value(keys::record(&connection.id), connection)?
             .with_index(status_index(connection.status), connection.id.as_str());
         let entry = PortalConnection {
             connection_id: connection.id.clone(),
@@ -204,10 +186,7 @@ impl Connections {
             status: connection.status,
         };
         let entry = Item::from_value(
-            ItemKey::new(
-                format!("portal#{}", connection.portal_id),
-                format!("connection#{}", connection.id),
-            ),
+            keys::portal_entry(&connection.portal_id, &connection.id),
             &entry,
         )?;
         self.store
@@ -223,7 +202,7 @@ impl Connections {
         self.store
             .put(
                 Table::Connections,
-                Item::from_value(preflight_key(id), preflight)?,
+                Item::from_value(keys::preflight(id), preflight)?,
             )
             .await
     }
@@ -235,7 +214,7 @@ impl Connections {
     ) -> Result<Option<Preflight>, StoreError> {
         match self
             .store
-            .get(Table::Connections, &preflight_key(id), now)
+            .get(Table::Connections, &keys::preflight(id), now)
             .await?
         {
             Some(item) => Ok(Some(item.to_value()?)),
@@ -249,25 +228,12 @@ impl Connections {
         status: ConnectionStatus,
         now: i64,
     ) -> Result<Vec<Connection>, StoreError> {
-        let mut found = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .store
-                .query(
-                    Table::Connections,
-                    Query::index(status_index(status)).after(cursor),
-                    now,
-                )
-                .await?;
-            for item in &page.items {
-                found.push(item.to_value()?);
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(found),
-            }
-        }
+        self.store
+            .query_all(Table::Connections, Query::index(status_index(status)), now)
+            .await?
+            .iter()
+            .map(Item::to_value)
+            .collect()
     }
 
     /// The portal's connections, in any status.
@@ -276,27 +242,14 @@ impl Connections {
         portal: &PortalId,
         now: i64,
     ) -> Result<Vec<PortalConnection>, StoreError> {
-        let mut found = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .store
-                .query(
-                    Table::Connections,
-                    Query::partition(format!("portal#{portal}"))
-                        .sort_prefix("connection#")
-                        .after(cursor),
-                    now,
-                )
-                .await?;
-            for item in &page.items {
-                found.push(item.to_value()?);
-            }
-            match page.next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(found),
-            }
-        }
+        let query =
+            Query::partition(keys::portal_partition(portal)).sort_prefix(keys::PORTAL_ENTRY_PREFIX);
+        self.store
+            .query_all(Table::Connections, query, now)
+            .await?
+            .iter()
+            .map(Item::to_value)
+            .collect()
     }
 
     /// Marks the connection as needing a reconnect of `provider` (its polling stops).
@@ -330,7 +283,7 @@ mod tests {
         let portal = PortalId::parse(portal).unwrap();
         let realm = RealmId::parse(realm).unwrap();
         Connection {
-            id: Connection::id_for(&portal, &realm),
+            id: ConnectionId::for_pair(&portal, &realm),
             portal_id: portal,
             realm_id: realm,
             status: ConnectionStatus::Active,

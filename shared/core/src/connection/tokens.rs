@@ -19,52 +19,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::Provider;
-use crate::domain::{PortalId, RealmId};
-use crate::error::ErrorClass;
-use crate::store::{CasOutcome, Item, ItemKey, LeaseOutcome, Store, StoreError, Table};
-
-/// What a token endpoint answers to a refresh.
-pub struct TokenGrant {
-    pub access_token: SecretString,
-    pub refresh_token: SecretString,
-    /// Seconds the access token lives.
-    pub expires_in: i64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum RefreshError {
-    /// The refresh token is no longer accepted: a person must reconnect.
-    #[error("the provider refused the refresh token (invalid_grant)")]
-    InvalidGrant,
-    #[error("the token endpoint failed: {0}")]
-    Transient(String),
-}
-
-/// The providers' token endpoints.
-#[async_trait]
-pub trait TokenEndpoint: Send + Sync {
-    async fn refresh(
-        &self,
-        provider: Provider,
-        refresh_token: &SecretString,
-    ) -> Result<TokenGrant, RefreshError>;
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("sealing tokens failed: {0}")]
-pub struct SealError(pub String);
-
-/// Encrypts secrets at rest (envelope encryption with a KMS key in AWS).
-#[async_trait]
-pub trait Sealer: Send + Sync {
-    async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError>;
-    async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError>;
-}
+use crate::clock::Clock;
+use crate::crypto::{SealError, Sealer};
+use crate::domain::{PortalId, Provider, RealmId};
+use crate::error_class::ErrorClass;
+use crate::oauth::{RefreshError, TokenEndpoint, TokenGrant};
+use crate::store::{keys, CasOutcome, Item, ItemKey, LeaseOutcome, Store, StoreError, Table};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -143,9 +106,6 @@ impl Default for Policy {
     }
 }
 
-/// Milliseconds since the epoch, from the caller's clock (tests move it).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
 pub struct TokenKeeper {
     store: Arc<dyn Store>,
     sealer: Arc<dyn Sealer>,
@@ -185,10 +145,7 @@ impl TokenOwner {
 }
 
 pub fn token_key(owner: &TokenOwner) -> ItemKey {
-    ItemKey::new(
-        format!("tokens#{}#{}", owner.provider().as_str(), owner.id()),
-        "tokens",
-    )
+    keys::connections::tokens(owner.provider(), owner.id())
 }
 
 impl TokenKeeper {
@@ -207,6 +164,20 @@ impl TokenKeeper {
             policy,
             opened: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The keeper of a function: the services' store, sealer and clock, refreshing at `endpoint`.
+    pub fn from_services(
+        services: &crate::runtime::Services,
+        endpoint: Arc<dyn TokenEndpoint>,
+    ) -> Self {
+        Self::new(
+            services.store.clone(),
+            services.sealer.clone(),
+            endpoint,
+            services.clock.clone(),
+            Policy::default(),
+        )
     }
 
     /// Stores the tokens of a new or renewed connection (after an authorization-code exchange).
@@ -258,7 +229,7 @@ impl TokenKeeper {
         let provider = owner.provider();
         let key = token_key(owner);
         let owner = uuid::Uuid::new_v4().to_string();
-        let give_up_at = (self.clock)() + self.policy.wait.as_millis() as i64;
+        let give_up_at = self.clock.now_ms() + self.policy.wait.as_millis() as i64;
         loop {
             let (item, stored) = self.read(&key, provider).await?;
             if let Some(token) = self
@@ -267,7 +238,7 @@ impl TokenKeeper {
             {
                 return Ok(token);
             }
-            let now_ms = (self.clock)();
+            let now_ms = self.clock.now_ms();
             match self
                 .store
                 .acquire_lease(
@@ -466,40 +437,16 @@ impl TokenKeeper {
     }
 
     fn now_seconds(&self) -> i64 {
-        (self.clock)().div_euclid(1000)
-    }
-}
-
-/// Stand-ins for unit tests of code that keeps tokens.
-#[cfg(test)]
-pub(crate) mod fakes {
-    use super::*;
-
-    /// Reversible stand-in for KMS: enough to prove nothing is stored in plain text.
-    pub(crate) struct ReversingSealer;
-
-    #[async_trait]
-    impl Sealer for ReversingSealer {
-        async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
-            Ok(plaintext.iter().rev().map(|b| format!("{b:02x}")).collect())
-        }
-        async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
-            let bytes: Result<Vec<u8>, _> = (0..sealed.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&sealed[i..i + 2], 16))
-                .collect();
-            let mut bytes = bytes.map_err(|e| SealError(e.to_string()))?;
-            bytes.reverse();
-            Ok(bytes)
-        }
+        self.clock.now_ms().div_euclid(1000)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fakes::ReversingSealer;
     use super::*;
+    use crate::crypto::fakes::ReversingSealer;
     use crate::store::memory::MemoryStore;
+    use async_trait::async_trait;
     use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
     use std::sync::Mutex;
 
@@ -602,7 +549,7 @@ mod tests {
             store.clone(),
             Arc::new(ReversingSealer),
             provider.clone(),
-            Arc::new(move || now.load(Ordering::SeqCst)),
+            crate::clock::Clock::from_fn(move || now.load(Ordering::SeqCst)),
             Policy {
                 poll: Duration::from_millis(5),
                 ..Policy::default()
@@ -780,7 +727,7 @@ mod tests {
             Arc::new(MemoryStore::new()),
             sealer.clone(),
             RotatingProvider::new(clock.clone(), 0, Duration::ZERO),
-            Arc::new(move || now.load(Ordering::SeqCst)),
+            crate::clock::Clock::from_fn(move || now.load(Ordering::SeqCst)),
             Policy::default(),
         );
         let owner = TokenOwner::Realm(RealmId::parse("9130350000000001").unwrap());

@@ -1,11 +1,13 @@
 //! The queue port: hands work from one function to the next through SQS.
 
+pub mod batch;
+pub mod messages;
 pub mod sqs;
 
 use async_trait::async_trait;
 
 use crate::config::Queues;
-use crate::error::ErrorClass;
+use crate::error_class::ErrorClass;
 
 /// SQS refuses message bodies over 256 KiB.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;

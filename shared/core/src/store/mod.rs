@@ -8,6 +8,8 @@
 //! updates), index queries and batch writes.
 
 pub mod dynamodb;
+pub mod keys;
+#[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 
 use async_trait::async_trait;
@@ -15,7 +17,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::Tables;
-use crate::error::ErrorClass;
+use crate::error_class::ErrorClass;
 
 /// Attribute and index names shared by the adapter and the infrastructure template.
 pub mod schema {
@@ -336,6 +338,25 @@ pub trait Store: Send + Sync {
 
     /// Writes many items, retrying those the store leaves unprocessed.
     async fn batch_put(&self, table: Table, items: Vec<Item>) -> Result<(), StoreError>;
+
+    /// Every item a query matches, all pages read.
+    async fn query_all(
+        &self,
+        table: Table,
+        query: Query,
+        now_epoch_seconds: i64,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut next = query;
+        loop {
+            let page = self.query(table, next.clone(), now_epoch_seconds).await?;
+            items.extend(page.items);
+            match page.next {
+                Some(cursor) => next.after = Some(cursor),
+                None => return Ok(items),
+            }
+        }
+    }
 }
 
 pub(crate) fn check_document(doc: &Document) -> Result<(), StoreError> {

@@ -9,8 +9,10 @@
 //!   too without being run, so a group's order is never broken; other groups go on.
 
 use std::collections::HashSet;
+use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
@@ -18,7 +20,21 @@ use futures::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use tracing::Instrument;
 
-use crate::error::Error;
+use crate::error_class::ErrorClass;
+
+/// What the wrapper needs to know of a handler's error.
+pub trait MessageError: Display + Send + Sync {
+    fn class(&self) -> ErrorClass;
+
+    fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::Retryable
+    }
+
+    /// How long the provider asked us to wait (a 429's `Retry-After`).
+    fn retry_after(&self) -> Option<Duration> {
+        None
+    }
+}
 
 /// How a queue's messages are processed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,26 +56,16 @@ pub struct MessageContext {
 
 /// Where terminal failures are kept so that a person can see and fix them.
 #[async_trait]
-pub trait TerminalFailures: Send + Sync {
-    async fn record(
-        &self,
-        context: &MessageContext,
-        body: &str,
-        error: &Error,
-    ) -> Result<(), Error>;
+pub trait TerminalFailures<E>: Send + Sync {
+    async fn record(&self, context: &MessageContext, body: &str, error: &E) -> Result<(), E>;
 }
 
 /// Records terminal failures as error log lines (functions whose failures have no ledger).
 pub struct LogTerminalFailures;
 
 #[async_trait]
-impl TerminalFailures for LogTerminalFailures {
-    async fn record(
-        &self,
-        context: &MessageContext,
-        _body: &str,
-        error: &Error,
-    ) -> Result<(), Error> {
+impl<E: MessageError + 'static> TerminalFailures<E> for LogTerminalFailures {
+    async fn record(&self, context: &MessageContext, _body: &str, error: &E) -> Result<(), E> {
         tracing::error!(message_id = %context.message_id, error = %error, "terminal failure: message acknowledged");
         Ok(())
     }
@@ -89,16 +95,17 @@ impl MessageOutcome {
 pub struct BatchWithoutMessageIds;
 
 /// Runs `handler` over the batch and lists the messages that must be retried.
-pub async fn process_batch<T, F, Fut>(
+pub async fn process_batch<T, E, F, Fut>(
     event: SqsEvent,
     ordering: Ordering,
-    terminal: &dyn TerminalFailures,
+    terminal: &dyn TerminalFailures<E>,
     handler: F,
 ) -> Result<SqsBatchResponse, BatchWithoutMessageIds>
 where
     T: DeserializeOwned,
+    E: MessageError,
     F: Fn(T, MessageContext) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
+    Fut: Future<Output = Result<(), E>>,
 {
     let outcomes = outcomes(event, ordering, terminal, handler).await?;
     let mut response = SqsBatchResponse::default();
@@ -111,16 +118,17 @@ where
 }
 
 /// Like [`process_batch`], but returns every message's outcome (for tests and logs).
-pub async fn outcomes<T, F, Fut>(
+pub async fn outcomes<T, E, F, Fut>(
     event: SqsEvent,
     ordering: Ordering,
-    terminal: &dyn TerminalFailures,
+    terminal: &dyn TerminalFailures<E>,
     handler: F,
 ) -> Result<Vec<(String, MessageOutcome)>, BatchWithoutMessageIds>
 where
     T: DeserializeOwned,
+    E: MessageError,
     F: Fn(T, MessageContext) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
+    Fut: Future<Output = Result<(), E>>,
 {
     // Without an id a failure could not be reported: failing the whole batch is the safe answer.
     if event
@@ -174,16 +182,17 @@ fn context_of(message: &SqsMessage) -> MessageContext {
     }
 }
 
-async fn process_one<T, F, Fut>(
+async fn process_one<T, E, F, Fut>(
     message: SqsMessage,
     context: MessageContext,
-    terminal: &dyn TerminalFailures,
+    terminal: &dyn TerminalFailures<E>,
     handler: &F,
 ) -> MessageOutcome
 where
     T: DeserializeOwned,
+    E: MessageError,
     F: Fn(T, MessageContext) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
+    Fut: Future<Output = Result<(), E>>,
 {
     let span = tracing::info_span!(
         "sqs_message",
@@ -233,6 +242,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Error;
     use std::sync::Mutex;
 
     #[derive(serde::Deserialize)]
@@ -266,7 +276,7 @@ mod tests {
     struct Recorded(Mutex<Vec<(String, String)>>);
 
     #[async_trait]
-    impl TerminalFailures for Recorded {
+    impl TerminalFailures<Error> for Recorded {
         async fn record(
             &self,
             context: &MessageContext,
@@ -285,7 +295,7 @@ mod tests {
     async fn run(
         ordering: Ordering,
         messages: Vec<SqsMessage>,
-        terminal: &dyn TerminalFailures,
+        terminal: &dyn TerminalFailures<Error>,
     ) -> (Vec<(String, MessageOutcome)>, Vec<String>) {
         let ran = Mutex::new(Vec::new());
         let outcomes = outcomes(
@@ -437,7 +447,7 @@ mod tests {
     async fn a_failure_to_record_a_terminal_error_returns_the_message() {
         struct Broken;
         #[async_trait]
-        impl TerminalFailures for Broken {
+        impl TerminalFailures<Error> for Broken {
             async fn record(&self, _: &MessageContext, _: &str, _: &Error) -> Result<(), Error> {
                 Err(Error::Throttled { retry_after: None })
             }
@@ -461,7 +471,7 @@ mod tests {
             event(vec![message("m1", None, &work("ok")), anonymous]),
             Ordering::Fifo,
             &LogTerminalFailures,
-            |_: Work, _| async { Ok(()) },
+            |_: Work, _| async { Ok::<(), Error>(()) },
         )
         .await;
         assert!(result.is_err());

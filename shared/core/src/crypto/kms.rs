@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
-use super::tokens::{SealError, Sealer};
+use super::{SealError, Sealer};
 
 /// Binds ciphertexts to their purpose: KMS refuses to decrypt them under another context.
 const CONTEXT_KEY: &str = "purpose";

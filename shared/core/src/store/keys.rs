@@ -1,0 +1,66 @@
+//! Every key format of every table, in one place. Adapters and features build keys only here.
+
+/// The connections table: connections, their settings and pre-flight record, company ownership,
+/// portal entries, tokens and pending OAuth states.
+pub mod connections {
+    use crate::domain::{ConnectionId, ObjectKind, PortalId, Provider, RealmId};
+    use crate::store::ItemKey;
+
+    /// The partition of one connection: its record, pre-flight record and settings.
+    pub fn partition(id: &ConnectionId) -> String {
+        format!("connection#{id}")
+    }
+
+    pub fn record(id: &ConnectionId) -> ItemKey {
+        ItemKey::new(partition(id), "connection")
+    }
+
+    pub fn preflight(id: &ConnectionId) -> ItemKey {
+        ItemKey::new(partition(id), "preflight")
+    }
+
+    pub const SETTINGS_PREFIX: &str = "settings#";
+
+    pub fn settings(id: &ConnectionId, object: ObjectKind) -> ItemKey {
+        ItemKey::new(partition(id), settings_sort_key(object))
+    }
+
+    pub fn settings_sort_key(object: ObjectKind) -> String {
+        format!("{SETTINGS_PREFIX}{object}")
+    }
+
+    /// Index partition listing the connections in one status (`active`, …).
+    pub fn status_index(status: &str) -> String {
+        format!("connections#{status}")
+    }
+
+    /// Which connection holds a QuickBooks company.
+    pub fn realm_owner(realm: &RealmId) -> ItemKey {
+        ItemKey::new(format!("realm#{realm}"), "owner")
+    }
+
+    pub fn portal_partition(portal: &PortalId) -> String {
+        format!("portal#{portal}")
+    }
+
+    pub const PORTAL_ENTRY_PREFIX: &str = "connection#";
+
+    /// A portal's entry for one of its connections.
+    pub fn portal_entry(portal: &PortalId, id: &ConnectionId) -> ItemKey {
+        ItemKey::new(
+            portal_partition(portal),
+            format!("{PORTAL_ENTRY_PREFIX}{id}"),
+        )
+    }
+
+    /// The tokens of one owner (a portal's HubSpot tokens, a company's QuickBooks tokens).
+    pub fn tokens(provider: Provider, owner_id: &str) -> ItemKey {
+        ItemKey::new(format!("tokens#{}#{owner_id}", provider.as_str()), "tokens")
+    }
+
+    pub const OAUTH_STATE_PREFIX: &str = "oauth-state#";
+
+    pub fn oauth_state(encoded_nonce: &str) -> ItemKey {
+        ItemKey::new(format!("{OAUTH_STATE_PREFIX}{encoded_nonce}"), "state")
+    }
+}
