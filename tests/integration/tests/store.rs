@@ -8,6 +8,7 @@ use hubspot_qbo_core::runtime::Services;
 use hubspot_qbo_core::store::memory::MemoryStore;
 use hubspot_qbo_core::store::{
     CasOutcome, ClaimOutcome, Item, ItemKey, LeaseOutcome, Query, Store, StoreError, Table,
+    TransactOutcome, TransactWrite,
 };
 use integration_tests::Deployed;
 use serde_json::json;
@@ -403,7 +404,179 @@ async fn takes_are_single_use(store: &dyn Store) {
     );
 }
 
+async fn transactions_write_everything_or_nothing(store: &dyn Store) {
+    let owner = ItemKey::new("tx#realm-1", "owner");
+    let record = ItemKey::new("tx#connection-1", "connection");
+    let entry = ItemKey::new("tx#portal-1", "connection#1");
+    let writes = |record_expected: Option<u64>, marker: &str| {
+        vec![
+            TransactWrite::PutVersioned {
+                table: Table::Connections,
+                item: item(&owner.pk, &owner.sk, json!({"by": marker})),
+                expected: None,
+            },
+            TransactWrite::PutVersioned {
+                table: Table::Connections,
+                item: item(&record.pk, &record.sk, json!({"by": marker})),
+                expected: record_expected,
+            },
+            TransactWrite::Put {
+                table: Table::Connections,
+                item: item(&entry.pk, &entry.sk, json!({"by": marker})),
+            },
+        ]
+    };
+    assert_eq!(
+        store.transact(writes(None, "first")).await.unwrap(),
+        TransactOutcome::Written
+    );
+    for key in [&owner, &record, &entry] {
+        let stored = store.get(Table::Connections, key, NOW).await.unwrap();
+        assert_eq!(
+            stored.as_ref().map(|i| i.doc["by"].clone()),
+            Some(json!("first"))
+        );
+    }
+    let record_version = store
+        .get(Table::Connections, &record, NOW)
+        .await
+        .unwrap()
+        .map(|i| i.version);
+    assert_eq!(record_version, Some(1));
+
+    // The first write's condition fails (the owner exists): none of the three is made.
+    assert_eq!(
+        store.transact(writes(Some(1), "second")).await.unwrap(),
+        TransactOutcome::Conflict { index: 0 }
+    );
+    for key in [&owner, &record, &entry] {
+        let stored = store.get(Table::Connections, key, NOW).await.unwrap();
+        assert_eq!(
+            stored.map(|i| i.doc["by"].clone()),
+            Some(json!("first")),
+            "{key:?} was written by a cancelled transaction"
+        );
+    }
+
+    // A versioned delete beside a versioned put, across tables.
+    let run = ItemKey::new("tx#run-1", "run");
+    store
+        .put(Table::ActionRuns, item(&run.pk, &run.sk, json!({"n": 1})))
+        .await
+        .unwrap();
+    let both = vec![
+        TransactWrite::DeleteVersioned {
+            table: Table::Connections,
+            key: owner.clone(),
+            expected: 1,
+        },
+        TransactWrite::PutVersioned {
+            table: Table::ActionRuns,
+            item: item(&run.pk, &run.sk, json!({"n": 2})),
+            expected: Some(0),
+        },
+    ];
+    assert_eq!(
+        store.transact(both).await.unwrap(),
+        TransactOutcome::Written
+    );
+    assert!(store
+        .get(Table::Connections, &owner, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    let run_item = store
+        .get(Table::ActionRuns, &run, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((run_item.doc["n"].clone(), run_item.version), (json!(2), 1));
+
+    // The same key twice is refused before anything is sent.
+    let twice = vec![
+        TransactWrite::Put {
+            table: Table::Connections,
+            item: item("tx#dup", "a", json!({})),
+        },
+        TransactWrite::Put {
+            table: Table::Connections,
+            item: item("tx#dup", "a", json!({})),
+        },
+    ];
+    assert!(matches!(
+        store.transact(twice).await,
+        Err(StoreError::Rejected(_))
+    ));
+}
+
+async fn versioned_deletes_need_the_version(store: &dyn Store) {
+    let key = ItemKey::new("vdel#1", "item");
+    let written = store
+        .put_versioned(Table::Connections, item(&key.pk, &key.sk, json!({})), None)
+        .await
+        .unwrap();
+    assert_eq!(written, CasOutcome::Written { version: 1 });
+    assert_eq!(
+        store
+            .delete_versioned(Table::Connections, &key, 7)
+            .await
+            .unwrap(),
+        CasOutcome::VersionConflict
+    );
+    assert!(store
+        .get(Table::Connections, &key, NOW)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        store
+            .delete_versioned(Table::Connections, &key, 1)
+            .await
+            .unwrap(),
+        CasOutcome::Written { version: 1 }
+    );
+    assert!(store
+        .get(Table::Connections, &key, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .delete_versioned(Table::Connections, &key, 1)
+            .await
+            .unwrap(),
+        CasOutcome::VersionConflict,
+        "an absent item has no version to match"
+    );
+}
+
+async fn counters_count_and_expire(store: &dyn Store) {
+    let key = ItemKey::new("attempts#m1", "attempts");
+    let first = store
+        .increment(Table::Ledger, &key, "attempts", 1, Some(NOW + 60))
+        .await
+        .unwrap();
+    let second = store
+        .increment(Table::Ledger, &key, "attempts", 2, Some(NOW + 60))
+        .await
+        .unwrap();
+    assert_eq!((first, second), (1, 3));
+    let stored = store.get(Table::Ledger, &key, NOW).await.unwrap().unwrap();
+    assert_eq!(stored.doc["attempts"], json!(3));
+    assert!(
+        store
+            .get(Table::Ledger, &key, NOW + 60)
+            .await
+            .unwrap()
+            .is_none(),
+        "the counter expires"
+    );
+}
+
 async fn contract(store: &dyn Store) {
+    transactions_write_everything_or_nothing(store).await;
+    versioned_deletes_need_the_version(store).await;
+    counters_count_and_expire(store).await;
     claims_are_exclusive(store).await;
     expired_items_read_as_absent_and_can_be_claimed_again(store).await;
     leases_are_single_holder_until_they_expire(store).await;
@@ -454,6 +627,35 @@ async fn concurrent_claims_have_exactly_one_winner() -> anyhow::Result<()> {
         }
     }
     assert_eq!(winners, 1);
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn concurrent_increments_are_all_counted() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let services = Services::new(deployed.config_of("ObjectSyncFunction")?, &deployed.sdk);
+    let key = ItemKey::new("attempts#concurrent", "attempts");
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let store = services.store.clone();
+            let key = key.clone();
+            tokio::spawn(async move {
+                store
+                    .increment(Table::Ledger, &key, "attempts", 1, None)
+                    .await
+            })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for task in tasks {
+        seen.push(task.await??);
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        (1..=20).collect::<Vec<i64>>(),
+        "every increment saw its own value"
+    );
     deployed.stop().await
 }
 

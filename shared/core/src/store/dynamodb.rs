@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure, WriteRequest,
+    AttributeValue, Delete, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -152,6 +155,30 @@ fn is_update_condition_failure(error: &SdkError<UpdateItemError>) -> bool {
     matches!(error, SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception())
 }
 
+fn is_delete_condition_failure(error: &SdkError<DeleteItemError>) -> bool {
+    matches!(error, SdkError::ServiceError(e) if e.err().is_conditional_check_failed_exception())
+}
+
+/// The condition of a versioned write: absent, or stored at `expected`.
+fn version_condition(expected: Option<u64>) -> (&'static str, Attributes, HashMap<String, String>) {
+    match expected {
+        None => (
+            "attribute_not_exists(#pk)",
+            HashMap::new(),
+            HashMap::from([("#pk".to_owned(), PK.to_owned())]),
+        ),
+        Some(v) => (
+            "#v = :expected",
+            HashMap::from([(":expected".to_owned(), n(v))]),
+            HashMap::from([("#v".to_owned(), VERSION.to_owned())]),
+        ),
+    }
+}
+
+fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Encoding(e.to_string()))
+}
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn get(
@@ -224,20 +251,15 @@ impl Store for DynamoStore {
     ) -> Result<CasOutcome, StoreError> {
         let version = expected.map_or(1, |v| v + 1);
         item.version = version;
+        let (condition, values, names) = version_condition(expected);
         let request = self
             .client
             .put_item()
             .table_name(self.table(table))
-            .set_item(Some(encode(&item)?));
-        let request = match expected {
-            None => request
-                .condition_expression("attribute_not_exists(#pk)")
-                .expression_attribute_names("#pk", PK),
-            Some(v) => request
-                .condition_expression("#v = :expected")
-                .expression_attribute_names("#v", VERSION)
-                .expression_attribute_values(":expected", n(v)),
-        };
+            .set_item(Some(encode(&item)?))
+            .condition_expression(condition)
+            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .set_expression_attribute_names(Some(names));
         match request.send().await {
             Ok(_) => Ok(CasOutcome::Written { version }),
             Err(e) if is_put_condition_failure(&e) => Ok(CasOutcome::VersionConflict),
@@ -329,6 +351,155 @@ impl Store for DynamoStore {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    async fn delete_versioned(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        expected: u64,
+    ) -> Result<CasOutcome, StoreError> {
+        let (condition, values, names) = version_condition(Some(expected));
+        let result = self
+            .client
+            .delete_item()
+            .table_name(self.table(table))
+            .set_key(Some(key_attributes(key)))
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .set_expression_attribute_names(Some(names))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(CasOutcome::Written { version: expected }),
+            Err(e) if is_delete_condition_failure(&e) => Ok(CasOutcome::VersionConflict),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<TransactOutcome, StoreError> {
+        check_transaction(&writes)?;
+        let mut items = Vec::with_capacity(writes.len());
+        for write in writes {
+            let item = match write {
+                TransactWrite::PutVersioned {
+                    table,
+                    mut item,
+                    expected,
+                } => {
+                    item.version = expected.map_or(1, |v| v + 1);
+                    let (condition, values, names) = version_condition(expected);
+                    let put = built(
+                        Put::builder()
+                            .table_name(self.table(table))
+                            .set_item(Some(encode(&item)?))
+                            .condition_expression(condition)
+                            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+                            .set_expression_attribute_names(Some(names))
+                            .build(),
+                    )?;
+                    TransactWriteItem::builder().put(put).build()
+                }
+                TransactWrite::Put { table, item } => {
+                    let put = built(
+                        Put::builder()
+                            .table_name(self.table(table))
+                            .set_item(Some(encode(&item)?))
+                            .build(),
+                    )?;
+                    TransactWriteItem::builder().put(put).build()
+                }
+                TransactWrite::DeleteVersioned {
+                    table,
+                    key,
+                    expected,
+                } => {
+                    let (condition, values, names) = version_condition(Some(expected));
+                    let delete = built(
+                        Delete::builder()
+                            .table_name(self.table(table))
+                            .set_key(Some(key_attributes(&key)))
+                            .condition_expression(condition)
+                            .set_expression_attribute_values(Some(values))
+                            .set_expression_attribute_names(Some(names))
+                            .build(),
+                    )?;
+                    TransactWriteItem::builder().delete(delete).build()
+                }
+            };
+            items.push(item);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(TransactOutcome::Written),
+            Err(SdkError::ServiceError(failure))
+                if failure.err().is_transaction_canceled_exception() =>
+            {
+                let reasons = match failure.into_err() {
+                    TransactWriteItemsError::TransactionCanceledException(e) => {
+                        e.cancellation_reasons.unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("")).collect();
+                if let Some(index) = codes.iter().position(|c| *c == "ConditionalCheckFailed") {
+                    return Ok(TransactOutcome::Conflict { index });
+                }
+                let message = format!("transaction cancelled: {codes:?}");
+                Err(
+                    if codes
+                        .iter()
+                        .any(|c| c.contains("Throughput") || *c == "ThrottlingError")
+                    {
+                        StoreError::Throttled(message)
+                    } else if codes.contains(&"TransactionConflict") {
+                        // Another transaction touched one of the items at the same moment.
+                        StoreError::Unavailable(message)
+                    } else {
+                        StoreError::Rejected(message)
+                    },
+                )
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    async fn increment(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        attribute: &str,
+        by: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        let mut update = "ADD #a :by".to_owned();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(self.table(table))
+            .set_key(Some(key_attributes(key)))
+            .expression_attribute_names("#a", attribute)
+            .expression_attribute_values(":by", n(by))
+            .return_values(ReturnValue::UpdatedNew);
+        if let Some(at) = expires_at {
+            update.push_str(" SET #exp = :exp");
+            request = request
+                .expression_attribute_names("#exp", EXPIRES_AT)
+                .expression_attribute_values(":exp", n(at));
+        }
+        let output = request
+            .update_expression(update)
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut attributes = output.attributes.unwrap_or_default();
+        take_number(&mut attributes, attribute)
+            .ok_or_else(|| StoreError::Encoding(format!("{attribute} came back without a number")))
     }
 
     async fn take(

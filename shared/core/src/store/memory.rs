@@ -143,6 +143,91 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn delete_versioned(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        expected: u64,
+    ) -> Result<CasOutcome, StoreError> {
+        self.with(table, |rows| match rows.get(key) {
+            Some(item) if item.version == expected => {
+                rows.remove(key);
+                CasOutcome::Written { version: expected }
+            }
+            _ => CasOutcome::VersionConflict,
+        })
+    }
+
+    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<TransactOutcome, StoreError> {
+        check_transaction(&writes)?;
+        let mut tables = self.tables.lock().map_err(|_| poisoned())?;
+        // Every condition first; then every write, under the one lock.
+        for (index, write) in writes.iter().enumerate() {
+            let (table, expected) = match write {
+                TransactWrite::PutVersioned {
+                    table, expected, ..
+                } => (*table, *expected),
+                TransactWrite::DeleteVersioned {
+                    table, expected, ..
+                } => (*table, Some(*expected)),
+                TransactWrite::Put { .. } => continue,
+            };
+            let current = tables
+                .get(&table)
+                .and_then(|rows| rows.get(write.key()))
+                .map(|item| item.version);
+            if current != expected {
+                return Ok(TransactOutcome::Conflict { index });
+            }
+        }
+        for write in writes {
+            match write {
+                TransactWrite::PutVersioned {
+                    table,
+                    mut item,
+                    expected,
+                } => {
+                    item.version = expected.map_or(1, |v| v + 1);
+                    tables
+                        .entry(table)
+                        .or_default()
+                        .insert(item.key.clone(), item);
+                }
+                TransactWrite::Put { table, item } => {
+                    tables
+                        .entry(table)
+                        .or_default()
+                        .insert(item.key.clone(), item);
+                }
+                TransactWrite::DeleteVersioned { table, key, .. } => {
+                    tables.entry(table).or_default().remove(&key);
+                }
+            }
+        }
+        Ok(TransactOutcome::Written)
+    }
+
+    async fn increment(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        attribute: &str,
+        by: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError> {
+        self.with(table, |rows| {
+            let item = rows
+                .entry(key.clone())
+                .or_insert_with(|| Item::new(key.clone(), Document::new()));
+            let value = item.doc.get(attribute).and_then(Value::as_i64).unwrap_or(0) + by;
+            item.doc.insert(attribute.to_owned(), Value::from(value));
+            if expires_at.is_some() {
+                item.expires_at = expires_at;
+            }
+            value
+        })
+    }
+
     async fn take(
         &self,
         table: Table,

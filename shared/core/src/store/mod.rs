@@ -84,6 +84,37 @@ impl ItemKey {
     }
 }
 
+/// DynamoDB's limit on the writes of one transaction.
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
+/// Refuses transactions DynamoDB would refuse, saying why.
+pub(crate) fn check_transaction(writes: &[TransactWrite]) -> Result<(), StoreError> {
+    if writes.is_empty() || writes.len() > MAX_TRANSACTION_WRITES {
+        return Err(StoreError::Rejected(format!(
+            "a transaction takes 1 to {MAX_TRANSACTION_WRITES} writes, not {}",
+            writes.len()
+        )));
+    }
+    let mut keys = std::collections::HashSet::new();
+    for write in writes {
+        let table = match write {
+            TransactWrite::PutVersioned { table, .. }
+            | TransactWrite::Put { table, .. }
+            | TransactWrite::DeleteVersioned { table, .. } => *table,
+        };
+        if !keys.insert((table, write.key().clone())) {
+            return Err(StoreError::Rejected(format!(
+                "a transaction writes {:?} twice",
+                write.key()
+            )));
+        }
+        if let TransactWrite::PutVersioned { item, .. } | TransactWrite::Put { item, .. } = write {
+            check_document(&item.doc)?;
+        }
+    }
+    Ok(())
+}
+
 /// Sort-key prefix of lease items.
 pub const LEASE_SORT_PREFIX: &str = "lease#";
 
@@ -169,6 +200,44 @@ pub enum CasOutcome {
     },
     /// The stored version was not the expected one: re-read and decide again.
     VersionConflict,
+}
+
+/// One write of a transaction (see [`Store::transact`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum TransactWrite {
+    /// Writes `item` only if the stored version is `expected` (`None`: only if absent); the
+    /// written item carries version `expected + 1`.
+    PutVersioned {
+        table: Table,
+        item: Item,
+        expected: Option<u64>,
+    },
+    /// Writes `item` whatever is stored (its version as given).
+    Put { table: Table, item: Item },
+    /// Deletes the item only if the stored version is `expected`.
+    DeleteVersioned {
+        table: Table,
+        key: ItemKey,
+        expected: u64,
+    },
+}
+
+impl TransactWrite {
+    pub fn key(&self) -> &ItemKey {
+        match self {
+            TransactWrite::PutVersioned { item, .. } | TransactWrite::Put { item, .. } => &item.key,
+            TransactWrite::DeleteVersioned { key, .. } => key,
+        }
+    }
+}
+
+/// Result of a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactOutcome {
+    /// Every write was made.
+    Written,
+    /// The condition of the write at `index` failed: nothing was written.
+    Conflict { index: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -318,6 +387,29 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError>;
 
     async fn delete(&self, table: Table, key: &ItemKey) -> Result<(), StoreError>;
+
+    /// Deletes the item only if its stored version is `expected`.
+    async fn delete_versioned(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        expected: u64,
+    ) -> Result<CasOutcome, StoreError>;
+
+    /// Makes every write or none (at most [`MAX_TRANSACTION_WRITES`], distinct keys). A failed
+    /// condition is an outcome, not an error: it names the write, and nothing was written.
+    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<TransactOutcome, StoreError>;
+
+    /// Adds `by` to the item's numeric attribute `attribute` (created at 0) and returns the new
+    /// value; atomic under concurrency. `expires_at` (epoch seconds) is set on the item.
+    async fn increment(
+        &self,
+        table: Table,
+        key: &ItemKey,
+        attribute: &str,
+        by: i64,
+        expires_at: Option<i64>,
+    ) -> Result<i64, StoreError>;
 
     /// Deletes the item and returns it, atomically: of concurrent takers exactly one gets it
     /// (single-use tokens). An expired item is deleted and reads as absent.
