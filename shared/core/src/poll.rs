@@ -10,6 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::connection::initial_sync::requeue_pending;
+use crate::queue::Queue;
+use crate::store::Store;
 use crate::connection::registry::{ConnectionStatus, Connections};
 use crate::connection::tokens::{TokenError, TokenKeeper, TokenOwner};
 use crate::domain::ConnectionId;
@@ -51,7 +54,7 @@ pub struct PollNudge {
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum PollResponse {
-    Schedule(KeepAliveReport),
+    Schedule(ScheduleReport),
     Nudges(SqsBatchResponse),
 }
 
@@ -106,12 +109,21 @@ pub async fn keep_alive(
                     TokenError::ReconnectRequired { provider }
                     | TokenError::NotConnected { provider },
                 ) => {
-                    connections
-                        .require_reconnect(&connection.id, provider, now)
+                    // Block the connection only while the refused tokens are still the stored
+                    // ones: a reconnect that landed meanwhile wins.
+                    let Some(guard) = tokens.refusal_guard(&owner).await.map_err(token_error)?
+                    else {
+                        continue;
+                    };
+                    let now_standing = connections
+                        .require_reconnect(&connection.id, provider, Some(guard), now)
                         .await?;
-                    tracing::warn!(connection = %connection.id, provider = provider.as_str(),
-                        "tokens refused: the connection waits for a reconnect");
-                    report.reconnect_required.push(connection.id.clone());
+                    if now_standing.is_some_and(|c| c.status == ConnectionStatus::ReconnectRequired)
+                    {
+                        tracing::warn!(connection = %connection.id, provider = provider.as_str(),
+                            "tokens refused: the connection waits for a reconnect");
+                        report.reconnect_required.push(connection.id.clone());
+                    }
                     break;
                 }
                 Err(error) => {
@@ -125,10 +137,31 @@ pub async fn keep_alive(
     Ok(report)
 }
 
+fn token_error(error: TokenError) -> Error {
+    match error {
+        TokenError::Store(e) => Error::Store(e),
+        other => Error::InvalidInput(other.to_string()),
+    }
+}
+
+/// What one scheduled round did.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct ScheduleReport {
+    #[serde(flatten)]
+    pub keep_alive: KeepAliveReport,
+    /// Initial syncs whose queuing at connect time failed, queued now.
+    pub initial_syncs_queued: Vec<ConnectionId>,
+}
+
+/// Initial-sync requests younger than this are left to the connect that made them.
+pub const INITIAL_SYNC_GRACE_SECONDS: i64 = 30;
+
 /// The poll function's parts, built once per cold start.
 pub struct Poller {
     connections: Connections,
     tokens: Arc<TokenKeeper>,
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
     clock: Clock,
 }
 
@@ -138,22 +171,32 @@ impl Poller {
         Ok(Self {
             connections: Connections::new(services.store.clone()),
             tokens: Arc::new(TokenKeeper::from_services(services, providers)),
+            store: services.store.clone(),
+            queue: services.queue.clone(),
             clock: services.clock.clone(),
         })
     }
 
     pub async fn handle(&self, event: Value) -> Result<PollResponse, Error> {
         match PollTrigger::from_event(event)? {
-            // Reading changes arrives with the data sync; until then the schedule keeps tokens alive.
-            PollTrigger::Schedule => Ok(PollResponse::Schedule(
-                keep_alive(
-                    &self.connections,
-                    &self.tokens,
-                    self.clock.now_seconds(),
-                    KEEP_ALIVE_AFTER,
+            // Reading changes arrives with the data sync; until then the schedule keeps tokens
+            // alive and queues initial syncs that connecting could not queue.
+            PollTrigger::Schedule => {
+                let now = self.clock.now_seconds();
+                let keep_alive =
+                    keep_alive(&self.connections, &self.tokens, now, KEEP_ALIVE_AFTER).await?;
+                let requeued = requeue_pending(
+                    &*self.store,
+                    &*self.queue,
+                    now,
+                    INITIAL_SYNC_GRACE_SECONDS,
                 )
-                .await?,
-            )),
+                .await?;
+                Ok(PollResponse::Schedule(ScheduleReport {
+                    keep_alive,
+                    initial_syncs_queued: requeued.queued,
+                }))
+            }
             PollTrigger::Nudges(event) => {
                 let response = batch::process_batch(
                     event,
@@ -246,7 +289,7 @@ mod tests {
             disconnected_at: None,
             initial_sync_requested_at: Some(START),
         };
-        connections.save(&connection).await.unwrap();
+        connections.save(&connection, None).await.unwrap();
         let grant = || TokenGrant {
             access_token: SecretString::from("a".to_owned()),
             refresh_token: SecretString::from("r".to_owned()),

@@ -11,7 +11,7 @@ use time::Date;
 pub use crate::domain::Direction;
 use crate::domain::{ymd, ConnectionId, ObjectKind};
 use crate::store::keys::connections as keys;
-use crate::store::{ClaimOutcome, Item, ItemKey, Query, Store, StoreError, Table};
+use crate::store::{Item, ItemKey, Query, Store, StoreError, Table, TransactWrite};
 
 /// S2: whose data wins when both sides changed the same record since the last sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -222,36 +222,36 @@ impl SettingsStore {
             .iter()
             .map(|item| decode(item, None))
             .collect::<Result<Vec<_>, _>>()?;
-        settings.sort_by_key(|s: &ObjectSettings| {
-            ObjectKind::ALL
-                .iter()
-                .position(|kind| *kind == s.object)
-                .unwrap_or(usize::MAX)
-        });
+        sort_by_object(&mut settings);
         Ok(settings)
     }
 
-    /// Writes each settings item only if the connection has none for that object yet (a reconnect
-    /// keeps the user's edits). Each write is a conditional create, so of two concurrent connects
-    /// neither can overwrite what the other, or the user, wrote. Returns how many were written.
-    pub async fn write_defaults_if_absent(
+    /// The writes that store `defaults` for each object the connection has no settings for yet
+    /// (a reconnect keeps the user's edits), for the connect transaction. Each is a create that
+    /// fails if the item appeared since it was read, so nothing the user wrote is overwritten.
+    /// Returns the writes and the settings in force once they are made.
+    pub async fn default_writes(
         &self,
         connection: &ConnectionId,
         defaults: &[ObjectSettings],
         now_epoch_seconds: i64,
-    ) -> Result<usize, StoreError> {
-        let mut written = 0;
+    ) -> Result<(Vec<TransactWrite>, Vec<ObjectSettings>), StoreError> {
+        let existing = self.list(connection, now_epoch_seconds).await?;
+        let mut writes = Vec::new();
+        let mut in_force = existing.clone();
         for settings in defaults {
-            let item = Item::from_value(settings_key(connection, settings.object), settings)?;
-            let outcome = self
-                .store
-                .claim(Table::Connections, item, now_epoch_seconds)
-                .await?;
-            if outcome == ClaimOutcome::Claimed {
-                written += 1;
+            if existing.iter().any(|s| s.object == settings.object) {
+                continue;
             }
+            writes.push(TransactWrite::PutVersioned {
+                table: Table::Connections,
+                item: Item::from_value(settings_key(connection, settings.object), settings)?,
+                expected: None,
+            });
+            in_force.push(settings.clone());
         }
-        Ok(written)
+        sort_by_object(&mut in_force);
+        Ok((writes, in_force))
     }
 
     /// Saves the user's settings for one object, replacing what was there.
@@ -263,6 +263,15 @@ impl SettingsStore {
         let item = Item::from_value(settings_key(connection, settings.object), settings)?;
         self.store.put(Table::Connections, item).await
     }
+}
+
+fn sort_by_object(settings: &mut [ObjectSettings]) {
+    settings.sort_by_key(|s| {
+        ObjectKind::ALL
+            .iter()
+            .position(|kind| *kind == s.object)
+            .unwrap_or(usize::MAX)
+    });
 }
 
 fn decode(item: &Item, expected: Option<ObjectKind>) -> Result<ObjectSettings, StoreError> {
@@ -398,6 +407,22 @@ mod tests {
         ConnectionId::parse(id).unwrap()
     }
 
+    /// Makes the default writes as the connect transaction would; returns how many there were.
+    async fn write_defaults(
+        settings: &SettingsStore,
+        store: &MemoryStore,
+        id: &ConnectionId,
+        defaults: &[ObjectSettings],
+    ) -> usize {
+        let (writes, in_force) = settings.default_writes(id, defaults, NOW).await.unwrap();
+        let count = writes.len();
+        if count > 0 {
+            store.transact(writes).await.unwrap();
+        }
+        assert_eq!(in_force, settings.list(id, NOW).await.unwrap());
+        count
+    }
+
     #[tokio::test]
     async fn defaults_are_written_once_and_edits_survive_a_reconnect() {
         let store = Arc::new(MemoryStore::new());
@@ -407,10 +432,7 @@ mod tests {
 
         assert_eq!(settings.list(&acme, NOW).await.unwrap(), vec![]);
         assert_eq!(
-            settings
-                .write_defaults_if_absent(&acme, &defaults, NOW)
-                .await
-                .unwrap(),
+            write_defaults(&settings, &store, &acme, &defaults).await,
             3
         );
         assert_eq!(settings.list(&acme, NOW).await.unwrap(), defaults);
@@ -423,10 +445,7 @@ mod tests {
         // A reconnect (a later setup day) writes nothing over the user's settings.
         let later = default_settings(date!(2025 - 06 - 01));
         assert_eq!(
-            settings
-                .write_defaults_if_absent(&acme, &later, NOW)
-                .await
-                .unwrap(),
+            write_defaults(&settings, &store, &acme, &later).await,
             0
         );
         assert_eq!(
@@ -447,10 +466,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            settings
-                .write_defaults_if_absent(&acme, &later, NOW)
-                .await
-                .unwrap(),
+            write_defaults(&settings, &store, &acme, &later).await,
             1
         );
         assert_eq!(
@@ -464,10 +480,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let settings = SettingsStore::new(store.clone());
         let defaults = default_settings(date!(2025 - 03 - 14));
-        settings
-            .write_defaults_if_absent(&connection("one"), &defaults[..1], NOW)
-            .await
-            .unwrap();
+        write_defaults(&settings, &store, &connection("one"), &defaults[..1]).await;
         // Other items of the connection's partition are not settings.
         store
             .put(

@@ -512,7 +512,7 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
 
     // Reconnect renews the tokens of the same connection and brings a blocked one back.
     h.connections()
-        .require_reconnect(&first, hubspot_qbo_core::domain::Provider::Qbo, now())
+        .require_reconnect(&first, hubspot_qbo_core::domain::Provider::Qbo, None, now())
         .await?;
     assert_eq!(
         h.active().await?,

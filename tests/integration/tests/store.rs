@@ -492,6 +492,33 @@ async fn transactions_write_everything_or_nothing(store: &dyn Store) {
         .unwrap();
     assert_eq!((run_item.doc["n"].clone(), run_item.version), (json!(2), 1));
 
+    // A check on another item holds the write back until that item is as expected.
+    let guard = ItemKey::new("tx#guard", "tokens");
+    let guarded = |expected: Option<u64>| {
+        vec![
+            TransactWrite::Put {
+                table: Table::Connections,
+                item: item(&record.pk, &record.sk, json!({"by": "guarded"})),
+            },
+            TransactWrite::Check {
+                table: Table::Connections,
+                key: guard.clone(),
+                expected,
+            },
+        ]
+    };
+    assert_eq!(
+        store.transact(guarded(Some(1))).await.unwrap(),
+        TransactOutcome::Conflict { index: 1 },
+        "the guard is absent"
+    );
+    assert_eq!(
+        store.transact(guarded(None)).await.unwrap(),
+        TransactOutcome::Written
+    );
+    let stored = store.get(Table::Connections, &record, NOW).await.unwrap();
+    assert_eq!(stored.map(|i| i.doc["by"].clone()), Some(json!("guarded")));
+
     // The same key twice is refused before anything is sent.
     let twice = vec![
         TransactWrite::Put {

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::company::{
     is_sandbox_company, preflight_warnings, read_profile, PreflightWarning, ProfileError,
 };
+use super::initial_sync::{self, InitialSyncRequest};
 use super::oauth_state;
 use super::oauth_state::{OAuthStates, StateError};
 use super::registry::{Connection, ConnectionStatus, Connections, Preflight, RegistryError};
@@ -28,11 +29,10 @@ use crate::crypto::{SealError, Sealer};
 use crate::domain::{ConnectionId, PortalId, Provider, RealmId};
 use crate::error_class::ErrorClass;
 use crate::oauth::{HttpProviders, ProviderApis, ProviderError, TokenGrant};
-use crate::queue::messages::initial_sync_messages;
-use crate::queue::{Queue, QueueError, QueueName};
+use crate::queue::{Queue, QueueError};
 use crate::runtime::Services;
 use crate::settings::{default_settings, SettingsStore};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TransactOutcome};
 
 pub const HUBSPOT_CALLBACK_PATH: &str = "/oauth/hubspot/callback";
 pub const QBO_CALLBACK_PATH: &str = "/oauth/qbo/callback";
@@ -112,8 +112,32 @@ pub struct Connected {
     pub warnings: Vec<PreflightWarning>,
     /// False when an existing connection was renewed.
     pub created: bool,
+    pub initial_sync: InitialSyncState,
     pub base_url: String,
 }
+
+/// Where the connection's initial sync stands after a connect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitialSyncState {
+    /// Queued now.
+    Queued,
+    /// Requested, but the queue did not take it: the schedule queues it within minutes.
+    Scheduled,
+    /// Requested by an earlier connect of the same pair.
+    AlreadyRequested,
+}
+
+/// The grants a connect stores, and their owners.
+struct Grants<'a> {
+    portal: &'a PortalId,
+    realm: &'a RealmId,
+    hubspot: &'a TokenGrant,
+    qbo: &'a TokenGrant,
+}
+
+/// How many times a connect is rebuilt after a concurrent writer cancelled its transaction.
+const CONNECT_ATTEMPTS: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -232,6 +256,7 @@ impl ConnectError {
 /// The parts a flow uses; built once per cold start.
 pub struct InstallFlow {
     pub config: Arc<Config>,
+    pub store: Arc<dyn Store>,
     pub queue: Arc<dyn Queue>,
     pub sealer: Arc<dyn Sealer>,
     pub states: OAuthStates,
@@ -256,6 +281,7 @@ impl InstallFlow {
     ) -> Self {
         Self {
             config,
+            store: store.clone(),
             queue,
             sealer,
             states,
@@ -449,20 +475,8 @@ impl InstallFlow {
                 });
             }
         }
-        let existing = self.connections.get(&id, now).await?;
         // Refuse a company held by another connection before anything is exchanged.
-        if let Some(holder) = self.connections.owner_of(&realm, now).await? {
-            if holder != id {
-                let other = self.connections.get(&holder, now).await?;
-                return Err(ConnectError::RealmTaken(match other {
-                    Some(other) => format!(
-                        "this QuickBooks company is already connected to HubSpot portal {}",
-                        other.portal_id
-                    ),
-                    None => "this QuickBooks company is already connected elsewhere".into(),
-                }));
-            }
-        }
+        self.refuse_if_held_elsewhere(&realm, &id, now).await?;
         let redirect = format!("{base_url}{QBO_CALLBACK_PATH}");
         let qbo_grant = self
             .providers
@@ -480,69 +494,175 @@ impl InstallFlow {
         }
         let hubspot_grant = self.open_grant(&hubspot_grant).await?;
         let warnings = preflight_warnings(&company);
-        let created = existing.is_none();
-        let mut connection = existing.unwrap_or_else(|| Connection {
-            id: id.clone(),
-            portal_id: portal.clone(),
-            realm_id: realm.clone(),
-            status: ConnectionStatus::Active,
-            reconnect_provider: None,
-            company_name: company.company_name.clone(),
-            connected_at: now,
-            updated_at: now,
-            disconnected_at: None,
-            initial_sync_requested_at: None,
-        });
-        self.connections.claim_realm(&connection, now).await?;
-        self.tokens
-            .store_grant(&TokenOwner::Portal(portal), &hubspot_grant)
+        let preflight = Preflight {
+            checked_at: now,
+            company: company.clone(),
+            warnings: warnings.clone(),
+        };
+        let grants = Grants {
+            portal: &portal,
+            realm: &realm,
+            hubspot: &hubspot_grant,
+            qbo: &qbo_grant,
+        };
+        let (connection, created, request) = self
+            .write_connection(&id, &grants, &company.company_name, &preflight, now)
             .await?;
-        self.tokens
-            .store_grant(&TokenOwner::Realm(realm), &qbo_grant)
-            .await?;
-        self.connections
-            .save_preflight(
-                &id,
-                &Preflight {
-                    checked_at: now,
-                    company: company.clone(),
-                    warnings: warnings.clone(),
-                },
-            )
-            .await?;
-        let setup_day = utc_date(connection.connected_at).ok_or_else(|| {
-            StoreError::Encoding(format!(
-                "connection {id} has an impossible connected_at {}",
-                connection.connected_at
-            ))
-        })?;
-        self.settings
-            .write_defaults_if_absent(&id, &default_settings(setup_day), now)
-            .await?;
-        connection.status = ConnectionStatus::Active;
-        connection.reconnect_provider = None;
-        connection.company_name = company.company_name;
-        connection.updated_at = now;
-        connection.disconnected_at = None;
-        self.connections.save(&connection).await?;
-        if connection.initial_sync_requested_at.is_none() {
-            let settings = self.settings.list(&id, now).await?;
-            let enabled = settings
-                .iter()
-                .filter(|s| s.enabled)
-                .map(|s| (s.object, s.direction));
-            let messages = initial_sync_messages(&id, enabled, now)?;
-            self.queue.send_all(QueueName::Sync, messages).await?;
-            connection.initial_sync_requested_at = Some(now);
-            self.connections.save(&connection).await?;
+        // Everything is stored. What follows may fail without undoing it: the schedule queues an
+        // initial sync that could not be queued here.
+        let initial_sync = match request {
+            None => InitialSyncState::AlreadyRequested,
+            Some(request) => {
+                match initial_sync::queue(&*self.store, &*self.queue, &request, 1, now).await {
+                    Ok(()) => InitialSyncState::Queued,
+                    Err(error) => {
+                        tracing::warn!(connection = %id, %error,
+                            "initial sync not queued yet; the schedule queues it");
+                        InitialSyncState::Scheduled
+                    }
+                }
+            }
+        };
+        match self
+            .connections
+            .reactivate(&portal, Provider::HubSpot, now)
+            .await
+        {
+            Ok(others) if !others.is_empty() => {
+                tracing::info!(portal = %portal, reactivated = others.len(),
+                    "connections blocked by the portal's refused tokens are active again");
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(portal = %portal, %error, "could not reactivate the portal's other connections")
+            }
         }
         tracing::info!(connection = %id, created, "connection active");
         Ok(Outcome::Connected(Connected {
             connection,
             warnings,
             created,
+            initial_sync,
             base_url,
         }))
+    }
+
+    async fn refuse_if_held_elsewhere(
+        &self,
+        realm: &RealmId,
+        id: &ConnectionId,
+        now: i64,
+    ) -> Result<(), ConnectError> {
+        let Some(holder) = self.connections.owner_of(realm, now).await? else {
+            return Ok(());
+        };
+        if holder == *id {
+            return Ok(());
+        }
+        let other = self.connections.get(&holder, now).await?;
+        Err(ConnectError::RealmTaken(match other {
+            Some(other) => format!(
+                "this QuickBooks company is already connected to HubSpot portal {}",
+                other.portal_id
+            ),
+            None => "this QuickBooks company is already connected elsewhere".into(),
+        }))
+    }
+
+    /// Writes the whole connection in one transaction: the company claim, the record and its
+    /// portal entry, both owners' tokens, the pre-flight record, default settings where there are
+    /// none, and (the first time) the initial-sync request. A concurrent writer makes the
+    /// transaction fail as a whole; it is then read and built again. Returns the connection,
+    /// whether it is new, and the initial-sync request to queue (version 1) if one was made.
+    async fn write_connection(
+        &self,
+        id: &ConnectionId,
+        grants: &Grants<'_>,
+        company_name: &str,
+        preflight: &Preflight,
+        now: i64,
+    ) -> Result<(Connection, bool, Option<InitialSyncRequest>), ConnectError> {
+        for _ in 0..CONNECT_ATTEMPTS {
+            let existing = self.connections.get_versioned(id, now).await?;
+            let expected = existing.as_ref().map(|v| v.version);
+            let created = existing.is_none();
+            let mut connection = match existing {
+                Some(existing) => existing.value,
+                None => Connection {
+                    id: id.clone(),
+                    portal_id: grants.portal.clone(),
+                    realm_id: grants.realm.clone(),
+                    status: ConnectionStatus::Active,
+                    reconnect_provider: None,
+                    company_name: company_name.to_owned(),
+                    connected_at: now,
+                    updated_at: now,
+                    disconnected_at: None,
+                    initial_sync_requested_at: None,
+                },
+            };
+            connection.status = ConnectionStatus::Active;
+            connection.reconnect_provider = None;
+            connection.company_name = company_name.to_owned();
+            connection.updated_at = now;
+            connection.disconnected_at = None;
+            let setup_day = utc_date(connection.connected_at).ok_or_else(|| {
+                StoreError::Encoding(format!(
+                    "connection {id} has an impossible connected_at {}",
+                    connection.connected_at
+                ))
+            })?;
+            let (settings_writes, settings) = self
+                .settings
+                .default_writes(id, &default_settings(setup_day), now)
+                .await?;
+            let request = connection
+                .initial_sync_requested_at
+                .is_none()
+                .then(|| InitialSyncRequest {
+                    connection_id: id.clone(),
+                    objects: settings
+                        .iter()
+                        .filter(|s| s.enabled)
+                        .map(|s| (s.object, s.direction))
+                        .collect(),
+                    requested_at: now,
+                    queued_at: None,
+                });
+            if request.is_some() {
+                connection.initial_sync_requested_at = Some(now);
+            }
+            let mut writes = self
+                .connections
+                .connect_writes(&connection, expected, now)
+                .await?;
+            writes.push(
+                self.tokens
+                    .grant_write(&TokenOwner::Portal(grants.portal.clone()), grants.hubspot)
+                    .await?,
+            );
+            writes.push(
+                self.tokens
+                    .grant_write(&TokenOwner::Realm(grants.realm.clone()), grants.qbo)
+                    .await?,
+            );
+            writes.push(self.connections.preflight_write(id, preflight)?);
+            writes.extend(settings_writes);
+            if let Some(request) = &request {
+                writes.push(request.write()?);
+            }
+            match self.store.transact(writes).await? {
+                TransactOutcome::Written => return Ok((connection, created, request)),
+                TransactOutcome::Conflict { .. } => {
+                    // Someone else wrote one of these items: read again, and refuse if the
+                    // company was claimed elsewhere meanwhile.
+                    self.refuse_if_held_elsewhere(grants.realm, id, now).await?;
+                }
+            }
+        }
+        Err(ConnectError::Store(StoreError::Unavailable(
+            "the connection kept changing while it was being written; try again".into(),
+        )))
     }
 
     /// C4: stop the connection at once, then revoke its tokens at both providers and delete them.
@@ -554,17 +674,19 @@ impl InstallFlow {
         fresh_hubspot_grant: Option<&TokenGrant>,
     ) -> Result<Connection, ConnectError> {
         let now = self.now();
-        let mut connection = self
+        let connection = self
             .connections
-            .get(id, now)
+            .update(id, now, None, |connection| {
+                if connection.status == ConnectionStatus::Disconnected {
+                    return false;
+                }
+                connection.status = ConnectionStatus::Disconnected;
+                connection.disconnected_at = Some(now);
+                connection.updated_at = now;
+                true
+            })
             .await?
             .ok_or_else(|| ConnectError::UnknownConnection(id.clone()))?;
-        if connection.status != ConnectionStatus::Disconnected {
-            connection.status = ConnectionStatus::Disconnected;
-            connection.disconnected_at = Some(now);
-            connection.updated_at = now;
-            self.connections.save(&connection).await?;
-        }
         let company = TokenOwner::Realm(connection.realm_id.clone());
         if let Some(refresh) = self.tokens.refresh_token(&company).await? {
             self.providers.revoke(Provider::Qbo, &refresh).await?;

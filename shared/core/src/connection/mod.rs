@@ -2,6 +2,7 @@
 //! keep it working.
 
 pub mod company;
+pub mod initial_sync;
 pub mod install;
 pub mod oauth_state;
 pub mod pages;

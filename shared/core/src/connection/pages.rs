@@ -12,11 +12,12 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::install::{
-    CallbackParams, ConnectError, Connected, InstallFlow, Intent, Outcome, HUBSPOT_CALLBACK_PATH,
-    QBO_CALLBACK_PATH,
+    CallbackParams, ConnectError, Connected, InitialSyncState, InstallFlow, Intent, Outcome,
+    HUBSPOT_CALLBACK_PATH, QBO_CALLBACK_PATH,
 };
 use super::registry::Connection;
 use crate::domain::{ConnectionId, PortalId, RealmId};
+use crate::error_class::ErrorClass;
 use crate::http::error_response;
 
 pub fn router(flow: Arc<InstallFlow>) -> Router {
@@ -231,13 +232,24 @@ fn answer(outcome: Result<Outcome, ConnectError>, headers: &HeaderMap) -> Respon
             if json {
                 error_response(status, error.category(), error.to_string())
             } else {
+                // A refusal is decided before anything is written; a failure on our side or at a
+                // provider may come after some writes, and trying again finishes the job.
+                let (title, next) = match error.class() {
+                    ErrorClass::Terminal => (
+                        "The connection was not made",
+                        "Nothing was changed. <a href=\"/install\">Start again</a>.",
+                    ),
+                    ErrorClass::Retryable => (
+                        "Something went wrong",
+                        "This is a passing failure on our side or at the provider. Please try \
+                         again in a minute: <a href=\"/install\">start again</a>, or repeat the \
+                         link you followed.",
+                    ),
+                };
                 page(
                     status,
-                    "The connection was not made",
-                    &format!(
-                        "<p>{}</p><p>Nothing was changed. <a href=\"/install\">Start again</a>.</p>",
-                        escape(&error.to_string())
-                    ),
+                    title,
+                    &format!("<p>{}</p><p>{next}</p>", escape(&error.to_string())),
                 )
             }
         }
@@ -272,6 +284,7 @@ fn connected_json(connected: &Connected) -> serde_json::Value {
         "realm_id": connection.realm_id,
         "company_name": connection.company_name,
         "warnings": connected.warnings,
+        "initial_sync": connected.initial_sync,
         "links": links(connected),
     })
 }
@@ -289,13 +302,18 @@ fn connected_page(connected: &Connected) -> Response {
         StatusCode::OK,
         "Connected",
         &format!(
-            "<p>HubSpot portal {} is connected with QuickBooks company {}.</p>\
+            "<p>HubSpot portal {} is connected with QuickBooks company {}.</p><p>{}</p>\
              {}<ul>\
              <li><a href=\"{}\">Connect another QuickBooks company</a></li>\
              <li><a href=\"{}\">Reconnect</a></li>\
              <li><a href=\"{}\">Disconnect</a></li></ul>",
             escape(connection.portal_id.as_str()),
             escape(&connection.company_name),
+            match connected.initial_sync {
+                InitialSyncState::Queued => "The initial sync has started.",
+                InitialSyncState::Scheduled => "The initial sync starts within a few minutes.",
+                InitialSyncState::AlreadyRequested => "Syncing goes on as before.",
+            },
             if warnings.is_empty() {
                 String::new()
             } else {

@@ -27,7 +27,10 @@ use crate::crypto::{SealError, Sealer};
 use crate::domain::{PortalId, Provider, RealmId};
 use crate::error_class::ErrorClass;
 use crate::oauth::{RefreshError, TokenEndpoint, TokenGrant};
-use crate::store::{keys, CasOutcome, Item, ItemKey, LeaseOutcome, Store, StoreError, Table};
+use crate::store::{
+    keys, CasOutcome, Item, ItemKey, LeaseOutcome, Store, StoreError, Table, TransactOutcome,
+    TransactWrite,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
@@ -186,22 +189,58 @@ impl TokenKeeper {
         owner: &TokenOwner,
         grant: &TokenGrant,
     ) -> Result<(), TokenError> {
-        let key = token_key(owner);
         loop {
-            let current = self
-                .store
-                .get(Table::Connections, &key, self.now_seconds())
-                .await?;
-            let expected = current.as_ref().map(|item| item.version);
-            let item = self.sealed_item(&key, grant, None).await?;
-            if let CasOutcome::Written { .. } = self
-                .store
-                .put_versioned(Table::Connections, item, expected)
-                .await?
-            {
+            let write = self.grant_write(owner, grant).await?;
+            if let TransactOutcome::Written = self.store.transact(vec![write]).await? {
                 return Ok(());
             }
         }
+    }
+
+    /// The write that stores a new grant over whatever is stored now (compare-and-swap on the
+    /// version just read), for a transaction with other writes. A concurrent refresh makes the
+    /// transaction fail; read again and retry.
+    pub async fn grant_write(
+        &self,
+        owner: &TokenOwner,
+        grant: &TokenGrant,
+    ) -> Result<TransactWrite, TokenError> {
+        let key = token_key(owner);
+        let current = self
+            .store
+            .get(Table::Connections, &key, self.now_seconds())
+            .await?;
+        Ok(TransactWrite::PutVersioned {
+            table: Table::Connections,
+            expected: current.as_ref().map(|item| item.version),
+            item: self.sealed_item(&key, grant, None).await?,
+        })
+    }
+
+    /// A check that holds while the owner's tokens are still the refused (or missing) ones just
+    /// read; `None` when they work again (someone reconnected in the meantime). The poller marks
+    /// a connection `reconnect_required` only under this check, so it never undoes a reconnect.
+    pub async fn refusal_guard(
+        &self,
+        owner: &TokenOwner,
+    ) -> Result<Option<TransactWrite>, TokenError> {
+        let key = token_key(owner);
+        let item = self
+            .store
+            .get(Table::Connections, &key, self.now_seconds())
+            .await?;
+        let expected = match item {
+            None => None,
+            Some(item) if item.to_value::<StoredTokens>()?.status == TokenStatus::Active => {
+                return Ok(None)
+            }
+            Some(item) => Some(item.version),
+        };
+        Ok(Some(TransactWrite::Check {
+            table: Table::Connections,
+            key,
+            expected,
+        }))
     }
 
     /// A working access token, refreshed first if it is about to expire.

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Delete, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue, ConditionCheck, Delete, Put, PutRequest, ReturnValue, ReturnValuesOnConditionCheckFailure,
     TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
@@ -425,6 +425,23 @@ impl Store for DynamoStore {
                             .build(),
                     )?;
                     TransactWriteItem::builder().delete(delete).build()
+                }
+                TransactWrite::Check {
+                    table,
+                    key,
+                    expected,
+                } => {
+                    let (condition, values, names) = version_condition(expected);
+                    let check = built(
+                        ConditionCheck::builder()
+                            .table_name(self.table(table))
+                            .set_key(Some(key_attributes(&key)))
+                            .condition_expression(condition)
+                            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+                            .set_expression_attribute_names(Some(names))
+                            .build(),
+                    )?;
+                    TransactWriteItem::builder().condition_check(check).build()
                 }
             };
             items.push(item);

@@ -29,6 +29,14 @@ pub mod connections {
         format!("{SETTINGS_PREFIX}{object}")
     }
 
+    /// The connection's request for its initial sync (kept until it is queued).
+    pub fn initial_sync(id: &ConnectionId) -> ItemKey {
+        ItemKey::new(partition(id), "initial-sync")
+    }
+
+    /// Index partition listing initial-sync requests that are not queued yet.
+    pub const INITIAL_SYNC_PENDING: &str = "initial-sync#pending";
+
     /// Index partition listing the connections in one status (`active`, …).
     pub fn status_index(status: &str) -> String {
         format!("connections#{status}")

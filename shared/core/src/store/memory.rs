@@ -170,6 +170,9 @@ impl Store for MemoryStore {
                 TransactWrite::DeleteVersioned {
                     table, expected, ..
                 } => (*table, Some(*expected)),
+                TransactWrite::Check {
+                    table, expected, ..
+                } => (*table, *expected),
                 TransactWrite::Put { .. } => continue,
             };
             let current = tables
@@ -202,6 +205,7 @@ impl Store for MemoryStore {
                 TransactWrite::DeleteVersioned { table, key, .. } => {
                     tables.entry(table).or_default().remove(&key);
                 }
+                TransactWrite::Check { .. } => {}
             }
         }
         Ok(TransactOutcome::Written)

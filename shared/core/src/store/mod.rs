@@ -97,12 +97,7 @@ pub(crate) fn check_transaction(writes: &[TransactWrite]) -> Result<(), StoreErr
     }
     let mut keys = std::collections::HashSet::new();
     for write in writes {
-        let table = match write {
-            TransactWrite::PutVersioned { table, .. }
-            | TransactWrite::Put { table, .. }
-            | TransactWrite::DeleteVersioned { table, .. } => *table,
-        };
-        if !keys.insert((table, write.key().clone())) {
+        if !keys.insert((write.table(), write.key().clone())) {
             return Err(StoreError::Rejected(format!(
                 "a transaction writes {:?} twice",
                 write.key()
@@ -220,13 +215,29 @@ pub enum TransactWrite {
         key: ItemKey,
         expected: u64,
     },
+    /// Writes nothing, but the transaction goes through only if the item is stored at `expected`
+    /// (`None`: only if absent).
+    Check {
+        table: Table,
+        key: ItemKey,
+        expected: Option<u64>,
+    },
 }
 
 impl TransactWrite {
     pub fn key(&self) -> &ItemKey {
         match self {
             TransactWrite::PutVersioned { item, .. } | TransactWrite::Put { item, .. } => &item.key,
-            TransactWrite::DeleteVersioned { key, .. } => key,
+            TransactWrite::DeleteVersioned { key, .. } | TransactWrite::Check { key, .. } => key,
+        }
+    }
+
+    pub fn table(&self) -> Table {
+        match self {
+            TransactWrite::PutVersioned { table, .. }
+            | TransactWrite::Put { table, .. }
+            | TransactWrite::DeleteVersioned { table, .. }
+            | TransactWrite::Check { table, .. } => *table,
         }
     }
 }
