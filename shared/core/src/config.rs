@@ -4,6 +4,8 @@
 
 use secrecy::SecretString;
 
+use crate::domain::PortalId;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("environment variable {0} is not set")]
@@ -50,6 +52,9 @@ pub struct HubSpotConfig {
     pub scopes: Vec<String>,
     /// Scopes granted only when the portal has the product (HubSpot drops the others).
     pub optional_scopes: Vec<String>,
+    /// The only portals that may connect (a self-hosted deployment for one business); empty:
+    /// any portal.
+    pub allowed_portals: Vec<PortalId>,
 }
 
 /// The scopes the sync (contacts, products, invoices, deals) and the workflow actions need.
@@ -125,6 +130,16 @@ impl Config {
                 scopes: env.words("HUBSPOT_SCOPES", DEFAULT_HUBSPOT_SCOPES),
                 optional_scopes: env
                     .words("HUBSPOT_OPTIONAL_SCOPES", DEFAULT_HUBSPOT_OPTIONAL_SCOPES),
+                allowed_portals: env
+                    .words("ALLOWED_HUBSPOT_PORTALS", "")
+                    .into_iter()
+                    .map(|portal| {
+                        PortalId::parse(portal).map_err(|e| ConfigError::Invalid {
+                            name: "ALLOWED_HUBSPOT_PORTALS",
+                            reason: e.to_string(),
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
             },
             qbo: QboConfig {
                 revoke_url: env.url(
@@ -357,6 +372,37 @@ mod tests {
         );
         env.insert("PUBLIC_BASE_URL", "abc.example");
         assert!(load(&env).is_err());
+    }
+
+    #[test]
+    fn the_portal_allow_list_is_a_list_of_portal_ids() {
+        type Case = (Option<&'static str>, Result<Vec<&'static str>, ()>);
+        let cases: &[Case] = &[
+            (None, Ok(vec![])),
+            (Some(""), Ok(vec![])),
+            (Some("62515"), Ok(vec!["62515"])),
+            (Some("62515, 62516 7"), Ok(vec!["62515", "62516", "7"])),
+            (Some("62515,acme"), Err(())),
+        ];
+        for (value, expected) in cases {
+            let mut env = full_env();
+            if let Some(value) = value {
+                env.insert("ALLOWED_HUBSPOT_PORTALS", value);
+            }
+            let got = load(&env)
+                .map(|c| {
+                    c.hubspot
+                        .allowed_portals
+                        .iter()
+                        .map(|p| p.as_str().to_owned())
+                        .collect::<Vec<_>>()
+                })
+                .map_err(drop);
+            let expected = expected
+                .clone()
+                .map(|v| v.into_iter().map(str::to_owned).collect::<Vec<_>>());
+            assert_eq!(got, expected, "{value:?}");
+        }
     }
 
     #[test]

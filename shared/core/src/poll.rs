@@ -11,15 +11,15 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::connection::initial_sync::requeue_pending;
-use crate::queue::Queue;
-use crate::store::Store;
 use crate::connection::registry::{ConnectionStatus, Connections};
 use crate::connection::tokens::{TokenError, TokenKeeper, TokenOwner};
 use crate::domain::ConnectionId;
 use crate::error::Error;
 use crate::oauth::HttpProviders;
 use crate::queue::batch::{self, LogTerminalFailures, Ordering};
+use crate::queue::Queue;
 use crate::runtime::Services;
+use crate::store::Store;
 
 /// The events that start a poll: the schedule's tick, or a batch of nudges from the poll-nudge
 /// queue (change notifications asking to poll one connection now).
@@ -185,13 +185,9 @@ impl Poller {
                 let now = self.clock.now_seconds();
                 let keep_alive =
                     keep_alive(&self.connections, &self.tokens, now, KEEP_ALIVE_AFTER).await?;
-                let requeued = requeue_pending(
-                    &*self.store,
-                    &*self.queue,
-                    now,
-                    INITIAL_SYNC_GRACE_SECONDS,
-                )
-                .await?;
+                let requeued =
+                    requeue_pending(&*self.store, &*self.queue, now, INITIAL_SYNC_GRACE_SECONDS)
+                        .await?;
                 Ok(PollResponse::Schedule(ScheduleReport {
                     keep_alive,
                     initial_syncs_queued: requeued.queued,

@@ -431,10 +431,7 @@ mod tests {
         let defaults = default_settings(date!(2025 - 03 - 14));
 
         assert_eq!(settings.list(&acme, NOW).await.unwrap(), vec![]);
-        assert_eq!(
-            write_defaults(&settings, &store, &acme, &defaults).await,
-            3
-        );
+        assert_eq!(write_defaults(&settings, &store, &acme, &defaults).await, 3);
         assert_eq!(settings.list(&acme, NOW).await.unwrap(), defaults);
 
         let mut edited = defaults[1].clone();
@@ -444,10 +441,7 @@ mod tests {
 
         // A reconnect (a later setup day) writes nothing over the user's settings.
         let later = default_settings(date!(2025 - 06 - 01));
-        assert_eq!(
-            write_defaults(&settings, &store, &acme, &later).await,
-            0
-        );
+        assert_eq!(write_defaults(&settings, &store, &acme, &later).await, 0);
         assert_eq!(
             settings.get(&acme, ObjectKind::Product, NOW).await.unwrap(),
             Some(edited.clone())
@@ -465,10 +459,7 @@ mod tests {
             )
             .await
             .unwrap();
-        assert_eq!(
-            write_defaults(&settings, &store, &acme, &later).await,
-            1
-        );
+        assert_eq!(write_defaults(&settings, &store, &acme, &later).await, 1);
         assert_eq!(
             settings.get(&acme, ObjectKind::Invoice, NOW).await.unwrap(),
             Some(later[2].clone())

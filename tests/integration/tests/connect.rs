@@ -24,8 +24,48 @@ const OTHER_PORTAL: &str = "62516";
 const US_REALM: &str = "9130350000000001";
 const GB_REALM: &str = "9130350000000002";
 
+/// One browser's cookies for the install function's host (the only host that sets any here).
+#[derive(Default)]
+struct Browser {
+    jar: std::sync::Mutex<BTreeMap<String, String>>,
+}
+
+impl Browser {
+    fn cookie_header(&self) -> Option<String> {
+        let jar = self.jar.lock().ok()?;
+        (!jar.is_empty()).then(|| {
+            jar.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    }
+
+    fn remember(&self, response: &reqwest::Response) {
+        let Ok(mut jar) = self.jar.lock() else { return };
+        for value in response.headers().get_all("set-cookie") {
+            let Some((pair, _attributes)) = value
+                .to_str()
+                .ok()
+                .map(|v| v.split_once(';').unwrap_or((v, "")))
+            else {
+                continue;
+            };
+            if let Some((name, value)) = pair.split_once('=') {
+                jar.insert(name.trim().to_owned(), value.trim().to_owned());
+            }
+        }
+    }
+
+    fn cookies(&self) -> BTreeMap<String, String> {
+        self.jar.lock().map(|j| j.clone()).unwrap_or_default()
+    }
+}
+
 struct Harness {
     stack: LocalStack,
+    /// The browser of the person connecting; tests make others where they need them.
+    browser: Browser,
     /// The install function's URL, without the trailing slash.
     base: String,
     qbo: String,
@@ -92,6 +132,7 @@ impl Harness {
         ));
         Ok(Self {
             stack,
+            browser: Browser::default(),
             base,
             qbo,
             hubspot,
@@ -109,6 +150,19 @@ impl Harness {
     /// Stops before requesting a URL whose path starts with `stop_before`, returning it.
     async fn browse_until(
         &self,
+        start: &str,
+        choice: Choice<'_>,
+        stop_before: Option<&str>,
+    ) -> anyhow::Result<Result<Visit, String>> {
+        self.browse_in(&self.browser, start, choice, stop_before)
+            .await
+    }
+
+    /// Like [`Harness::browse_until`], in `browser`: its cookies go to the install function and
+    /// what that sets is kept.
+    async fn browse_in(
+        &self,
+        browser: &Browser,
         start: &str,
         choice: Choice<'_>,
         stop_before: Option<&str>,
@@ -145,7 +199,16 @@ impl Harness {
                     "text/html,application/xhtml+xml,*/*;q=0.8"
                 },
             );
+            let ours = url.as_str().starts_with(&self.base);
+            if ours {
+                if let Some(cookies) = browser.cookie_header() {
+                    request = request.header("cookie", cookies);
+                }
+            }
             let response = request.send().await?;
+            if ours {
+                browser.remember(&response);
+            }
             let status = response.status().as_u16();
             if response.status().is_redirection() {
                 let location = response
@@ -210,16 +273,67 @@ impl Harness {
         Ok(body)
     }
 
-    /// A GET answered as JSON, without following redirects.
+    /// A GET answered as JSON, without following redirects, in the person's browser.
     async fn get_json(&self, url: &str) -> anyhow::Result<(u16, Value)> {
-        let response = self
-            .http
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await?;
+        let mut request = self.http.get(url).header("accept", "application/json");
+        if let Some(cookies) = self.browser.cookie_header() {
+            request = request.header("cookie", cookies);
+        }
+        let response = request.send().await?;
         let status = response.status().as_u16();
         Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Posts a confirmation token from `browser`, as the confirmation page's form does.
+    async fn post_confirm(&self, browser: &Browser, token: &str) -> anyhow::Result<(u16, Value)> {
+        let mut request = self
+            .http
+            .post(format!("{}/confirm", self.base))
+            .header("accept", "application/json")
+            .form(&[("token", token)]);
+        if let Some(cookies) = browser.cookie_header() {
+            request = request.header("cookie", cookies);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await.unwrap_or(Value::Null)))
+    }
+
+    /// Follows a disconnect or uninstall link to its confirmation page (JSON) and returns the
+    /// page's token, checking it asks before acting.
+    async fn confirmation(&self, path: &str, action: &str) -> anyhow::Result<String> {
+        let visit = self
+            .browse(
+                path,
+                Choice {
+                    json: true,
+                    ..Choice::default()
+                },
+            )
+            .await?;
+        let body: Value = serde_json::from_str(&visit.body)?;
+        assert_eq!(
+            (
+                visit.status,
+                body["status"].as_str(),
+                body["action"].as_str()
+            ),
+            (200, Some("confirm"), Some(action)),
+            "{path}: {body}"
+        );
+        assert_eq!(body["confirm_url"], format!("{}/confirm", self.base));
+        body["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow::anyhow!("no token in {body}"))
+    }
+
+    /// Disconnects or uninstalls through the confirmation step, in the person's browser.
+    async fn confirmed(&self, path: &str, action: &str) -> anyhow::Result<Value> {
+        let token = self.confirmation(path, action).await?;
+        let (status, body) = self.post_confirm(&self.browser, &token).await?;
+        assert_eq!(status, 200, "{path}: {body}");
+        Ok(body)
     }
 
     fn connections(&self) -> Connections {
@@ -553,13 +667,9 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
         .await?
         .expect("stored");
     let gone = h
-        .browse(
-            &format!("/disconnect?connection={second}"),
-            Choice::default(),
-        )
+        .confirmed(&format!("/disconnect?connection={second}"), "disconnect")
         .await?;
-    assert_eq!(gone.status, 200, "{}", gone.body);
-    assert!(gone.body.contains("disconnected"), "{}", gone.body);
+    assert_eq!(gone["status"], "disconnected", "{gone}");
     assert_eq!(
         h.counter(&h.qbo, "POST /v2/oauth2/tokens/revoke").await?,
         qbo_revocations + 1
@@ -592,15 +702,9 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
 
     // Disconnect the last: HubSpot's tokens go too; polling stops; settings are kept.
     let gone = h
-        .browse(
-            &format!("/disconnect?connection={first}"),
-            Choice {
-                json: true,
-                ..Choice::default()
-            },
-        )
+        .confirmed(&format!("/disconnect?connection={first}"), "disconnect")
         .await?;
-    assert_eq!(gone.status, 200, "{}", gone.body);
+    assert_eq!(gone["status"], "disconnected", "{gone}");
     assert!(
         h.counter(&h.hubspot, "DELETE /oauth/v1/refresh-tokens/")
             .await?
@@ -640,17 +744,7 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
     }
     assert_eq!(h.active().await?.len(), 2, "both connected again");
     let qbo_revocations = h.counter(&h.qbo, "POST /v2/oauth2/tokens/revoke").await?;
-    let uninstalled = h
-        .browse(
-            "/uninstall",
-            Choice {
-                json: true,
-                ..Choice::default()
-            },
-        )
-        .await?;
-    assert_eq!(uninstalled.status, 200, "{}", uninstalled.body);
-    let uninstalled: Value = serde_json::from_str(&uninstalled.body)?;
+    let uninstalled = h.confirmed("/uninstall", "uninstall").await?;
     assert_eq!(uninstalled["status"], "uninstalled");
     assert_eq!(uninstalled["connections"].as_array().map(Vec::len), Some(2));
     assert_eq!(
@@ -752,9 +846,16 @@ async fn bad_callbacks_are_refused_and_change_nothing() -> anyhow::Result<()> {
         hubspot_qbo_core::connection::oauth_state::installation_key(&h.config),
         hubspot_qbo_core::connection::oauth_state::DEFAULT_TTL,
     );
+    let key = h
+        .browser
+        .cookies()
+        .get("hsqbo-browser")
+        .and_then(|v| hubspot_qbo_core::connection::oauth_state::BrowserKey::parse(v))
+        .ok_or_else(|| anyhow::anyhow!("the browser holds no flow cookie"))?;
     let expired = states
         .issue(
             &json!({"step": "hub_spot", "intent": {"kind": "install", "portal": null}, "base_url": h.base}),
+            &key,
             now() - 16 * 60,
         )
         .await?;
@@ -934,5 +1035,253 @@ async fn sandbox_companies_are_refused_unless_sandbox_mode_is_on() -> anyhow::Re
     .await?;
     assert_eq!(h.snapshot().await?, before);
     assert_eq!(h.queued_sync_messages().await?, 0);
+    h.stop().await
+}
+
+#[tokio::test]
+async fn a_flow_is_bound_to_the_browser_that_started_it() -> anyhow::Result<()> {
+    let h = Harness::start("browsers", &[]).await?;
+    // Browser A starts an install and stops at QuickBooks' consent page: the link a login-CSRF
+    // attacker would send to a QuickBooks admin.
+    let consent = h
+        .browse_in(
+            &h.browser,
+            &format!("{}/install", h.base),
+            Choice::default(),
+            Some("/connect/oauth2"),
+        )
+        .await?
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("the flow did not reach QuickBooks' consent page"))?;
+    let cookie = h.browser.cookies();
+    assert!(cookie.contains_key("hsqbo-browser"), "{cookie:?}");
+    let before = h.snapshot().await?;
+    let queued = h.queued_sync_messages().await?;
+
+    // Browser B consents: refused, whether B has never been here or has a flow cookie of its own.
+    let strangers = [Browser::default(), Browser::default()];
+    h.browse_in(
+        &strangers[1],
+        &format!("{}/install", h.base),
+        Choice::default(),
+        Some("/oauth/authorize"),
+    )
+    .await?
+    .err()
+    .ok_or_else(|| anyhow::anyhow!("B's own flow did not start"))?;
+    assert!(strangers[1].cookies().contains_key("hsqbo-browser"));
+    for stranger in &strangers {
+        let visit = h
+            .browse_in(
+                stranger,
+                &consent,
+                Choice {
+                    json: true,
+                    ..Choice::default()
+                },
+                None,
+            )
+            .await?
+            .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+        let body: Value = serde_json::from_str(&visit.body)?;
+        assert_eq!(
+            (visit.status, body["category"].as_str()),
+            (403, Some("browser_mismatch")),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        h.snapshot().await?,
+        before,
+        "a foreign browser changed stored state"
+    );
+    assert_eq!(h.queued_sync_messages().await?, queued);
+    assert!(h.active().await?.is_empty());
+
+    // The same consent link, completed in browser A, connects.
+    let visit = h
+        .browse_in(
+            &h.browser,
+            &consent,
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+            None,
+        )
+        .await?
+        .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+    assert_eq!(visit.status, 200, "{}", visit.body);
+    let body: Value = serde_json::from_str(&visit.body)?;
+    assert_eq!(body["status"], "connected");
+    assert_eq!(body["initial_sync"], "queued");
+    assert_eq!(h.active().await?, vec![connection_id(PORTAL, US_REALM)?]);
+
+    // The HubSpot step is bound the same way.
+    let hubspot_step = h.reach("/oauth/hubspot/callback").await?;
+    let visit = h
+        .browse_in(
+            &strangers[0],
+            &hubspot_step,
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+            None,
+        )
+        .await?
+        .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+    assert_eq!(visit.status, 403, "{}", visit.body);
+    let visit = h
+        .browse_in(
+            &h.browser,
+            &hubspot_step,
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+            None,
+        )
+        .await?
+        .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+    assert_eq!(visit.status, 200, "{}", visit.body);
+
+    // The cookie is HttpOnly and SameSite=Lax (and not Secure on this plain-http stack).
+    let response = h.http.get(format!("{}/install", h.base)).send().await?;
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    assert!(!set_cookie.contains("Secure"), "{set_cookie}");
+    h.stop().await
+}
+
+#[tokio::test]
+async fn disconnect_and_uninstall_act_only_on_a_confirmed_post() -> anyhow::Result<()> {
+    let h = Harness::start("confirm", &[]).await?;
+    let visit = h.browse("/install", Choice::default()).await?;
+    assert_eq!(visit.status, 200, "{}", visit.body);
+    let id = connection_id(PORTAL, US_REALM)?;
+    let disconnect = format!("/disconnect?connection={id}");
+
+    // Following the link with GETs alone, as a page or as JSON, only asks.
+    let page = h.browse(&disconnect, Choice::default()).await?;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<form method=\"post\""), "{}", page.body);
+    let token = h.confirmation(&disconnect, "disconnect").await?;
+    assert_eq!(h.active().await?, vec![id.clone()], "a GET disconnected");
+    let (status, _) = h
+        .get_json(&format!("{}/confirm?token={token}", h.base))
+        .await?;
+    assert_eq!(status, 405, "the confirmation takes a POST only");
+    assert_eq!(h.active().await?, vec![id.clone()]);
+
+    // Refused: another browser, no token, a forged token.
+    let stranger = Browser::default();
+    let (status, body) = h.post_confirm(&stranger, &token).await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (403, Some("browser_mismatch")),
+        "{body}"
+    );
+    let (status, body) = h.post_confirm(&h.browser, "").await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("missing_parameter")),
+        "{body}"
+    );
+    let (nonce, _) = token
+        .split_once('.')
+        .ok_or_else(|| anyhow::anyhow!("token {token}"))?;
+    let (status, body) = h.post_confirm(&h.browser, &format!("{nonce}.AAAA")).await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("invalid_state")),
+        "{body}"
+    );
+    assert_eq!(h.active().await?, vec![id.clone()]);
+
+    // The confirmed POST disconnects; replaying it is refused.
+    let (status, body) = h.post_confirm(&h.browser, &token).await?;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("disconnected")),
+        "{body}"
+    );
+    assert!(h.active().await?.is_empty());
+    let (status, body) = h.post_confirm(&h.browser, &token).await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (410, Some("state_expired_or_used")),
+        "{body}"
+    );
+
+    // Uninstall asks too, names what it stops, and acts on the confirmed POST only.
+    let visit = h.browse("/install", Choice::default()).await?;
+    assert_eq!(visit.status, 200, "{}", visit.body);
+    let token = h.confirmation("/uninstall", "uninstall").await?;
+    assert_eq!(h.active().await?, vec![id.clone()], "a GET uninstalled");
+    assert_eq!(
+        h.counter(&h.hubspot, "DELETE /appinstalls/v3/external-install")
+            .await?,
+        0
+    );
+    let (status, _) = h.post_confirm(&stranger, &token).await?;
+    assert_eq!(status, 403);
+    let (status, body) = h.post_confirm(&h.browser, &token).await?;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("uninstalled")),
+        "{body}"
+    );
+    assert!(h.active().await?.is_empty());
+    assert_eq!(
+        h.counter(&h.hubspot, "DELETE /appinstalls/v3/external-install")
+            .await?,
+        1
+    );
+    h.stop().await
+}
+
+#[tokio::test]
+async fn only_allowed_portals_connect() -> anyhow::Result<()> {
+    let h = Harness::start("allowlist", &[("AllowedHubSpotPortals", OTHER_PORTAL)]).await?;
+    let before = h.snapshot().await?;
+    let body = h
+        .refused("/install", Choice::default(), 403, "portal_not_allowed")
+        .await?;
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(PORTAL),
+        "{body}"
+    );
+    assert_eq!(
+        h.snapshot().await?,
+        before,
+        "a refused portal wrote something"
+    );
+    assert_eq!(h.queued_sync_messages().await?, 0);
+    let visit = h
+        .browse(
+            "/install",
+            Choice {
+                portal: Some(OTHER_PORTAL),
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(visit.status, 200, "{}", visit.body);
+    assert_eq!(
+        h.active().await?,
+        vec![connection_id(OTHER_PORTAL, US_REALM)?]
+    );
     h.stop().await
 }

@@ -12,9 +12,7 @@ use crate::domain::{ConnectionId, Direction, ObjectKind};
 use crate::queue::messages::initial_sync_messages;
 use crate::queue::{Queue, QueueError, QueueName};
 use crate::store::keys::connections as keys;
-use crate::store::{
-    CasOutcome, Item, Query, Store, StoreError, Table, TransactWrite,
-};
+use crate::store::{CasOutcome, Item, Query, Store, StoreError, Table, TransactWrite};
 
 /// What the request remembers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

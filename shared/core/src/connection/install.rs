@@ -19,7 +19,7 @@ use super::company::{
     is_sandbox_company, preflight_warnings, read_profile, PreflightWarning, ProfileError,
 };
 use super::initial_sync::{self, InitialSyncRequest};
-use super::oauth_state;
+use super::oauth_state::{self, BrowserKey};
 use super::oauth_state::{OAuthStates, StateError};
 use super::registry::{Connection, ConnectionStatus, Connections, Preflight, RegistryError};
 use super::tokens::{TokenError, TokenKeeper, TokenOwner};
@@ -71,18 +71,27 @@ enum Pending {
         /// The HubSpot grant, sealed like stored tokens, until the connection is written.
         hubspot_grant: String,
     },
+    /// A disconnect or uninstall waiting for the person to confirm it (a POST).
+    Confirm {
+        intent: Intent,
+        portal: PortalId,
+        /// The HubSpot grant the confirmed action uses (uninstall) and revokes.
+        hubspot_grant: String,
+    },
 }
 
-/// The sealed form of a grant waiting in a state.
+/// The sealed form of a grant waiting in a state. The access token's expiry is absolute (taken
+/// when the provider issued it), so a slow second consent cannot store a stale token as fresh.
 #[derive(Serialize, Deserialize)]
 struct GrantSecrets {
     access_token: String,
     refresh_token: String,
-    expires_in: i64,
+    expires_at: i64,
 }
 
-/// The query of a provider's redirect back to us.
-#[derive(Debug, Default, Clone, Deserialize)]
+/// The query of a provider's redirect back to us. Its `Debug` leaves the code out: an
+/// authorization code is a credential until it is exchanged.
+#[derive(Default, Clone, Deserialize)]
 pub struct CallbackParams {
     pub code: Option<String>,
     pub state: Option<String>,
@@ -92,11 +101,37 @@ pub struct CallbackParams {
     pub error_description: Option<String>,
 }
 
+impl std::fmt::Debug for CallbackParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CallbackParams")
+            .field("code", &self.code.as_ref().map(|_| "[REDACTED]"))
+            .field("state", &self.state.as_ref().map(|_| "[REDACTED]"))
+            .field("realm_id", &self.realm_id)
+            .field("error", &self.error)
+            .field("error_description", &self.error_description)
+            .finish()
+    }
+}
+
+/// What a confirmation page asks the person to confirm.
+#[derive(Debug)]
+pub struct Confirmation {
+    pub intent: Intent,
+    pub portal: PortalId,
+    /// Single use, bound to the browser; sent back in the confirming POST.
+    pub token: String,
+    /// The connections the action stops.
+    pub connections: Vec<Connection>,
+    pub base_url: String,
+}
+
 /// Where a step leads.
 #[derive(Debug)]
 pub enum Outcome {
     /// Send the browser to a provider's consent page.
     Redirect(String),
+    /// Ask the person to confirm a disconnect or uninstall.
+    Confirm(Confirmation),
     Connected(Connected),
     Disconnected(Connection),
     /// The app was uninstalled from the portal; these connections were disconnected.
@@ -156,6 +191,10 @@ pub enum ConnectError {
         error: String,
         description: Option<String>,
     },
+    #[error(
+        "HubSpot portal {0} may not be connected to this deployment (it is not on its allow-list)"
+    )]
+    PortalNotAllowed(PortalId),
     #[error("you signed in to HubSpot portal {actual}, but this link is for portal {expected}")]
     PortalMismatch {
         expected: PortalId,
@@ -203,6 +242,8 @@ impl ConnectError {
             ConnectError::MissingParameter(_) => "missing_parameter",
             ConnectError::InvalidParameter { .. } => "invalid_parameter",
             ConnectError::State(StateError::UnknownOrUsed) => "state_expired_or_used",
+            ConnectError::State(StateError::BrowserMismatch) => "browser_mismatch",
+            ConnectError::PortalNotAllowed(_) => "portal_not_allowed",
             ConnectError::State(StateError::Store(_)) => "storage_unavailable",
             ConnectError::State(_) | ConnectError::WrongStep => "invalid_state",
             ConnectError::Denied { .. } => "authorization_denied",
@@ -230,7 +271,9 @@ impl ConnectError {
             | ConnectError::Denied { .. }
             | ConnectError::Provider(ProviderError::Refused { .. }) => 400,
             ConnectError::State(StateError::UnknownOrUsed) => 410,
-            ConnectError::SandboxCompany => 403,
+            ConnectError::SandboxCompany
+            | ConnectError::State(StateError::BrowserMismatch)
+            | ConnectError::PortalNotAllowed(_) => 403,
             ConnectError::UnknownConnection(_) => 404,
             ConnectError::PortalMismatch { .. }
             | ConnectError::RealmMismatch { .. }
@@ -318,7 +361,12 @@ impl InstallFlow {
     }
 
     /// Starts a flow: the HubSpot consent page. `base_url` is this function's public address.
-    pub async fn start(&self, intent: Intent, base_url: &str) -> Result<Outcome, ConnectError> {
+    pub async fn start(
+        &self,
+        intent: Intent,
+        base_url: &str,
+        browser: &BrowserKey,
+    ) -> Result<Outcome, ConnectError> {
         let now = self.now();
         if let Intent::Reconnect { connection } | Intent::Disconnect { connection } = &intent {
             if self.connections.get(connection, now).await?.is_none() {
@@ -329,7 +377,7 @@ impl InstallFlow {
             intent,
             base_url: base_url.to_owned(),
         };
-        let state = self.states.issue(&pending, now).await?;
+        let state = self.states.issue(&pending, browser, now).await?;
         let redirect = format!("{base_url}{HUBSPOT_CALLBACK_PATH}");
         Ok(Outcome::Redirect(self.providers.authorize_url(
             Provider::HubSpot,
@@ -349,14 +397,17 @@ impl InstallFlow {
             })
     }
 
-    /// Takes the step's state (single use, even when the provider reports an error).
-    async fn take_state(&self, params: &CallbackParams) -> Result<Pending, ConnectError> {
-        let state = params
-            .state
-            .as_deref()
+    /// Takes the step's state (single use, even when the provider reports an error), if it
+    /// belongs to this browser.
+    async fn take_state(
+        &self,
+        state: Option<&str>,
+        browser: Option<&BrowserKey>,
+    ) -> Result<Pending, ConnectError> {
+        let state = state
             .filter(|s| !s.is_empty())
             .ok_or(ConnectError::MissingParameter("state"))?;
-        Ok(self.states.consume(state, self.now()).await?)
+        Ok(self.states.consume(state, browser, self.now()).await?)
     }
 
     fn denied(provider: Provider, params: &CallbackParams) -> Option<ConnectError> {
@@ -377,8 +428,14 @@ impl InstallFlow {
 
     /// HubSpot sent the person back: learn the portal, check it is the expected one, then go on
     /// to QuickBooks (or finish a disconnect).
-    pub async fn hubspot_callback(&self, params: &CallbackParams) -> Result<Outcome, ConnectError> {
-        let Pending::HubSpot { intent, base_url } = self.take_state(params).await? else {
+    pub async fn hubspot_callback(
+        &self,
+        params: &CallbackParams,
+        browser: Option<&BrowserKey>,
+    ) -> Result<Outcome, ConnectError> {
+        let Pending::HubSpot { intent, base_url } =
+            self.take_state(params.state.as_deref(), browser).await?
+        else {
             return Err(ConnectError::WrongStep);
         };
         if let Some(denied) = Self::denied(Provider::HubSpot, params) {
@@ -391,6 +448,12 @@ impl InstallFlow {
             .exchange_code(Provider::HubSpot, code, &redirect)
             .await?;
         let portal = self.providers.hubspot_portal(&grant.access_token).await?;
+        let allowed = &self.config.hubspot.allowed_portals;
+        if !allowed.is_empty() && !allowed.contains(&portal) {
+            return Err(ConnectError::PortalNotAllowed(portal));
+        }
+        // The state was bound to this browser, so from here on a browser is known.
+        let browser = browser.ok_or(ConnectError::State(StateError::BrowserMismatch))?;
         let now = self.now();
         let expected = match &intent {
             Intent::Install { portal } => portal.clone(),
@@ -409,14 +472,10 @@ impl InstallFlow {
                 actual: portal,
             });
         }
-        match &intent {
-            Intent::Disconnect { connection } => {
-                return Ok(Outcome::Disconnected(
-                    self.disconnect(connection, Some(&grant)).await?,
-                ))
-            }
-            Intent::Uninstall => return self.uninstall(portal, &grant).await,
-            Intent::Install { .. } | Intent::Reconnect { .. } => {}
+        if let Intent::Disconnect { .. } | Intent::Uninstall = &intent {
+            return self
+                .ask_to_confirm(intent, portal, &grant, base_url, browser)
+                .await;
         }
         let pending = Pending::Qbo {
             intent,
@@ -424,7 +483,7 @@ impl InstallFlow {
             portal,
             hubspot_grant: self.seal_grant(&grant).await?,
         };
-        let state = self.states.issue(&pending, now).await?;
+        let state = self.states.issue(&pending, browser, now).await?;
         let redirect = format!("{base_url}{QBO_CALLBACK_PATH}");
         Ok(Outcome::Redirect(self.providers.authorize_url(
             Provider::Qbo,
@@ -433,14 +492,85 @@ impl InstallFlow {
         )?))
     }
 
+    /// A disconnect or uninstall acts only on a confirmed POST: the page shows what it will
+    /// stop and carries a single-use token bound to this browser.
+    async fn ask_to_confirm(
+        &self,
+        intent: Intent,
+        portal: PortalId,
+        grant: &TokenGrant,
+        base_url: String,
+        browser: &BrowserKey,
+    ) -> Result<Outcome, ConnectError> {
+        let now = self.now();
+        let connections = match &intent {
+            Intent::Disconnect { connection } => self
+                .connections
+                .get(connection, now)
+                .await?
+                .into_iter()
+                .collect(),
+            _ => {
+                let mut live = Vec::new();
+                for entry in self.connections.of_portal(&portal, now).await? {
+                    if entry.status != ConnectionStatus::Disconnected {
+                        live.extend(self.connections.get(&entry.connection_id, now).await?);
+                    }
+                }
+                live
+            }
+        };
+        let pending = Pending::Confirm {
+            intent: intent.clone(),
+            portal: portal.clone(),
+            hubspot_grant: self.seal_grant(grant).await?,
+        };
+        let token = self.states.issue(&pending, browser, now).await?;
+        Ok(Outcome::Confirm(Confirmation {
+            intent,
+            portal,
+            token,
+            connections,
+            base_url,
+        }))
+    }
+
+    /// The person confirmed a disconnect or uninstall (the POST of the confirmation page).
+    pub async fn confirm(
+        &self,
+        token: Option<&str>,
+        browser: Option<&BrowserKey>,
+    ) -> Result<Outcome, ConnectError> {
+        let Pending::Confirm {
+            intent,
+            portal,
+            hubspot_grant,
+        } = self.take_state(token, browser).await?
+        else {
+            return Err(ConnectError::WrongStep);
+        };
+        let grant = self.open_grant(&hubspot_grant).await?;
+        match intent {
+            Intent::Disconnect { connection } => Ok(Outcome::Disconnected(
+                self.disconnect(&connection, Some(&grant)).await?,
+            )),
+            Intent::Uninstall => self.uninstall(portal, &grant).await,
+            Intent::Install { .. } | Intent::Reconnect { .. } => Err(ConnectError::WrongStep),
+        }
+    }
+
     /// QuickBooks sent the person back with the company they chose: write the connection.
-    pub async fn qbo_callback(&self, params: &CallbackParams) -> Result<Outcome, ConnectError> {
+    pub async fn qbo_callback(
+        &self,
+        params: &CallbackParams,
+        browser: Option<&BrowserKey>,
+    ) -> Result<Outcome, ConnectError> {
         let Pending::Qbo {
             intent,
             base_url,
             portal,
             hubspot_grant,
-        } = self.take_state(params).await?
+        } = self.take_state(params.state.as_deref(), browser).await?
         else {
             return Err(ConnectError::WrongStep);
         };
@@ -616,19 +746,20 @@ impl InstallFlow {
                 .settings
                 .default_writes(id, &default_settings(setup_day), now)
                 .await?;
-            let request = connection
-                .initial_sync_requested_at
-                .is_none()
-                .then(|| InitialSyncRequest {
-                    connection_id: id.clone(),
-                    objects: settings
-                        .iter()
-                        .filter(|s| s.enabled)
-                        .map(|s| (s.object, s.direction))
-                        .collect(),
-                    requested_at: now,
-                    queued_at: None,
-                });
+            let request =
+                connection
+                    .initial_sync_requested_at
+                    .is_none()
+                    .then(|| InitialSyncRequest {
+                        connection_id: id.clone(),
+                        objects: settings
+                            .iter()
+                            .filter(|s| s.enabled)
+                            .map(|s| (s.object, s.direction))
+                            .collect(),
+                        requested_at: now,
+                        queued_at: None,
+                    });
             if request.is_some() {
                 connection.initial_sync_requested_at = Some(now);
             }
@@ -743,7 +874,7 @@ impl InstallFlow {
         let secrets = GrantSecrets {
             access_token: grant.access_token.expose_secret().to_owned(),
             refresh_token: grant.refresh_token.expose_secret().to_owned(),
-            expires_in: grant.expires_in,
+            expires_at: self.now() + grant.expires_in,
         };
         let plaintext = serde_json::to_vec(&secrets).map_err(|e| SealError(e.to_string()))?;
         Ok(self.sealer.seal(&plaintext).await?)
@@ -756,7 +887,8 @@ impl InstallFlow {
         Ok(TokenGrant {
             access_token: SecretString::from(secrets.access_token),
             refresh_token: SecretString::from(secrets.refresh_token),
-            expires_in: secrets.expires_in,
+            // What is left of its life now, not what it had when it was issued.
+            expires_in: (secrets.expires_at - self.now()).max(0),
         })
     }
 }

@@ -3,18 +3,20 @@
 
 use std::sync::Arc;
 
+use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{get, post};
+use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::install::{
-    CallbackParams, ConnectError, Connected, InitialSyncState, InstallFlow, Intent, Outcome,
-    HUBSPOT_CALLBACK_PATH, QBO_CALLBACK_PATH,
+    CallbackParams, Confirmation, ConnectError, Connected, InitialSyncState, InstallFlow, Intent,
+    Outcome, HUBSPOT_CALLBACK_PATH, QBO_CALLBACK_PATH,
 };
+use super::oauth_state::BrowserKey;
 use super::registry::Connection;
 use crate::domain::{ConnectionId, PortalId, RealmId};
 use crate::error_class::ErrorClass;
@@ -27,12 +29,58 @@ pub fn router(flow: Arc<InstallFlow>) -> Router {
         .route("/reconnect", get(reconnect))
         .route("/disconnect", get(disconnect))
         .route("/uninstall", get(uninstall))
+        .route(CONFIRM_PATH, post(confirm))
         .route(HUBSPOT_CALLBACK_PATH, get(hubspot_callback))
         .route(QBO_CALLBACK_PATH, get(qbo_callback))
         .fallback(|| async {
             error_response(StatusCode::NOT_FOUND, "not_found", "there is no such page")
         })
         .with_state(flow)
+}
+
+/// Where a confirmation page posts to.
+pub const CONFIRM_PATH: &str = "/confirm";
+/// The cookie that binds a flow to its browser; on https the `__Host-` prefix pins it to this
+/// host (Secure, Path=/, no Domain).
+pub const BROWSER_COOKIE: &str = "hsqbo-browser";
+pub const BROWSER_COOKIE_HTTPS: &str = "__Host-hsqbo-browser";
+/// Long enough for both consents and a confirmation.
+const BROWSER_COOKIE_MAX_AGE: u32 = 3600;
+
+fn cookie_name(base_url: &str) -> &'static str {
+    if base_url.starts_with("https://") {
+        BROWSER_COOKIE_HTTPS
+    } else {
+        BROWSER_COOKIE
+    }
+}
+
+/// The browser's key from its cookie, if it sent one of ours.
+fn browser_of(headers: &HeaderMap, base_url: &str) -> Option<BrowserKey> {
+    let name = cookie_name(base_url);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .and_then(|(_, value)| BrowserKey::parse(value))
+}
+
+/// `Set-Cookie` for the browser's key: HttpOnly, SameSite=Lax (sent on the providers' top-level
+/// redirects back to us, not on cross-site posts), Secure on https.
+fn browser_cookie(browser: &BrowserKey, base_url: &str) -> String {
+    let secure = if base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{}={}; Path=/; Max-Age={BROWSER_COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax{secure}",
+        cookie_name(base_url),
+        browser.cookie_value()
+    )
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -101,17 +149,36 @@ async fn home() -> Response {
     )
 }
 
+/// Starts a flow in this browser: its key is reused, or made and set as a cookie.
+async fn start(
+    flow: &InstallFlow,
+    headers: &HeaderMap,
+    intent: Result<Intent, ConnectError>,
+) -> Response {
+    let base = match base_url(flow, headers) {
+        Ok(base) => base,
+        Err(error) => return answer(Err(error), headers),
+    };
+    let browser = browser_of(headers, &base).unwrap_or_else(BrowserKey::generate);
+    let started = match intent {
+        Ok(intent) => flow.start(intent, &base, &browser).await,
+        Err(error) => Err(error),
+    };
+    let mut response = answer(started, headers);
+    if let Ok(cookie) = HeaderValue::from_str(&browser_cookie(&browser, &base)) {
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+    }
+    response
+}
+
 async fn install(
     State(flow): State<Arc<InstallFlow>>,
     headers: HeaderMap,
     Query(params): Query<StartParams>,
 ) -> Response {
-    let started = async {
-        let portal = parse::<PortalId>("portal", params.portal.as_deref())?;
-        flow.start(Intent::Install { portal }, &base_url(&flow, &headers)?)
-            .await
-    };
-    answer(started.await, &headers)
+    let intent = parse::<PortalId>("portal", params.portal.as_deref())
+        .map(|portal| Intent::Install { portal });
+    start(&flow, &headers, intent).await
 }
 
 /// Intuit's "reconnect URL": by connection, or by the company Intuit names.
@@ -120,7 +187,7 @@ async fn reconnect(
     headers: HeaderMap,
     Query(params): Query<StartParams>,
 ) -> Response {
-    let started = async {
+    let intent = async {
         let connection = match (
             parse::<ConnectionId>("connection", params.connection.as_deref())?,
             parse::<RealmId>("realmId", params.realm_id.as_deref())?,
@@ -129,13 +196,9 @@ async fn reconnect(
             (None, Some(realm)) => flow.holder_of(&realm).await?,
             (None, None) => return Err(ConnectError::MissingParameter("connection")),
         };
-        flow.start(
-            Intent::Reconnect { connection },
-            &base_url(&flow, &headers)?,
-        )
-        .await
+        Ok(Intent::Reconnect { connection })
     };
-    answer(started.await, &headers)
+    start(&flow, &headers, intent.await).await
 }
 
 async fn disconnect(
@@ -143,24 +206,22 @@ async fn disconnect(
     headers: HeaderMap,
     Query(params): Query<StartParams>,
 ) -> Response {
-    let started = async {
-        let connection = parse::<ConnectionId>("connection", params.connection.as_deref())?
-            .ok_or(ConnectError::MissingParameter("connection"))?;
-        flow.start(
-            Intent::Disconnect { connection },
-            &base_url(&flow, &headers)?,
-        )
-        .await
-    };
-    answer(started.await, &headers)
+    let intent = parse::<ConnectionId>("connection", params.connection.as_deref())
+        .and_then(|c| c.ok_or(ConnectError::MissingParameter("connection")))
+        .map(|connection| Intent::Disconnect { connection });
+    start(&flow, &headers, intent).await
 }
 
 async fn uninstall(State(flow): State<Arc<InstallFlow>>, headers: HeaderMap) -> Response {
-    let started = async {
-        flow.start(Intent::Uninstall, &base_url(&flow, &headers)?)
-            .await
-    };
-    answer(started.await, &headers)
+    start(&flow, &headers, Ok(Intent::Uninstall)).await
+}
+
+/// The browser a callback or confirmation came from, by its cookie.
+fn calling_browser(
+    flow: &InstallFlow,
+    headers: &HeaderMap,
+) -> Result<Option<BrowserKey>, ConnectError> {
+    Ok(browser_of(headers, &base_url(flow, headers)?))
 }
 
 async fn hubspot_callback(
@@ -168,7 +229,11 @@ async fn hubspot_callback(
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    answer(flow.hubspot_callback(&params).await, &headers)
+    let outcome = match calling_browser(&flow, &headers) {
+        Ok(browser) => flow.hubspot_callback(&params, browser.as_ref()).await,
+        Err(error) => Err(error),
+    };
+    answer(outcome, &headers)
 }
 
 async fn qbo_callback(
@@ -176,7 +241,31 @@ async fn qbo_callback(
     headers: HeaderMap,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    answer(flow.qbo_callback(&params).await, &headers)
+    let outcome = match calling_browser(&flow, &headers) {
+        Ok(browser) => flow.qbo_callback(&params, browser.as_ref()).await,
+        Err(error) => Err(error),
+    };
+    answer(outcome, &headers)
+}
+
+#[derive(Default, Deserialize)]
+struct ConfirmParams {
+    token: Option<String>,
+}
+
+/// The confirmation page's POST: only this acts on a disconnect or uninstall.
+async fn confirm(
+    State(flow): State<Arc<InstallFlow>>,
+    headers: HeaderMap,
+    form: Result<Form<ConfirmParams>, FormRejection>,
+) -> Response {
+    // A body that is not a form has no token: refused below like a missing one.
+    let token = form.ok().and_then(|Form(params)| params.token);
+    let outcome = match calling_browser(&flow, &headers) {
+        Ok(browser) => flow.confirm(token.as_deref(), browser.as_ref()).await,
+        Err(error) => Err(error),
+    };
+    answer(outcome, &headers)
 }
 
 fn answer(outcome: Result<Outcome, ConnectError>, headers: &HeaderMap) -> Response {
@@ -185,6 +274,10 @@ fn answer(outcome: Result<Outcome, ConnectError>, headers: &HeaderMap) -> Respon
         Ok(Outcome::Redirect(location)) => {
             (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
         }
+        Ok(Outcome::Confirm(confirmation)) if json => {
+            Json(confirmation_json(&confirmation)).into_response()
+        }
+        Ok(Outcome::Confirm(confirmation)) => confirmation_page(&confirmation),
         Ok(Outcome::Connected(connected)) if json => {
             Json(connected_json(&connected)).into_response()
         }
@@ -254,6 +347,66 @@ fn answer(outcome: Result<Outcome, ConnectError>, headers: &HeaderMap) -> Respon
             }
         }
     }
+}
+
+fn confirmation_message(confirmation: &Confirmation) -> (&'static str, String) {
+    let companies: Vec<&str> = confirmation
+        .connections
+        .iter()
+        .map(|c| c.company_name.as_str())
+        .collect();
+    match &confirmation.intent {
+        Intent::Uninstall => (
+            "uninstall",
+            format!(
+                "Uninstall the app from HubSpot portal {} and disconnect {} QuickBooks \
+                 compan{} ({})? Tokens are revoked and syncing stops; the sync history is kept.",
+                confirmation.portal,
+                companies.len(),
+                if companies.len() == 1 { "y" } else { "ies" },
+                companies.join(", ")
+            ),
+        ),
+        _ => (
+            "disconnect",
+            format!(
+                "Disconnect HubSpot portal {} from QuickBooks company {}? Tokens are revoked and \
+                 syncing stops; the sync history is kept.",
+                confirmation.portal,
+                companies.join(", ")
+            ),
+        ),
+    }
+}
+
+fn confirmation_json(confirmation: &Confirmation) -> serde_json::Value {
+    let (action, message) = confirmation_message(confirmation);
+    json!({
+        "status": "confirm",
+        "action": action,
+        "portal_id": confirmation.portal,
+        "connections": confirmation.connections.iter().map(|c| &c.id).collect::<Vec<_>>(),
+        "message": message,
+        "confirm_url": format!("{}{CONFIRM_PATH}", confirmation.base_url),
+        "token": confirmation.token,
+    })
+}
+
+fn confirmation_page(confirmation: &Confirmation) -> Response {
+    let (action, message) = confirmation_message(confirmation);
+    page(
+        StatusCode::OK,
+        "Please confirm",
+        &format!(
+            "<p>{}</p><form method=\"post\" action=\"{}\">\
+             <input type=\"hidden\" name=\"token\" value=\"{}\">\
+             <button type=\"submit\">Yes, {action}</button></form>\
+             <p><a href=\"/\">No, keep everything as it is</a></p>",
+            escape(&message),
+            escape(&format!("{}{CONFIRM_PATH}", confirmation.base_url)),
+            escape(&confirmation.token),
+        ),
+    )
 }
 
 fn disconnected_message(connection: &Connection) -> String {
@@ -363,6 +516,42 @@ mod tests {
             escape("<script>alert('x')</script> & \"q\""),
             "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
         );
+    }
+
+    #[test]
+    fn the_browser_cookie_is_pinned_to_the_host_on_https() {
+        let key = BrowserKey::generate();
+        let https = browser_cookie(&key, "https://abc.lambda-url.eu-west-1.on.aws");
+        assert!(https.starts_with(&format!("__Host-hsqbo-browser={};", key.cookie_value())));
+        for attribute in ["; Path=/", "; HttpOnly", "; SameSite=Lax", "; Secure"] {
+            assert!(https.contains(attribute), "{https}");
+        }
+        assert!(!https.contains("Domain"), "__Host- cookies carry no Domain");
+        let http = browser_cookie(&key, "http://127.0.0.1:4000");
+        assert!(
+            http.starts_with("hsqbo-browser=") && !http.contains("Secure"),
+            "{http}"
+        );
+
+        // It is read back under the name of the scheme it was set for, among other cookies.
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            format!(
+                "theme=dark; __Host-hsqbo-browser={}; x=1",
+                key.cookie_value()
+            )
+            .parse()
+            .unwrap(),
+        );
+        let read = browser_of(&headers, "https://abc.example").map(|k| k.cookie_value().to_owned());
+        assert_eq!(read.as_deref(), Some(key.cookie_value()));
+        assert!(browser_of(&headers, "http://abc.example").is_none());
+        headers.insert(
+            header::COOKIE,
+            "__Host-hsqbo-browser=forged".parse().unwrap(),
+        );
+        assert!(browser_of(&headers, "https://abc.example").is_none());
     }
 
     #[test]

@@ -289,7 +289,7 @@ impl Connections {
                 // The guard is the last write: the item it watches changed, so the reason for
                 // this change is gone.
                 TransactOutcome::Conflict { index } if guarded && index == 2 => {
-                    return Ok(self.get(id, now).await?)
+                    return self.get(id, now).await
                 }
                 TransactOutcome::Conflict { .. } => continue,
             }
@@ -366,8 +366,8 @@ impl Connections {
         portal: &PortalId,
         now: i64,
     ) -> Result<Vec<PortalConnection>, StoreError> {
-        let query = Query::partition(keys::portal_partition(portal))
-            .sort_prefix(keys::PORTAL_ENTRY_PREFIX);
+        let query =
+            Query::partition(keys::portal_partition(portal)).sort_prefix(keys::PORTAL_ENTRY_PREFIX);
         self.store
             .query_all(Table::Connections, query, now)
             .await?
@@ -477,7 +477,10 @@ mod tests {
         let connections = Connections::new(Arc::new(MemoryStore::new()));
         let first = connection("62515", "9130350000000001");
         let second = connection("62516", "9130350000000001");
-        assert_eq!(connect(&connections, &first).await, TransactOutcome::Written);
+        assert_eq!(
+            connect(&connections, &first).await,
+            TransactOutcome::Written
+        );
         let taken = connections
             .connect_writes(&second, None, NOW)
             .await
@@ -517,7 +520,10 @@ mod tests {
         let mine = connection("62515", "9130350000000001");
         let theirs = connection("62516", "9130350000000001");
         let my_writes = connections.connect_writes(&mine, None, NOW).await.unwrap();
-        assert_eq!(connect(&connections, &theirs).await, TransactOutcome::Written);
+        assert_eq!(
+            connect(&connections, &theirs).await,
+            TransactOutcome::Written
+        );
         assert_eq!(
             connections.store.transact(my_writes).await.unwrap(),
             TransactOutcome::Conflict { index: 0 }
@@ -635,7 +641,12 @@ mod tests {
             .unwrap();
         assert_eq!(blocked.status, ConnectionStatus::ReconnectRequired);
         assert_eq!(
-            connections.get(&record.id, NOW).await.unwrap().unwrap().status,
+            connections
+                .get(&record.id, NOW)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
             ConnectionStatus::ReconnectRequired
         );
     }
