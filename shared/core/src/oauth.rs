@@ -27,6 +27,9 @@ type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointN
 /// Used when a token response leaves out `expires_in` (HubSpot's documented lifetime is the
 /// shorter of the two).
 const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// The longest any call to a provider's OAuth or connect endpoints may take (connect, send,
+/// answer); the token keeper's lease is sized on it.
+pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The QBO API version every call names (older ones are retired).
 pub const QBO_MINOR_VERSION: u32 = 75;
 
@@ -151,7 +154,7 @@ impl HttpProviders {
         let http = reqwest::Client::builder()
             // Token endpoints must never redirect us elsewhere with our credentials.
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(10))
+            .timeout(PROVIDER_TIMEOUT)
             .build()
             .map_err(|e| OAuthConfigError(e.to_string()))?;
         Ok(Self {

@@ -2,12 +2,20 @@
 //! Features assemble themselves from [`Services`]; this module knows none of them.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use aws_config::timeout::TimeoutConfig;
 
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::{KmsSealer, Sealer};
 use crate::queue::{sqs::SqsQueue, Queue};
 use crate::store::{dynamodb::DynamoStore, Store};
+
+/// The longest one AWS SDK operation (all its retries) may take, and one attempt of it. Bounded
+/// so that work under a lease (a token refresh) cannot outlive the lease.
+pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What a handler may use, built once per cold start.
 #[derive(Clone)]
@@ -29,6 +37,16 @@ impl Services {
     }
 
     pub fn new(config: Config, aws: &aws_config::SdkConfig) -> Self {
+        let aws = aws
+            .to_builder()
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(SDK_OPERATION_TIMEOUT)
+                    .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+                    .build(),
+            )
+            .build();
+        let aws = &aws;
         let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(aws), config.tables.clone());
         let queue = SqsQueue::new(aws_sdk_sqs::Client::new(aws), config.queues.clone());
         let sealer = KmsSealer::new(aws_sdk_kms::Client::new(aws), config.token_key_id.clone());

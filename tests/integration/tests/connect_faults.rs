@@ -549,3 +549,36 @@ async fn a_fault_at_any_write_of_the_qbo_callback_leaves_nothing_half_made() -> 
     );
     h.stack.shutdown().await
 }
+
+#[tokio::test]
+async fn a_slow_quickbooks_consent_does_not_make_the_hubspot_token_look_fresh() -> anyhow::Result<()>
+{
+    let h = Harness::start().await?;
+    let browser = BrowserKey::generate();
+    let issued_at = h.clock.clock().now_seconds();
+    let params = h.up_to_qbo_callback(&browser).await?;
+    // The person takes ten minutes over QuickBooks' consent page.
+    h.clock.advance_seconds(600);
+    let Outcome::Connected(_) = h.flow.qbo_callback(&params, Some(&browser)).await? else {
+        anyhow::bail!("not connected");
+    };
+    let key = hubspot_qbo_core::store::keys::connections::tokens(
+        hubspot_qbo_core::domain::Provider::HubSpot,
+        PORTAL,
+    );
+    let stored = h
+        .store
+        .get(Table::Connections, &key, h.clock.clock().now_seconds())
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no HubSpot tokens"))?;
+    let expires_at = stored.doc["access_expires_at"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("{:?}", stored.doc))?;
+    // HubSpot's sandbox issues 30-minute access tokens; the clock ran 10 of them at QuickBooks.
+    let lifetime = expires_at - issued_at;
+    assert!(
+        (1795..=1805).contains(&lifetime),
+        "the HubSpot token expires {lifetime} s after it was issued"
+    );
+    h.stack.shutdown().await
+}

@@ -116,7 +116,10 @@ async fn schedule_events_reach_the_poller_and_its_errors_carry_their_class() -> 
         .await?;
     assert_eq!(
         answer,
-        Invocation::Response(json!({"connections": 0, "reconnect_required": [], "failed": 0})),
+        Invocation::Response(
+            json!({"connections": 0, "reconnect_required": [], "failed": 0,
+            "initial_syncs_queued": []})
+        ),
         "no connection yet: nothing to keep alive"
     );
     let nonsense = poller.invoke(&json!({"hello": "world"})).await?;

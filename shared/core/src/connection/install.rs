@@ -89,6 +89,11 @@ struct GrantSecrets {
     expires_at: i64,
 }
 
+/// Whose the HubSpot grant sealed inside a pending state is.
+fn waiting_grant_owner(portal: &PortalId) -> String {
+    format!("hubspot-grant#{portal}")
+}
+
 /// The query of a provider's redirect back to us. Its `Debug` leaves the code out: an
 /// authorization code is a credential until it is exchanged.
 #[derive(Default, Clone, Deserialize)]
@@ -477,11 +482,12 @@ impl InstallFlow {
                 .ask_to_confirm(intent, portal, &grant, base_url, browser)
                 .await;
         }
+        let hubspot_grant = self.seal_grant(&grant, &portal).await?;
         let pending = Pending::Qbo {
             intent,
             base_url: base_url.clone(),
             portal,
-            hubspot_grant: self.seal_grant(&grant).await?,
+            hubspot_grant,
         };
         let state = self.states.issue(&pending, browser, now).await?;
         let redirect = format!("{base_url}{QBO_CALLBACK_PATH}");
@@ -523,7 +529,7 @@ impl InstallFlow {
         let pending = Pending::Confirm {
             intent: intent.clone(),
             portal: portal.clone(),
-            hubspot_grant: self.seal_grant(grant).await?,
+            hubspot_grant: self.seal_grant(grant, &portal).await?,
         };
         let token = self.states.issue(&pending, browser, now).await?;
         Ok(Outcome::Confirm(Confirmation {
@@ -549,7 +555,7 @@ impl InstallFlow {
         else {
             return Err(ConnectError::WrongStep);
         };
-        let grant = self.open_grant(&hubspot_grant).await?;
+        let grant = self.open_grant(&hubspot_grant, &portal).await?;
         match intent {
             Intent::Disconnect { connection } => Ok(Outcome::Disconnected(
                 self.disconnect(&connection, Some(&grant)).await?,
@@ -622,7 +628,7 @@ impl InstallFlow {
         {
             return Err(ConnectError::SandboxCompany);
         }
-        let hubspot_grant = self.open_grant(&hubspot_grant).await?;
+        let hubspot_grant = self.open_grant(&hubspot_grant, &portal).await?;
         let warnings = preflight_warnings(&company);
         let preflight = Preflight {
             checked_at: now,
@@ -870,18 +876,32 @@ impl InstallFlow {
         })
     }
 
-    async fn seal_grant(&self, grant: &TokenGrant) -> Result<String, ConnectError> {
+    async fn seal_grant(
+        &self,
+        grant: &TokenGrant,
+        portal: &PortalId,
+    ) -> Result<String, ConnectError> {
         let secrets = GrantSecrets {
             access_token: grant.access_token.expose_secret().to_owned(),
             refresh_token: grant.refresh_token.expose_secret().to_owned(),
             expires_at: self.now() + grant.expires_in,
         };
         let plaintext = serde_json::to_vec(&secrets).map_err(|e| SealError(e.to_string()))?;
-        Ok(self.sealer.seal(&plaintext).await?)
+        Ok(self
+            .sealer
+            .seal(&plaintext, &waiting_grant_owner(portal))
+            .await?)
     }
 
-    async fn open_grant(&self, sealed: &str) -> Result<TokenGrant, ConnectError> {
-        let plaintext = self.sealer.open(sealed).await?;
+    async fn open_grant(
+        &self,
+        sealed: &str,
+        portal: &PortalId,
+    ) -> Result<TokenGrant, ConnectError> {
+        let plaintext = self
+            .sealer
+            .open(sealed, &waiting_grant_owner(portal))
+            .await?;
         let secrets: GrantSecrets = serde_json::from_slice(&plaintext)
             .map_err(|_| SealError("the sealed grant is unreadable".into()))?;
         Ok(TokenGrant {

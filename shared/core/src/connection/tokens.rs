@@ -86,12 +86,32 @@ struct Secrets {
     previous_refresh_token: Option<String>,
 }
 
+/// The shortest and longest access-token lifetime believed from a provider's `expires_in`: a
+/// zero, negative or absurd answer must neither make every call refresh nor keep a dead token.
+pub const MIN_ACCESS_LIFETIME: i64 = 60;
+pub const MAX_ACCESS_LIFETIME: i64 = 24 * 3600;
+
+pub fn clamp_lifetime(expires_in: i64) -> i64 {
+    expires_in.clamp(MIN_ACCESS_LIFETIME, MAX_ACCESS_LIFETIME)
+}
+
+/// Whether a stored access token may still be used: more than the refresh margin left, or, for
+/// a short-lived token, more than half its life (so a token that lives less than the margin is
+/// not refreshed on every call).
+fn is_fresh(stored: &StoredTokens, margin: Duration, now: i64) -> bool {
+    let lifetime = (stored.access_expires_at - stored.refreshed_at).max(0);
+    let margin = (margin.as_secs() as i64).min(lifetime / 2);
+    stored.access_expires_at - margin > now
+}
+
 /// How the keeper behaves; the defaults suit Lambda.
 #[derive(Debug, Clone)]
 pub struct Policy {
     /// Refresh when the access token has less than this left.
     pub refresh_margin: Duration,
-    /// How long a refresher may hold the lease (longer than a token call may take).
+    /// How long a refresher holds the lease. It is renewed right before the provider call, so it
+    /// must outlast that call ([`crate::oauth::PROVIDER_TIMEOUT`]) plus sealing and storing the
+    /// answer (two SDK operations, each bounded by [`crate::runtime::SDK_OPERATION_TIMEOUT`]).
     pub lease: Duration,
     /// How long a caller waits for someone else's refresh before giving up (retryably).
     pub wait: Duration,
@@ -102,8 +122,8 @@ impl Default for Policy {
     fn default() -> Self {
         Self {
             refresh_margin: Duration::from_secs(5 * 60),
-            lease: Duration::from_secs(15),
-            wait: Duration::from_secs(20),
+            lease: Duration::from_secs(30),
+            wait: Duration::from_secs(35),
             poll: Duration::from_millis(100),
         }
     }
@@ -145,6 +165,12 @@ impl TokenOwner {
             TokenOwner::Realm(realm) => realm.as_str(),
         }
     }
+}
+
+/// The owner a token item's secrets are sealed for: the item's own key, so sealed tokens moved
+/// into another owner's item do not open.
+fn sealed_for(key: &ItemKey) -> String {
+    format!("{}/{}", key.pk, key.sk)
 }
 
 pub fn token_key(owner: &TokenOwner) -> ItemKey {
@@ -291,7 +317,13 @@ impl TokenKeeper {
             {
                 LeaseOutcome::Acquired(_) => {
                     let refreshed = self
-                        .refresh_holding_lease(&key, provider, item.version, min_refreshed_at)
+                        .refresh_holding_lease(
+                            &key,
+                            &owner,
+                            provider,
+                            item.version,
+                            min_refreshed_at,
+                        )
                         .await;
                     self.store
                         .release_lease(Table::Connections, &key, &owner)
@@ -322,7 +354,7 @@ impl TokenKeeper {
         };
         let stored: StoredTokens = item.to_value()?;
         Ok(Some(SecretString::from(
-            self.open(&stored).await?.refresh_token,
+            self.open(&key, &stored).await?.refresh_token,
         )))
     }
 
@@ -351,6 +383,7 @@ impl TokenKeeper {
     async fn refresh_holding_lease(
         &self,
         key: &ItemKey,
+        lease_owner: &str,
         provider: Provider,
         seen_version: u64,
         min_refreshed_at: i64,
@@ -365,8 +398,24 @@ impl TokenKeeper {
         if item.version != seen_version {
             return Ok(None);
         }
-        let secrets = self.open(&stored).await?;
+        let secrets = self.open(key, &stored).await?;
         let refresh_token = SecretString::from(secrets.refresh_token.clone());
+        // The reads above may have been slow: renew the lease so that it covers the provider call
+        // and the write that follows (see `Policy::lease`). If it was lost meanwhile, someone
+        // else is refreshing: read again instead of presenting the same refresh token twice.
+        let renewed = self
+            .store
+            .acquire_lease(
+                Table::Connections,
+                key,
+                lease_owner,
+                self.clock.now_ms(),
+                self.policy.lease.as_millis() as i64,
+            )
+            .await?;
+        if let LeaseOutcome::Held(_) = renewed {
+            return Ok(None);
+        }
         match self.endpoint.refresh(provider, &refresh_token).await {
             Ok(grant) => {
                 // The rotated refresh token is stored before anyone uses it; the superseded one
@@ -387,14 +436,22 @@ impl TokenKeeper {
                 let mut blocked = stored.clone();
                 blocked.status = TokenStatus::ReconnectRequired;
                 let blocked = Item::from_value(key.clone(), &blocked)?;
-                self.store
+                match self
+                    .store
                     .put_versioned(Table::Connections, blocked, Some(item.version))
-                    .await?;
-                tracing::warn!(
-                    provider = provider.as_str(),
-                    "refresh token refused: the connection must be reconnected"
-                );
-                Err(TokenError::ReconnectRequired { provider })
+                    .await?
+                {
+                    CasOutcome::Written { .. } => {
+                        tracing::warn!(
+                            provider = provider.as_str(),
+                            "refresh token refused: the connection must be reconnected"
+                        );
+                        Err(TokenError::ReconnectRequired { provider })
+                    }
+                    // The tokens changed while the provider refused the old refresh token (a
+                    // reconnect stored new ones): the refusal is about tokens no longer stored.
+                    CasOutcome::VersionConflict => Ok(None),
+                }
             }
             Err(error) => Err(TokenError::Provider(error)),
         }
@@ -423,8 +480,7 @@ impl TokenKeeper {
         stored: &StoredTokens,
         min_refreshed_at: i64,
     ) -> Result<Option<SecretString>, TokenError> {
-        let margin = self.policy.refresh_margin.as_secs() as i64;
-        if stored.access_expires_at - margin <= self.now_seconds()
+        if !is_fresh(stored, self.policy.refresh_margin, self.now_seconds())
             || stored.refreshed_at <= min_refreshed_at
         {
             return Ok(None);
@@ -434,7 +490,7 @@ impl TokenKeeper {
                 return Ok(Some(token.clone()));
             }
         }
-        let token = SecretString::from(self.open(stored).await?.access_token);
+        let token = SecretString::from(self.open(key, stored).await?.access_token);
         self.opened()
             .insert(key.clone(), (stored.sealed.clone(), token.clone()));
         Ok(Some(token))
@@ -447,8 +503,8 @@ impl TokenKeeper {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    async fn open(&self, stored: &StoredTokens) -> Result<Secrets, TokenError> {
-        let plaintext = self.sealer.open(&stored.sealed).await?;
+    async fn open(&self, key: &ItemKey, stored: &StoredTokens) -> Result<Secrets, TokenError> {
+        let plaintext = self.sealer.open(&stored.sealed, &sealed_for(key)).await?;
         serde_json::from_slice(&plaintext)
             .map_err(|_| TokenError::Seal(SealError("sealed tokens are unreadable".into())))
     }
@@ -468,9 +524,9 @@ impl TokenKeeper {
         let now = self.now_seconds();
         let stored = StoredTokens {
             status: TokenStatus::Active,
-            access_expires_at: now + grant.expires_in,
+            access_expires_at: now + clamp_lifetime(grant.expires_in),
             refreshed_at: now,
-            sealed: self.sealer.seal(&plaintext).await?,
+            sealed: self.sealer.seal(&plaintext, &sealed_for(key)).await?,
         };
         Ok(Item::from_value(key.clone(), &stored)?)
     }
@@ -751,12 +807,12 @@ mod tests {
         struct CountingSealer(AtomicUsize);
         #[async_trait]
         impl Sealer for CountingSealer {
-            async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
-                ReversingSealer.seal(plaintext).await
+            async fn seal(&self, plaintext: &[u8], owner: &str) -> Result<String, SealError> {
+                ReversingSealer.seal(plaintext, owner).await
             }
-            async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
+            async fn open(&self, sealed: &str, owner: &str) -> Result<Vec<u8>, SealError> {
                 self.0.fetch_add(1, Ordering::SeqCst);
-                ReversingSealer.open(sealed).await
+                ReversingSealer.open(sealed, owner).await
             }
         }
         let clock = Arc::new(AtomicI64::new(START_MS));
@@ -849,5 +905,197 @@ mod tests {
                 provider: Provider::HubSpot
             }
         ));
+    }
+
+    fn grant(access: &str, refresh: &str, expires_in: i64) -> TokenGrant {
+        TokenGrant {
+            access_token: SecretString::from(access.to_owned()),
+            refresh_token: SecretString::from(refresh.to_owned()),
+            expires_in,
+        }
+    }
+
+    /// A provider that refuses the refresh token, while a reconnect stores new tokens during the
+    /// refusal (the race between the poller's refresh and a person reconnecting).
+    struct RefusesWhileReconnected {
+        reconnect: Mutex<Option<Arc<TokenKeeper>>>,
+        owner: TokenOwner,
+    }
+
+    #[async_trait]
+    impl TokenEndpoint for RefusesWhileReconnected {
+        async fn refresh(&self, _: Provider, _: &SecretString) -> Result<TokenGrant, RefreshError> {
+            let reconnect = self.reconnect.lock().unwrap().take();
+            if let Some(flow) = reconnect {
+                flow.store_grant(
+                    &self.owner,
+                    &grant("access-reconnected", "refresh-new", 3600),
+                )
+                .await
+                .unwrap();
+            }
+            Err(RefreshError::InvalidGrant)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_that_loses_to_a_reconnect_reads_the_new_tokens() {
+        let clock = Arc::new(AtomicI64::new(START_MS));
+        let now = clock.clone();
+        let store = Arc::new(MemoryStore::new());
+        let owner = TokenOwner::Portal(PortalId::parse("62515").unwrap());
+        let keeper_on = |endpoint: Arc<dyn TokenEndpoint>| {
+            let now = now.clone();
+            Arc::new(TokenKeeper::new(
+                store.clone(),
+                Arc::new(ReversingSealer),
+                endpoint,
+                crate::clock::Clock::from_fn(move || now.load(Ordering::SeqCst)),
+                Policy::default(),
+            ))
+        };
+        let provider = Arc::new(RefusesWhileReconnected {
+            reconnect: Mutex::new(None),
+            owner: owner.clone(),
+        });
+        let poller = keeper_on(provider.clone());
+        let flow = keeper_on(provider.clone());
+        poller
+            .store_grant(&owner, &grant("access-old", "refresh-old", 3600))
+            .await
+            .unwrap();
+        *provider.reconnect.lock().unwrap() = Some(flow);
+        clock.fetch_add(3600 * 1000, Ordering::SeqCst);
+        let token = poller.access_token(&owner).await.unwrap();
+        assert_eq!(token.expose_secret(), "access-reconnected");
+        assert_eq!(
+            poller.status(&owner).await.unwrap(),
+            Some(TokenStatus::Active),
+            "the refusal of the old refresh token did not block the new tokens"
+        );
+    }
+
+    /// Opening takes longer than the whole lease (a slow KMS), moving the clock.
+    struct SlowSealer(Arc<AtomicI64>);
+
+    #[async_trait]
+    impl Sealer for SlowSealer {
+        async fn seal(&self, plaintext: &[u8], owner: &str) -> Result<String, SealError> {
+            ReversingSealer.seal(plaintext, owner).await
+        }
+        async fn open(&self, sealed: &str, owner: &str) -> Result<Vec<u8>, SealError> {
+            self.0.fetch_add(
+                Policy::default().lease.as_millis() as i64 + 10_000,
+                Ordering::SeqCst,
+            );
+            ReversingSealer.open(sealed, owner).await
+        }
+    }
+
+    /// Checks, when called, that nobody else could take the refresh lease right now.
+    struct LeaseWitness {
+        store: Arc<MemoryStore>,
+        clock: Arc<AtomicI64>,
+        key: ItemKey,
+        held: AtomicBool,
+    }
+
+    #[async_trait]
+    impl TokenEndpoint for LeaseWitness {
+        async fn refresh(&self, _: Provider, _: &SecretString) -> Result<TokenGrant, RefreshError> {
+            let now = self.clock.load(Ordering::SeqCst);
+            let other = self
+                .store
+                .acquire_lease(Table::Connections, &self.key, "someone-else", now, 1000)
+                .await
+                .unwrap();
+            self.held
+                .store(matches!(other, LeaseOutcome::Held(_)), Ordering::SeqCst);
+            Ok(grant("access-1", "refresh-1", 3600))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_lease_is_renewed_before_the_provider_is_called() {
+        let clock = Arc::new(AtomicI64::new(START_MS));
+        let store = Arc::new(MemoryStore::new());
+        let owner = TokenOwner::Realm(RealmId::parse("9130350000000001").unwrap());
+        let witness = Arc::new(LeaseWitness {
+            store: store.clone(),
+            clock: clock.clone(),
+            key: token_key(&owner),
+            held: AtomicBool::new(false),
+        });
+        let now = clock.clone();
+        let keeper = TokenKeeper::new(
+            store.clone(),
+            Arc::new(SlowSealer(clock.clone())),
+            witness.clone(),
+            crate::clock::Clock::from_fn(move || now.load(Ordering::SeqCst)),
+            Policy::default(),
+        );
+        keeper
+            .store_grant(&owner, &grant("access-0", "refresh-0", 3600))
+            .await
+            .unwrap();
+        clock.fetch_add(3600 * 1000, Ordering::SeqCst);
+        assert_eq!(
+            keeper.access_token(&owner).await.unwrap().expose_secret(),
+            "access-1"
+        );
+        assert!(
+            witness.held.load(Ordering::SeqCst),
+            "the lease had lapsed when the provider was called"
+        );
+    }
+
+    #[test]
+    fn the_lease_outlasts_everything_done_under_it() {
+        let after_renewal =
+            crate::oauth::PROVIDER_TIMEOUT + 2 * crate::runtime::SDK_OPERATION_TIMEOUT;
+        assert!(
+            after_renewal < Policy::default().lease,
+            "{after_renewal:?} of work under a {:?} lease",
+            Policy::default().lease
+        );
+        assert!(Policy::default().wait > Policy::default().lease);
+    }
+
+    #[test]
+    fn provider_lifetimes_are_clamped_and_short_ones_refresh_at_half_life() {
+        let lifetimes = [
+            (-5, MIN_ACCESS_LIFETIME),
+            (0, MIN_ACCESS_LIFETIME),
+            (30, MIN_ACCESS_LIFETIME),
+            (1799, 1799),
+            (86_400 * 365, MAX_ACCESS_LIFETIME),
+        ];
+        for (given, believed) in lifetimes {
+            assert_eq!(clamp_lifetime(given), believed, "{given}");
+        }
+        let margin = Duration::from_secs(300);
+        let stored = |refreshed_at: i64, lifetime: i64| StoredTokens {
+            status: TokenStatus::Active,
+            access_expires_at: refreshed_at + lifetime,
+            refreshed_at,
+            sealed: String::new(),
+        };
+        // (lifetime, seconds since the refresh, fresh?)
+        let cases = [
+            (3600, 0, true),
+            (3600, 3299, true),
+            (3600, 3300, false),
+            (60, 29, true),
+            (60, 30, false),
+            (600, 299, true),
+            (600, 300, false),
+        ];
+        for (lifetime, age, fresh) in cases {
+            assert_eq!(
+                is_fresh(&stored(1000, lifetime), margin, 1000 + age),
+                fresh,
+                "lifetime {lifetime}, age {age}"
+            );
+        }
     }
 }

@@ -2,8 +2,12 @@
 //! fresh AES-256 data key, encrypts with AES-256-GCM, and stores the KMS-encrypted data key
 //! beside the ciphertext; opening asks KMS to decrypt the data key. The plaintext key never
 //! leaves memory and the KMS key never leaves KMS.
+//!
+//! The owner a secret is sealed for is bound twice: in KMS's encryption context (KMS refuses to
+//! decrypt the data key for another owner, and CloudTrail names the owner) and as AES-GCM
+//! associated data (the ciphertext fails its tag for another owner).
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
@@ -14,9 +18,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{SealError, Sealer};
 
-/// Binds ciphertexts to their purpose: KMS refuses to decrypt them under another context.
+/// Binds ciphertexts to their purpose and owner: KMS refuses to decrypt them under another
+/// context.
 const CONTEXT_KEY: &str = "purpose";
 const CONTEXT_VALUE: &str = "oauth-tokens";
+const OWNER_KEY: &str = "owner";
+/// Version 2 binds the owner (version 1 did not).
+const ENVELOPE_VERSION: u8 = 2;
 
 pub struct KmsSealer {
     client: aws_sdk_kms::Client,
@@ -48,13 +56,14 @@ fn failed(what: &str) -> impl Fn(String) -> SealError + '_ {
 
 #[async_trait]
 impl Sealer for KmsSealer {
-    async fn seal(&self, plaintext: &[u8]) -> Result<String, SealError> {
+    async fn seal(&self, plaintext: &[u8], owner: &str) -> Result<String, SealError> {
         let data_key = self
             .client
             .generate_data_key()
             .key_id(&self.key_id)
             .key_spec(DataKeySpec::Aes256)
             .encryption_context(CONTEXT_KEY, CONTEXT_VALUE)
+            .encryption_context(OWNER_KEY, owner)
             .send()
             .await
             .map_err(|e| {
@@ -75,10 +84,16 @@ impl Sealer for KmsSealer {
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_ref()));
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = cipher
-            .encrypt(&nonce, plaintext)
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext,
+                    aad: owner.as_bytes(),
+                },
+            )
             .map_err(|e| SealError(format!("encryption failed: {e}")))?;
         let envelope = Envelope {
-            v: 1,
+            v: ENVELOPE_VERSION,
             key: STANDARD.encode(encrypted_key.as_ref()),
             nonce: STANDARD.encode(nonce),
             ciphertext: STANDARD.encode(ciphertext),
@@ -86,10 +101,10 @@ impl Sealer for KmsSealer {
         serde_json::to_string(&envelope).map_err(|e| failed("encoding")(e.to_string()))
     }
 
-    async fn open(&self, sealed: &str) -> Result<Vec<u8>, SealError> {
+    async fn open(&self, sealed: &str, owner: &str) -> Result<Vec<u8>, SealError> {
         let envelope: Envelope = serde_json::from_str(sealed)
             .map_err(|e| failed("unreadable envelope")(e.to_string()))?;
-        if envelope.v != 1 {
+        if envelope.v != ENVELOPE_VERSION {
             return Err(SealError(format!(
                 "unknown envelope version {}",
                 envelope.v
@@ -113,6 +128,7 @@ impl Sealer for KmsSealer {
             .decrypt()
             .ciphertext_blob(Blob::new(encrypted_key))
             .encryption_context(CONTEXT_KEY, CONTEXT_VALUE)
+            .encryption_context(OWNER_KEY, owner)
             .send()
             .await
             .map_err(|e| {
@@ -131,9 +147,17 @@ impl Sealer for KmsSealer {
         }
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_ref()));
         cipher
-            .decrypt(Nonce::from_slice(&nonce), ciphertext.as_ref())
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: ciphertext.as_ref(),
+                    aad: owner.as_bytes(),
+                },
+            )
             .map_err(|_| {
-                SealError("the sealed tokens were altered or belong to another key".into())
+                SealError(
+                    "the sealed tokens were altered, or belong to another key or owner".into(),
+                )
             })
     }
 }
