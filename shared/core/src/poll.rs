@@ -16,8 +16,8 @@ use crate::connection::tokens::{TokenError, TokenKeeper, TokenOwner};
 use crate::domain::ConnectionId;
 use crate::error::Error;
 use crate::oauth::HttpProviders;
-use crate::queue::batch::{self, LogTerminalFailures, Ordering};
-use crate::queue::Queue;
+use crate::queue::batch::{Consumer, Ordering, StoredFailures, DEFAULT_MAX_ATTEMPTS};
+use crate::queue::{Queue, QueueName};
 use crate::runtime::Services;
 use crate::store::Store;
 
@@ -194,17 +194,22 @@ impl Poller {
                 }))
             }
             PollTrigger::Nudges(event) => {
-                let response = batch::process_batch(
-                    event,
-                    Ordering::Standard { concurrency: 4 },
-                    &LogTerminalFailures,
-                    |_nudge: PollNudge, _| async {
+                let failures =
+                    StoredFailures::new(self.store.clone(), self.clock.clone(), "poll-nudge");
+                let consumer = Consumer {
+                    ordering: Ordering::Standard { concurrency: 4 },
+                    parked: &failures,
+                    failures: &failures,
+                    max_attempts: DEFAULT_MAX_ATTEMPTS,
+                    redelivery: Some((&*self.queue, QueueName::PollNudge)),
+                };
+                let response = consumer
+                    .process(event, |_nudge: PollNudge, _| async {
                         Err::<(), _>(Error::NotImplemented {
                             capability: "polling on a nudge",
                         })
-                    },
-                )
-                .await?;
+                    })
+                    .await?;
                 Ok(PollResponse::Nudges(response))
             }
         }

@@ -4,25 +4,27 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use crate::error::Error;
-use crate::queue::batch::{self, LogTerminalFailures, Ordering};
+use crate::queue::batch::{Consumer, Ordering, StoredFailures, DEFAULT_MAX_ATTEMPTS};
 use crate::queue::messages::SyncRequest;
+use crate::queue::QueueName;
 use crate::runtime::Services;
 
-pub async fn handle_batch(
-    _services: &Services,
-    event: SqsEvent,
-) -> Result<SqsBatchResponse, Error> {
-    batch::process_batch(
-        event,
-        Ordering::Fifo,
-        &LogTerminalFailures,
-        |_request: SyncRequest, _| async {
-            // Retryable: queued work stays queued (or rests in the DLQ) until sync exists.
+pub async fn handle_batch(services: &Services, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+    let failures = StoredFailures::new(services.store.clone(), services.clock.clone(), "sync");
+    let consumer = Consumer {
+        ordering: Ordering::Fifo,
+        parked: &failures,
+        failures: &failures,
+        max_attempts: DEFAULT_MAX_ATTEMPTS,
+        redelivery: Some((&*services.queue, QueueName::Sync)),
+    };
+    consumer
+        .process(event, |_request: SyncRequest, _| async {
+            // Retryable: queued work stays queued until sync exists.
             Err::<(), _>(Error::NotImplemented {
                 capability: "object sync",
             })
-        },
-    )
-    .await
-    .map_err(Error::from)
+        })
+        .await
+        .map_err(Error::from)
 }

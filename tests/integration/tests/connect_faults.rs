@@ -198,6 +198,17 @@ impl Queue for FaultyQueue {
             None => self.inner.send(queue, messages).await,
         }
     }
+
+    async fn delay_redelivery(
+        &self,
+        queue: QueueName,
+        receipt_handles: Vec<String>,
+        delay: std::time::Duration,
+    ) -> Result<(), QueueError> {
+        self.inner
+            .delay_redelivery(queue, receipt_handles, delay)
+            .await
+    }
 }
 
 struct Harness {

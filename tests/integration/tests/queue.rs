@@ -116,9 +116,15 @@ async fn a_batch_reports_each_unsendable_entry_and_sends_the_rest() -> anyhow::R
         error,
         QueueError::PartlyUnsent {
             failed: 1,
-            total: 1
+            total: 1,
+            ..
         }
     ));
+    assert_eq!(
+        error.class(),
+        hubspot_qbo_core::ErrorClass::Terminal,
+        "an empty body fails however often it is sent"
+    );
     deployed.stop().await
 }
 
@@ -208,5 +214,103 @@ async fn a_missing_queue_is_a_typed_terminal_error() -> anyhow::Result<()> {
         .unwrap_err();
     assert!(matches!(error, QueueError::QueueNotFound(_)), "{error:?}");
     assert!(!hubspot_qbo_core::Error::from(error).is_retryable());
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn batches_are_split_by_bytes_and_fifo_messages_need_a_dedup_id() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let queue = queue_of(&deployed)?;
+    // Four 100 KiB messages: ten fit SQS's count limit, but not its 256 KiB per batch.
+    let big = "x".repeat(100 * 1024);
+    let mut messages: Vec<OutgoingMessage> = (0..4)
+        .map(|i| OutgoingMessage::fifo(format!("{i}{big}"), "c1:contact", format!("big-{i}")))
+        .collect();
+    messages.push(OutgoingMessage {
+        body: "no dedup id".into(),
+        group_id: Some("c1:contact".into()),
+        dedup_id: None,
+    });
+    let report = queue.send(QueueName::Sync, messages).await?;
+    assert_eq!(report.sent, 4, "{report:?}");
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].index, 4);
+    assert!(report.failed[0].sender_fault);
+    assert!(
+        report.failed[0].message.contains("deduplication id"),
+        "{:?}",
+        report.failed[0]
+    );
+    let bodies = receive_all(&deployed.sqs(), &deployed.manifest.queue("SyncQueue")?.url).await?;
+    assert_eq!(bodies.len(), 4);
+    assert!(bodies.iter().all(|b| b.len() == big.len() + 1));
+    deployed.stop().await
+}
+
+/// Fails every SQS request after the first `pass`, as a network or SQS outage mid-send would.
+#[derive(Debug)]
+struct FailAfter {
+    pass: usize,
+    seen: std::sync::atomic::AtomicUsize,
+}
+
+impl aws_sdk_sqs::config::Intercept for FailAfter {
+    fn name(&self) -> &'static str {
+        "FailAfter"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _: &aws_sdk_sqs::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _: &aws_sdk_sqs::config::RuntimeComponents,
+        _: &mut aws_sdk_sqs::config::ConfigBag,
+    ) -> Result<(), aws_sdk_sqs::error::BoxError> {
+        let seen = self.seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if seen >= self.pass {
+            Err("connection reset (injected)".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_failing_later_batch_keeps_the_report_of_those_sent() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let config = deployed.config_of("ScheduledPollFunction")?;
+    let sqs_config = aws_sdk_sqs::config::Builder::from(&deployed.sdk)
+        .interceptor(FailAfter {
+            pass: 1,
+            seen: Default::default(),
+        })
+        .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+        .build();
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::from_conf(sqs_config), config.queues);
+    let messages: Vec<OutgoingMessage> = (0..25)
+        .map(|i| OutgoingMessage::standard(format!("nudge {i}")))
+        .collect();
+    let report = queue.send(QueueName::PollNudge, messages.clone()).await?;
+    assert_eq!(report.sent, 10, "the first batch went out: {report:?}");
+    let failed: Vec<usize> = report.failed.iter().map(|f| f.index).collect();
+    assert_eq!(
+        failed,
+        (10..25).collect::<Vec<_>>(),
+        "the rest is listed as unsent"
+    );
+    assert!(report.failed.iter().all(|f| !f.sender_fault));
+    let error = queue
+        .send_all(QueueName::PollNudge, messages)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, QueueError::Unavailable(_)),
+        "nothing sent at all is the transport's own error: {error:?}"
+    );
+    let bodies = receive_all(
+        &deployed.sqs(),
+        &deployed.manifest.queue("PollNudgeQueue")?.url,
+    )
+    .await?;
+    assert_eq!(bodies.len(), 10, "exactly the reported ones were sent");
     deployed.stop().await
 }

@@ -142,6 +142,24 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
     assert_eq!(dlq, "SyncDeadLetterQueue");
     assert!(dlq_info.fifo);
 
+    // Only messages that used up their own attempts are parked; skips behind a failing message
+    // of the same group must never reach the redrive limit.
+    assert!(
+        redrive.max_receive_count > hubspot_qbo_core::queue::batch::SAFE_MAX_RECEIVE_COUNT,
+        "sync maxReceiveCount {}",
+        redrive.max_receive_count
+    );
+    let nudge_redrive = manifest
+        .queue("PollNudgeQueue")?
+        .redrive
+        .clone()
+        .expect("the nudge queue has a dead-letter queue");
+    assert!(
+        nudge_redrive.max_receive_count > hubspot_qbo_core::queue::batch::DEFAULT_MAX_ATTEMPTS,
+        "nudge maxReceiveCount {}",
+        nudge_redrive.max_receive_count
+    );
+
     let object_sync = manifest.function("ObjectSyncFunction")?;
     assert_eq!(object_sync.queues.len(), 1);
     assert_eq!(object_sync.queues[0].queue, "SyncQueue");

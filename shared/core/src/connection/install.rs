@@ -998,6 +998,7 @@ mod tests {
                 ConnectError::Queue(QueueError::PartlyUnsent {
                     failed: 1,
                     total: 3,
+                    report: Default::default(),
                 }),
                 "queue_unavailable",
                 503,

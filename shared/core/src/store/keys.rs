@@ -72,3 +72,23 @@ pub mod connections {
         ItemKey::new(format!("{OAUTH_STATE_PREFIX}{encoded_nonce}"), "state")
     }
 }
+
+/// The ledger table: sync links and history (with the sync engine), and what queue consumers
+/// park or count.
+pub mod ledger {
+    use crate::store::ItemKey;
+
+    /// A message taken off `queue` without succeeding, kept with its body (newest last).
+    pub fn parked_message(queue: &str, at_ms: i64, message_id: &str) -> ItemKey {
+        ItemKey::new(parked_partition(queue), format!("{at_ms:020}#{message_id}"))
+    }
+
+    pub fn parked_partition(queue: &str) -> String {
+        format!("parked#{queue}")
+    }
+
+    /// How many times one message has failed.
+    pub fn message_failures(message_id: &str) -> ItemKey {
+        ItemKey::new(format!("message-failures#{message_id}"), "failures")
+    }
+}
