@@ -131,8 +131,7 @@ async fn schedule_events_reach_the_poller_and_its_errors_carry_their_class() -> 
 }
 
 #[tokio::test]
-async fn unprocessed_sync_work_is_retried_then_parked_in_the_dead_letter_queue(
-) -> anyhow::Result<()> {
+async fn unprocessed_work_is_retried_then_parked_with_its_body() -> anyhow::Result<()> {
     let stack = LocalStack::start(Options {
         run_schedules: false,
         ..options()
@@ -142,40 +141,91 @@ async fn unprocessed_sync_work_is_retried_then_parked_in_the_dead_letter_queue(
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let environment = &stack.manifest.function("ObjectSyncFunction")?.environment;
     let config = hubspot_qbo_core::config::Config::from_lookup(|k| environment.get(k).cloned())?;
+    let services = hubspot_qbo_core::runtime::Services::new(config.clone(), &sdk);
     let queue = SqsQueue::new(sqs.clone(), config.queues);
+    let initial_sync = r#"{"kind":"initial_sync","connection_id":"c1","object":"contact","direction":"two_way","requested_at":5}"#;
+    let malformed = r#"{"connection_id":"c1","object":"contact"}"#;
+    let nudge = r#"{"connection_id":"c1"}"#;
     queue
         .send_all(
             QueueName::Sync,
-            vec![OutgoingMessage::fifo(
-                r#"{"connection_id":"c1","object":"contact"}"#,
-                "c1:contact",
-                "b1",
-            )],
+            vec![
+                OutgoingMessage::fifo(initial_sync, "c1:contact", "b1"),
+                OutgoingMessage::fifo(malformed, "c1:product", "b2"),
+            ],
         )
         .await?;
     queue
-        .send_all(
-            QueueName::PollNudge,
-            vec![OutgoingMessage::standard(r#"{"connection_id":"c1"}"#)],
-        )
+        .send_all(QueueName::PollNudge, vec![OutgoingMessage::standard(nudge)])
         .await?;
 
-    // Neither capability exists yet: each message fails retryably until its queue's
-    // maxReceiveCount, then rests in its dead-letter queue instead of being lost.
-    for (queue, dead_letters) in [
-        ("SyncQueue", "SyncDeadLetterQueue"),
-        ("PollNudgeQueue", "PollNudgeDeadLetterQueue"),
+    // Neither capability exists yet: each message fails retryably until it has used up its
+    // attempts; the malformed one at once. Each is then kept in the ledger with its body and
+    // the reason, and its queue goes on; none needs the dead-letter queue.
+    let parked = |queue: &'static str| {
+        let store = services.store.clone();
+        async move {
+            let items = store
+                .query_all(
+                    hubspot_qbo_core::store::Table::Ledger,
+                    hubspot_qbo_core::store::Query::partition(
+                        hubspot_qbo_core::store::keys::ledger::parked_partition(queue),
+                    ),
+                    hubspot_qbo_core::clock::Clock::system().now_seconds(),
+                )
+                .await?;
+            items
+                .iter()
+                .map(|i| i.to_value::<hubspot_qbo_core::queue::batch::ParkedMessage>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(anyhow::Error::from)
+        }
+    };
+    wait_for(
+        "the sync queue to park both messages",
+        Duration::from_secs(60),
+        async || Ok(parked("sync").await?.len() == 2),
+    )
+    .await?;
+    wait_for(
+        "the nudge queue to park its message",
+        Duration::from_secs(60),
+        async || Ok(parked("poll-nudge").await?.len() == 1),
+    )
+    .await?;
+    let mut sync: Vec<(String, String)> = parked("sync")
+        .await?
+        .into_iter()
+        .map(|p| (p.category, p.body))
+        .collect();
+    sync.sort();
+    assert_eq!(
+        sync,
+        [
+            ("exhausted".to_owned(), initial_sync.to_owned()),
+            ("malformed".to_owned(), malformed.to_owned())
+        ]
+    );
+    let nudges = parked("poll-nudge").await?;
+    assert_eq!(
+        (nudges[0].category.as_str(), nudges[0].body.as_str()),
+        ("exhausted", nudge)
+    );
+    assert!(
+        nudges[0].reason.contains("not implemented"),
+        "{}",
+        nudges[0].reason
+    );
+    for name in [
+        "SyncQueue",
+        "SyncDeadLetterQueue",
+        "PollNudgeQueue",
+        "PollNudgeDeadLetterQueue",
     ] {
-        let dlq = stack.manifest.queue(dead_letters)?.url.clone();
-        wait_for(
-            &format!("{queue} to park its message"),
-            Duration::from_secs(60),
-            async || Ok(messages_in(&sqs, &dlq).await? == 1),
-        )
-        .await?;
         assert_eq!(
-            messages_in(&sqs, &stack.manifest.queue(queue)?.url).await?,
-            0
+            messages_in(&sqs, &stack.manifest.queue(name)?.url).await?,
+            0,
+            "{name}"
         );
     }
     stack.shutdown().await
