@@ -376,6 +376,31 @@ mod tests {
     }
 
     #[test]
+    fn twenty_digit_amounts_keep_every_digit() {
+        // 20 significant digits: far beyond f64's 15–17.
+        let text = "123456789012345678.91";
+        #[derive(Deserialize, Serialize)]
+        struct Line {
+            amount: Money,
+        }
+        let json = format!(r#"{{"amount": {text}}}"#);
+        let line: Line = serde_json::from_str(&json).unwrap();
+        assert_eq!(line.amount.to_string(), text);
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let through_value: Line = serde_json::from_value(value).unwrap();
+        assert_eq!(
+            through_value.amount.to_string(),
+            text,
+            "through a Value too"
+        );
+        assert_eq!(
+            serde_json::to_string(&line).unwrap(),
+            format!(r#"{{"amount":{text}}}"#),
+            "and back out as the same number"
+        );
+    }
+
+    #[test]
     fn money_serializes_as_a_json_number() {
         let money = Money::from_minor(1230, 2);
         assert_eq!(serde_json::to_string(&money).unwrap(), "12.3");

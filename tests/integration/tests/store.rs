@@ -600,7 +600,41 @@ async fn counters_count_and_expire(store: &dyn Store) {
     );
 }
 
+async fn numbers_keep_every_digit(store: &dyn Store) {
+    let key = ItemKey::new("money#1", "amounts");
+    let doc: serde_json::Value = serde_json::from_str(
+        r#"{"total": 123456789012345678.91, "lines": [{"amount": 0.1}, {"amount": 1e2}], "n": 7}"#,
+    )
+    .unwrap();
+    store
+        .put(Table::Ledger, item(&key.pk, &key.sk, doc))
+        .await
+        .unwrap();
+    let stored = store.get(Table::Ledger, &key, NOW).await.unwrap().unwrap();
+    assert_eq!(
+        serde_json::to_string(&stored.doc["total"]).unwrap(),
+        "123456789012345678.91",
+        "20 digits, exactly"
+    );
+    let amounts: Vec<String> = stored.doc["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| {
+            serde_json::from_value::<hubspot_qbo_core::domain::Money>(line["amount"].clone())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(amounts, ["0.1", "100"]);
+    assert_eq!(stored.doc["n"].as_i64(), Some(7));
+    let money: hubspot_qbo_core::domain::Money =
+        serde_json::from_value(stored.doc["total"].clone()).unwrap();
+    assert_eq!(money.to_string(), "123456789012345678.91");
+}
+
 async fn contract(store: &dyn Store) {
+    numbers_keep_every_digit(store).await;
     transactions_write_everything_or_nothing(store).await;
     versioned_deletes_need_the_version(store).await;
     counters_count_and_expire(store).await;

@@ -52,11 +52,77 @@ fn key_attributes(key: &ItemKey) -> Attributes {
     HashMap::from([(PK.to_owned(), s(&key.pk)), (SK.to_owned(), s(&key.sk))])
 }
 
+/// A JSON value as a DynamoDB attribute. Numbers keep their exact text (DynamoDB numbers have
+/// 38 digits; nothing passes through `f64`).
+fn to_attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(number) => AttributeValue::N(number.to_string()),
+        Value::String(text) => AttributeValue::S(text.clone()),
+        Value::Array(values) => AttributeValue::L(values.iter().map(to_attribute).collect()),
+        Value::Object(map) => AttributeValue::M(
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_attribute(v)))
+                .collect(),
+        ),
+    }
+}
+
+/// A DynamoDB attribute as JSON; sets become arrays, binaries base64 text.
+fn from_attribute(attribute: AttributeValue) -> Result<Value, StoreError> {
+    use base64::Engine;
+    let number = |text: &str| {
+        serde_json::from_str::<serde_json::Number>(text)
+            .map(Value::Number)
+            .map_err(|e| StoreError::Encoding(format!("number {text:?}: {e}")))
+    };
+    Ok(match attribute {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(b),
+        AttributeValue::N(text) => number(&text)?,
+        AttributeValue::S(text) => Value::String(text),
+        AttributeValue::L(values) => Value::Array(
+            values
+                .into_iter()
+                .map(from_attribute)
+                .collect::<Result<_, _>>()?,
+        ),
+        AttributeValue::M(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| Ok((k, from_attribute(v)?)))
+                .collect::<Result<_, StoreError>>()?,
+        ),
+        AttributeValue::Ss(values) => Value::Array(values.into_iter().map(Value::String).collect()),
+        AttributeValue::Ns(values) => {
+            Value::Array(values.iter().map(|v| number(v)).collect::<Result<_, _>>()?)
+        }
+        AttributeValue::B(blob) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(blob.as_ref()))
+        }
+        AttributeValue::Bs(blobs) => Value::Array(
+            blobs
+                .iter()
+                .map(|b| {
+                    Value::String(base64::engine::general_purpose::STANDARD.encode(b.as_ref()))
+                })
+                .collect(),
+        ),
+        other => {
+            return Err(StoreError::Encoding(format!(
+                "unsupported attribute {other:?}"
+            )))
+        }
+    })
+}
+
 fn encode(item: &Item) -> Result<Attributes, StoreError> {
     check_document(&item.doc)?;
-    let encoded: serde_dynamo::Item =
-        serde_dynamo::to_item(&item.doc).map_err(|e| StoreError::Encoding(e.to_string()))?;
-    let mut attributes: Attributes = encoded.into();
+    let mut attributes: Attributes = item
+        .doc
+        .iter()
+        .map(|(k, v)| (k.clone(), to_attribute(v)))
+        .collect();
     attributes.extend(key_attributes(&item.key));
     if let Some(index) = &item.index {
         attributes.insert(GSI1_PK.to_owned(), s(&index.pk));
@@ -99,8 +165,10 @@ fn decode(mut attributes: Attributes) -> Result<Item, StoreError> {
     let version = take_number(&mut attributes, VERSION).unwrap_or(0);
     attributes.remove(LEASE_OWNER);
     attributes.remove(LEASE_UNTIL_MS);
-    let doc: Document =
-        serde_dynamo::from_item(attributes).map_err(|e| StoreError::Encoding(e.to_string()))?;
+    let doc: Document = attributes
+        .into_iter()
+        .map(|(k, v)| Ok((k, from_attribute(v)?)))
+        .collect::<Result<_, StoreError>>()?;
     Ok(Item {
         key: ItemKey { pk, sk },
         index,
