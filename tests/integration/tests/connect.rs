@@ -651,6 +651,33 @@ async fn install_add_a_company_reconnect_and_disconnect() -> anyhow::Result<()> 
         (ConnectionStatus::Active, None)
     );
 
+    // A refused HubSpot refresh token blocks every connection of the portal (they share it);
+    // reconnecting one of them renews it for all, so all come back.
+    for id in [&first, &second] {
+        h.connections()
+            .require_reconnect(id, hubspot_qbo_core::domain::Provider::HubSpot, None, now())
+            .await?;
+    }
+    assert!(h.active().await?.is_empty());
+    let reconnected = h
+        .browse(
+            &format!("/reconnect?connection={second}"),
+            Choice {
+                realm: Some(GB_REALM),
+                json: true,
+                ..Choice::default()
+            },
+        )
+        .await?;
+    assert_eq!(reconnected.status, 200, "{}", reconnected.body);
+    let mut active = h.active().await?;
+    active.sort();
+    assert_eq!(
+        active,
+        vec![first.clone(), second.clone()],
+        "both of the portal's connections are active again"
+    );
+
     // The schedule keeps both connections' tokens alive.
     let report = h.poll().await?;
     assert_eq!(report["connections"], 2, "{report}");

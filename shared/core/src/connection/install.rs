@@ -1015,6 +1015,20 @@ mod tests {
     }
 
     #[test]
+    fn callback_parameters_never_print_the_code_or_state() {
+        let params = CallbackParams {
+            code: Some("AB11-secret-code".into()),
+            state: Some("nonce.tag-secret".into()),
+            realm_id: Some("9130350000000001".into()),
+            error: None,
+            error_description: None,
+        };
+        let printed = format!("{params:?}");
+        assert!(!printed.contains("secret"), "{printed}");
+        assert!(printed.contains("9130350000000001"), "{printed}");
+    }
+
+    #[test]
     fn a_denial_names_the_provider_and_its_reason() {
         let denied = ConnectError::Denied {
             provider: Provider::HubSpot,
