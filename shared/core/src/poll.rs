@@ -16,7 +16,7 @@ use crate::connection::tokens::{TokenError, TokenKeeper, TokenOwner};
 use crate::domain::ConnectionId;
 use crate::error::Error;
 use crate::oauth::HttpProviders;
-use crate::queue::batch::{Consumer, Ordering, StoredFailures, DEFAULT_MAX_ATTEMPTS};
+use crate::queue::batch::{Ordering, StoredFailures};
 use crate::queue::{Queue, QueueName};
 use crate::runtime::Services;
 use crate::store::Store;
@@ -196,14 +196,12 @@ impl Poller {
             PollTrigger::Nudges(event) => {
                 let failures =
                     StoredFailures::new(self.store.clone(), self.clock.clone(), "poll-nudge");
-                let consumer = Consumer {
-                    ordering: Ordering::Standard { concurrency: 4 },
-                    parked: &failures,
-                    failures: &failures,
-                    max_attempts: DEFAULT_MAX_ATTEMPTS,
-                    redelivery: Some((&*self.queue, QueueName::PollNudge)),
-                };
-                let response = consumer
+                let response = failures
+                    .consumer(
+                        Ordering::Standard { concurrency: 4 },
+                        &*self.queue,
+                        QueueName::PollNudge,
+                    )
                     .process(event, |_nudge: PollNudge, _| async {
                         Err::<(), _>(Error::NotImplemented {
                             capability: "polling on a nudge",

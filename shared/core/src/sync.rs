@@ -4,21 +4,15 @@
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use crate::error::Error;
-use crate::queue::batch::{Consumer, Ordering, StoredFailures, DEFAULT_MAX_ATTEMPTS};
+use crate::queue::batch::{Ordering, StoredFailures};
 use crate::queue::messages::SyncRequest;
 use crate::queue::QueueName;
 use crate::runtime::Services;
 
 pub async fn handle_batch(services: &Services, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
     let failures = StoredFailures::new(services.store.clone(), services.clock.clone(), "sync");
-    let consumer = Consumer {
-        ordering: Ordering::Fifo,
-        parked: &failures,
-        failures: &failures,
-        max_attempts: DEFAULT_MAX_ATTEMPTS,
-        redelivery: Some((&*services.queue, QueueName::Sync)),
-    };
-    consumer
+    failures
+        .consumer(Ordering::Fifo, &*services.queue, QueueName::Sync)
         .process(event, |_request: SyncRequest, _| async {
             // Retryable: queued work stays queued until sync exists.
             Err::<(), _>(Error::NotImplemented {

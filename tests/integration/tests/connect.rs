@@ -229,6 +229,21 @@ impl Harness {
         anyhow::bail!("too many redirects from {start}")
     }
 
+    /// Follows `url` to its end in `browser`, asking for JSON.
+    async fn visit_json_in(&self, browser: &Browser, url: &str) -> anyhow::Result<Visit> {
+        self.browse_in(
+            browser,
+            url,
+            Choice {
+                json: true,
+                ..Choice::default()
+            },
+            None,
+        )
+        .await?
+        .map_err(|u| anyhow::anyhow!("stopped at {u}"))
+    }
+
     async fn browse(&self, path: &str, choice: Choice<'_>) -> anyhow::Result<Visit> {
         self.browse_until(&format!("{}{path}", self.base), choice, None)
             .await?
@@ -1098,18 +1113,7 @@ async fn a_flow_is_bound_to_the_browser_that_started_it() -> anyhow::Result<()> 
     .ok_or_else(|| anyhow::anyhow!("B's own flow did not start"))?;
     assert!(strangers[1].cookies().contains_key("hsqbo-browser"));
     for stranger in &strangers {
-        let visit = h
-            .browse_in(
-                stranger,
-                &consent,
-                Choice {
-                    json: true,
-                    ..Choice::default()
-                },
-                None,
-            )
-            .await?
-            .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+        let visit = h.visit_json_in(stranger, &consent).await?;
         let body: Value = serde_json::from_str(&visit.body)?;
         assert_eq!(
             (visit.status, body["category"].as_str()),
@@ -1126,18 +1130,7 @@ async fn a_flow_is_bound_to_the_browser_that_started_it() -> anyhow::Result<()> 
     assert!(h.active().await?.is_empty());
 
     // The same consent link, completed in browser A, connects.
-    let visit = h
-        .browse_in(
-            &h.browser,
-            &consent,
-            Choice {
-                json: true,
-                ..Choice::default()
-            },
-            None,
-        )
-        .await?
-        .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+    let visit = h.visit_json_in(&h.browser, &consent).await?;
     assert_eq!(visit.status, 200, "{}", visit.body);
     let body: Value = serde_json::from_str(&visit.body)?;
     assert_eq!(body["status"], "connected");
@@ -1146,31 +1139,9 @@ async fn a_flow_is_bound_to_the_browser_that_started_it() -> anyhow::Result<()> 
 
     // The HubSpot step is bound the same way.
     let hubspot_step = h.reach("/oauth/hubspot/callback").await?;
-    let visit = h
-        .browse_in(
-            &strangers[0],
-            &hubspot_step,
-            Choice {
-                json: true,
-                ..Choice::default()
-            },
-            None,
-        )
-        .await?
-        .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+    let visit = h.visit_json_in(&strangers[0], &hubspot_step).await?;
     assert_eq!(visit.status, 403, "{}", visit.body);
-    let visit = h
-        .browse_in(
-            &h.browser,
-            &hubspot_step,
-            Choice {
-                json: true,
-                ..Choice::default()
-            },
-            None,
-        )
-        .await?
-        .map_err(|u| anyhow::anyhow!("stopped at {u}"))?;
+    let visit = h.visit_json_in(&h.browser, &hubspot_step).await?;
     assert_eq!(visit.status, 200, "{}", visit.body);
 
     // The cookie is HttpOnly and SameSite=Lax (and not Secure on this plain-http stack).

@@ -11,7 +11,7 @@ use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use hubspot_qbo_core::error::Error;
 use hubspot_qbo_core::queue::batch::{
-    Consumer, Ordering, ParkedMessage, StoredFailures, DEFAULT_MAX_ATTEMPTS,
+    Ordering, ParkedMessage, StoredFailures, DEFAULT_MAX_ATTEMPTS,
 };
 use hubspot_qbo_core::queue::{OutgoingMessage, QueueName};
 use hubspot_qbo_core::runtime::Services;
@@ -62,34 +62,30 @@ fn event(messages: Vec<SqsMessage>) -> SqsEvent {
     event
 }
 
-async fn delete(
+/// Deletes what the consumer handled, and makes what it returned visible again at once (the
+/// test need not wait out the visibility timeout).
+async fn settle(
     sqs: &aws_sdk_sqs::Client,
     url: &str,
-    messages: &[SqsMessage],
+    batch: Vec<SqsMessage>,
+    returned: &[&str],
 ) -> anyhow::Result<()> {
-    for message in messages {
-        sqs.delete_message()
-            .queue_url(url)
-            .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
-            .send()
-            .await?;
-    }
-    Ok(())
-}
-
-/// Makes failed messages visible again at once (the test need not wait out the timeout).
-async fn release(
-    sqs: &aws_sdk_sqs::Client,
-    url: &str,
-    messages: &[SqsMessage],
-) -> anyhow::Result<()> {
-    for message in messages {
-        sqs.change_message_visibility()
-            .queue_url(url)
-            .receipt_handle(message.receipt_handle.clone().unwrap_or_default())
-            .visibility_timeout(0)
-            .send()
-            .await?;
+    for message in batch {
+        let handle = message.receipt_handle.clone().unwrap_or_default();
+        if returned.contains(&message.message_id.as_deref().unwrap_or_default()) {
+            sqs.change_message_visibility()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .visibility_timeout(0)
+                .send()
+                .await?;
+        } else {
+            sqs.delete_message()
+                .queue_url(url)
+                .receipt_handle(handle)
+                .send()
+                .await?;
+        }
     }
     Ok(())
 }
@@ -116,13 +112,7 @@ async fn a_poison_message_is_parked_and_the_messages_behind_it_run_once() -> any
     services.queue.send_all(QueueName::Sync, messages).await?;
 
     let failures = StoredFailures::new(services.store.clone(), services.clock.clone(), "sync");
-    let consumer = Consumer {
-        ordering: Ordering::Fifo,
-        parked: &failures,
-        failures: &failures,
-        max_attempts: DEFAULT_MAX_ATTEMPTS,
-        redelivery: Some((&*services.queue, QueueName::Sync)),
-    };
+    let consumer = failures.consumer(Ordering::Fifo, &*services.queue, QueueName::Sync);
     let ran: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let mut most_receives: HashMap<String, u32> = HashMap::new();
     let mut empty = 0;
@@ -162,11 +152,7 @@ async fn a_poison_message_is_parked_and_the_messages_behind_it_run_once() -> any
             .iter()
             .map(|f| f.item_identifier.as_str())
             .collect();
-        let (returned, done): (Vec<SqsMessage>, Vec<SqsMessage>) = batch
-            .into_iter()
-            .partition(|m| failed.contains(&m.message_id.as_deref().unwrap_or_default()));
-        delete(&sqs, &url, &done).await?;
-        release(&sqs, &url, &returned).await?;
+        settle(&sqs, &url, batch, &failed).await?;
     }
 
     let ran = ran.into_inner().unwrap();
@@ -252,13 +238,7 @@ async fn a_throttled_message_comes_back_after_the_providers_delay() -> anyhow::R
         )
         .await?;
     let failures = StoredFailures::new(services.store.clone(), services.clock.clone(), "sync");
-    let consumer = Consumer {
-        ordering: Ordering::Fifo,
-        parked: &failures,
-        failures: &failures,
-        max_attempts: DEFAULT_MAX_ATTEMPTS,
-        redelivery: Some((&*services.queue, QueueName::Sync)),
-    };
+    let consumer = failures.consumer(Ordering::Fifo, &*services.queue, QueueName::Sync);
     let batch = receive(&sqs, &url).await?;
     assert_eq!(batch.len(), 1);
     let throttled_at = Instant::now();

@@ -50,6 +50,26 @@ impl KmsSealer {
     }
 }
 
+/// The AES-256-GCM cipher of a data key KMS handed out.
+fn cipher(key: &[u8]) -> Result<Aes256Gcm, SealError> {
+    if key.len() != 32 {
+        return Err(SealError(
+            "KMS returned a data key of the wrong size".into(),
+        ));
+    }
+    Ok(Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key)))
+}
+
+/// A KMS call's failure, with the SDK's whole explanation (it never holds key material).
+fn kms_failed<E: std::error::Error>(operation: &'static str) -> impl Fn(E) -> SealError {
+    move |e| {
+        SealError(format!(
+            "KMS {operation} failed: {}",
+            aws_sdk_kms::error::DisplayErrorContext(e)
+        ))
+    }
+}
+
 fn failed(what: &str) -> impl Fn(String) -> SealError + '_ {
     move |reason| SealError(format!("{what}: {reason}"))
 }
@@ -66,22 +86,12 @@ impl Sealer for KmsSealer {
             .encryption_context(OWNER_KEY, owner)
             .send()
             .await
-            .map_err(|e| {
-                SealError(format!(
-                    "KMS GenerateDataKey failed: {}",
-                    aws_sdk_kms::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(kms_failed("GenerateDataKey"))?;
         let (Some(key), Some(encrypted_key)) = (data_key.plaintext(), data_key.ciphertext_blob())
         else {
             return Err(SealError("KMS returned no data key".into()));
         };
-        if key.as_ref().len() != 32 {
-            return Err(SealError(
-                "KMS returned a data key of the wrong size".into(),
-            ));
-        }
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_ref()));
+        let cipher = cipher(key.as_ref())?;
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let ciphertext = cipher
             .encrypt(
@@ -131,21 +141,11 @@ impl Sealer for KmsSealer {
             .encryption_context(OWNER_KEY, owner)
             .send()
             .await
-            .map_err(|e| {
-                SealError(format!(
-                    "KMS Decrypt failed: {}",
-                    aws_sdk_kms::error::DisplayErrorContext(e)
-                ))
-            })?;
+            .map_err(kms_failed("Decrypt"))?;
         let key = data_key
             .plaintext()
             .ok_or_else(|| SealError("KMS returned no plaintext key".into()))?;
-        if key.as_ref().len() != 32 {
-            return Err(SealError(
-                "KMS returned a data key of the wrong size".into(),
-            ));
-        }
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.as_ref()));
+        let cipher = cipher(key.as_ref())?;
         cipher
             .decrypt(
                 Nonce::from_slice(&nonce),

@@ -154,6 +154,25 @@ impl StoredFailures {
     }
 }
 
+impl StoredFailures {
+    /// A consumer that parks into and counts in this ledger, delaying throttled messages on
+    /// `queue`.
+    pub fn consumer<'a, E: MessageError + 'static>(
+        &'a self,
+        ordering: Ordering,
+        queue: &'a dyn Queue,
+        name: QueueName,
+    ) -> Consumer<'a, E> {
+        Consumer {
+            ordering,
+            parked: self,
+            failures: self,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            redelivery: Some((queue, name)),
+        }
+    }
+}
+
 /// A parked message as kept in the ledger table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ParkedMessage {
