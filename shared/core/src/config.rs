@@ -30,8 +30,8 @@ pub struct Tables {
 pub struct Queues {
     /// FIFO queue of change batches, one message group per connection and object.
     pub sync: String,
-    /// Standard queue of "poll this connection now" nudges (change notifications).
-    pub poll_nudge: String,
+    /// Standard queue of poll tasks (one connection and object each).
+    pub poll: String,
 }
 
 /// One OAuth provider's endpoints and the app's credentials there.
@@ -111,7 +111,7 @@ impl Config {
             },
             queues: Queues {
                 sync: env.required("SYNC_QUEUE_URL")?,
-                poll_nudge: env.required("POLL_NUDGE_QUEUE_URL")?,
+                poll: env.required("POLL_QUEUE_URL")?,
             },
             token_key_id: env.required("TOKEN_KEY_ID")?,
             hubspot: HubSpotConfig {
@@ -255,10 +255,7 @@ mod tests {
                 "SYNC_QUEUE_URL",
                 "http://127.0.0.1:1/000000000000/sync.fifo",
             ),
-            (
-                "POLL_NUDGE_QUEUE_URL",
-                "http://127.0.0.1:1/000000000000/nudge",
-            ),
+            ("POLL_QUEUE_URL", "http://127.0.0.1:1/000000000000/poll"),
             ("TOKEN_KEY_ID", "11111111-2222-3333-4444-555555555555"),
             ("HUBSPOT_APP_ID", "42"),
             ("HUBSPOT_CLIENT_ID", "hs-client"),

@@ -1,8 +1,9 @@
 //! Scheduled polling: finds the connections and objects that are due, reads their changes since
-//! each cursor and queues them for `object-sync`. Triggered by the schedule and by nudges.
+//! each cursor and queues them for `object-sync`. Triggered by the schedule, which fans out one
+//! poll task per connection and object onto the poll queue, and by those tasks.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use std::collections::HashSet;
@@ -17,16 +18,17 @@ use crate::domain::ConnectionId;
 use crate::error::Error;
 use crate::oauth::HttpProviders;
 use crate::queue::batch::{Ordering, StoredFailures};
+use crate::queue::messages::PollTask;
 use crate::queue::{Queue, QueueName};
 use crate::runtime::Services;
 use crate::store::Store;
 
-/// The events that start a poll: the schedule's tick, or a batch of nudges from the poll-nudge
-/// queue (change notifications asking to poll one connection now).
+/// The events that start a poll: the schedule's tick, or a batch of poll tasks from the poll
+/// queue.
 #[derive(Debug)]
 pub enum PollTrigger {
     Schedule,
-    Nudges(SqsEvent),
+    Tasks(SqsEvent),
 }
 
 impl PollTrigger {
@@ -34,7 +36,7 @@ impl PollTrigger {
     pub fn from_event(event: Value) -> Result<Self, Error> {
         if event.get("Records").is_some() {
             serde_json::from_value(event)
-                .map(PollTrigger::Nudges)
+                .map(PollTrigger::Tasks)
                 .map_err(|e| Error::InvalidInput(format!("SQS event: {e}")))
         } else if event.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
             Ok(PollTrigger::Schedule)
@@ -46,16 +48,11 @@ impl PollTrigger {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct PollNudge {
-    pub connection_id: String,
-}
-
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
 pub enum PollResponse {
     Schedule(ScheduleReport),
-    Nudges(SqsBatchResponse),
+    Tasks(SqsBatchResponse),
 }
 
 /// Refresh tokens that have not been used for this long are refreshed on the schedule, so a quiet
@@ -193,22 +190,21 @@ impl Poller {
                     initial_syncs_queued: requeued.queued,
                 }))
             }
-            PollTrigger::Nudges(event) => {
-                let failures =
-                    StoredFailures::new(self.store.clone(), self.clock.clone(), "poll-nudge");
+            PollTrigger::Tasks(event) => {
+                let failures = StoredFailures::new(self.store.clone(), self.clock.clone(), "poll");
                 let response = failures
                     .consumer(
                         Ordering::Standard { concurrency: 4 },
                         &*self.queue,
-                        QueueName::PollNudge,
+                        QueueName::Poll,
                     )
-                    .process(event, |_nudge: PollNudge, _| async {
+                    .process(event, |_task: PollTask, _| async {
                         Err::<(), _>(Error::NotImplemented {
-                            capability: "polling on a nudge",
+                            capability: "reading changes",
                         })
                     })
                     .await?;
-                Ok(PollResponse::Nudges(response))
+                Ok(PollResponse::Tasks(response))
             }
         }
     }
@@ -226,9 +222,9 @@ mod tests {
             PollTrigger::from_event(schedule),
             Ok(PollTrigger::Schedule)
         ));
-        let nudges = json!({"Records": [{"messageId": "m1", "body": "{}"}]});
+        let tasks = json!({"Records": [{"messageId": "m1", "body": "{}"}]});
         assert!(
-            matches!(PollTrigger::from_event(nudges), Ok(PollTrigger::Nudges(e)) if e.records.len() == 1)
+            matches!(PollTrigger::from_event(tasks), Ok(PollTrigger::Tasks(e)) if e.records.len() == 1)
         );
         assert!(PollTrigger::from_event(json!({"hello": "world"})).is_err());
     }

@@ -145,7 +145,7 @@ async fn unprocessed_work_is_retried_then_parked_with_its_body() -> anyhow::Resu
     let queue = SqsQueue::new(sqs.clone(), config.queues);
     let initial_sync = r#"{"kind":"initial_sync","connection_id":"c1","object":"contact","direction":"two_way","requested_at":5}"#;
     let malformed = r#"{"connection_id":"c1","object":"contact"}"#;
-    let nudge = r#"{"connection_id":"c1"}"#;
+    let task = r#"{"connection_id":"c1","object":"contact"}"#;
     queue
         .send_all(
             QueueName::Sync,
@@ -156,7 +156,7 @@ async fn unprocessed_work_is_retried_then_parked_with_its_body() -> anyhow::Resu
         )
         .await?;
     queue
-        .send_all(QueueName::PollNudge, vec![OutgoingMessage::standard(nudge)])
+        .send_all(QueueName::Poll, vec![OutgoingMessage::standard(task)])
         .await?;
 
     // Neither capability exists yet: each message fails retryably until it has used up its
@@ -188,9 +188,9 @@ async fn unprocessed_work_is_retried_then_parked_with_its_body() -> anyhow::Resu
     )
     .await?;
     wait_for(
-        "the nudge queue to park its message",
+        "the poll queue to park its task",
         Duration::from_secs(60),
-        async || Ok(parked("poll-nudge").await?.len() == 1),
+        async || Ok(parked("poll").await?.len() == 1),
     )
     .await?;
     let mut sync: Vec<(String, String)> = parked("sync")
@@ -206,21 +206,21 @@ async fn unprocessed_work_is_retried_then_parked_with_its_body() -> anyhow::Resu
             ("malformed".to_owned(), malformed.to_owned())
         ]
     );
-    let nudges = parked("poll-nudge").await?;
+    let tasks = parked("poll").await?;
     assert_eq!(
-        (nudges[0].category.as_str(), nudges[0].body.as_str()),
-        ("exhausted", nudge)
+        (tasks[0].category.as_str(), tasks[0].body.as_str()),
+        ("exhausted", task)
     );
     assert!(
-        nudges[0].reason.contains("not implemented"),
+        tasks[0].reason.contains("not implemented"),
         "{}",
-        nudges[0].reason
+        tasks[0].reason
     );
     for name in [
         "SyncQueue",
         "SyncDeadLetterQueue",
-        "PollNudgeQueue",
-        "PollNudgeDeadLetterQueue",
+        "PollQueue",
+        "PollDeadLetterQueue",
     ] {
         assert_eq!(
             messages_in(&sqs, &stack.manifest.queue(name)?.url).await?,

@@ -92,7 +92,7 @@ async fn a_batch_reports_each_unsendable_entry_and_sends_the_rest() -> anyhow::R
     messages[3] = OutgoingMessage::standard("x".repeat(MAX_BODY_BYTES + 1));
     messages[7] = OutgoingMessage::fifo("grouped", "g", "d");
     messages[11] = OutgoingMessage::standard("");
-    let report = queue.send(QueueName::PollNudge, messages).await?;
+    let report = queue.send(QueueName::Poll, messages).await?;
     assert_eq!(report.sent, 9);
     let failed: Vec<usize> = report.failed.iter().map(|f| f.index).collect();
     assert_eq!(failed, [3, 7, 11]);
@@ -102,14 +102,10 @@ async fn a_batch_reports_each_unsendable_entry_and_sends_the_rest() -> anyhow::R
         "{:?}",
         report.failed[0]
     );
-    let bodies = receive_all(
-        &deployed.sqs(),
-        &deployed.manifest.queue("PollNudgeQueue")?.url,
-    )
-    .await?;
+    let bodies = receive_all(&deployed.sqs(), &deployed.manifest.queue("PollQueue")?.url).await?;
     assert_eq!(bodies.len(), 9);
     let error = queue
-        .send_all(QueueName::PollNudge, vec![OutgoingMessage::standard("")])
+        .send_all(QueueName::Poll, vec![OutgoingMessage::standard("")])
         .await
         .unwrap_err();
     assert!(matches!(
@@ -157,7 +153,7 @@ async fn messages_failing_max_receive_count_times_move_to_the_dead_letter_queue(
     let manifest = &deployed.manifest;
     for (logical_id, message) in [
         (
-            "PollNudgeQueue",
+            "PollQueue",
             OutgoingMessage::standard(r#"{"connection_id":"c1"}"#),
         ),
         (
@@ -173,7 +169,7 @@ async fn messages_failing_max_receive_count_times_move_to_the_dead_letter_queue(
         let name = if logical_id == "SyncQueue" {
             QueueName::Sync
         } else {
-            QueueName::PollNudge
+            QueueName::Poll
         };
         queue.send_all(name, vec![message]).await?;
 
@@ -206,10 +202,10 @@ async fn messages_failing_max_receive_count_times_move_to_the_dead_letter_queue(
 async fn a_missing_queue_is_a_typed_terminal_error() -> anyhow::Result<()> {
     let deployed = Deployed::start().await?;
     let mut config = deployed.config_of("ScheduledPollFunction")?;
-    config.queues.poll_nudge = format!("{}/123456789012/no-such-queue", deployed.aws.endpoint);
+    config.queues.poll = format!("{}/123456789012/no-such-queue", deployed.aws.endpoint);
     let queue = SqsQueue::new(deployed.sqs(), config.queues);
     let error = queue
-        .send(QueueName::PollNudge, vec![OutgoingMessage::standard("hi")])
+        .send(QueueName::Poll, vec![OutgoingMessage::standard("hi")])
         .await
         .unwrap_err();
     assert!(matches!(error, QueueError::QueueNotFound(_)), "{error:?}");
@@ -289,7 +285,7 @@ async fn a_failing_later_batch_keeps_the_report_of_those_sent() -> anyhow::Resul
     let messages: Vec<OutgoingMessage> = (0..25)
         .map(|i| OutgoingMessage::standard(format!("nudge {i}")))
         .collect();
-    let report = queue.send(QueueName::PollNudge, messages.clone()).await?;
+    let report = queue.send(QueueName::Poll, messages.clone()).await?;
     assert_eq!(report.sent, 10, "the first batch went out: {report:?}");
     let failed: Vec<usize> = report.failed.iter().map(|f| f.index).collect();
     assert_eq!(
@@ -298,19 +294,12 @@ async fn a_failing_later_batch_keeps_the_report_of_those_sent() -> anyhow::Resul
         "the rest is listed as unsent"
     );
     assert!(report.failed.iter().all(|f| !f.sender_fault));
-    let error = queue
-        .send_all(QueueName::PollNudge, messages)
-        .await
-        .unwrap_err();
+    let error = queue.send_all(QueueName::Poll, messages).await.unwrap_err();
     assert!(
         matches!(&error, QueueError::Unavailable(_)),
         "nothing sent at all is the transport's own error: {error:?}"
     );
-    let bodies = receive_all(
-        &deployed.sqs(),
-        &deployed.manifest.queue("PollNudgeQueue")?.url,
-    )
-    .await?;
+    let bodies = receive_all(&deployed.sqs(), &deployed.manifest.queue("PollQueue")?.url).await?;
     assert_eq!(bodies.len(), 10, "exactly the reported ones were sent");
     deployed.stop().await
 }

@@ -34,7 +34,7 @@ async fn every_function_reads_a_complete_configuration_from_the_template() -> an
                 "{logical_id}: {table} is not a table of the stack"
             );
         }
-        for queue in [&config.queues.sync, &config.queues.poll_nudge] {
+        for queue in [&config.queues.sync, &config.queues.poll] {
             assert!(
                 queue_urls.contains(queue),
                 "{logical_id}: {queue} is not a queue of the stack"
@@ -150,7 +150,7 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
         redrive.max_receive_count
     );
     let nudge_redrive = manifest
-        .queue("PollNudgeQueue")?
+        .queue("PollQueue")?
         .redrive
         .clone()
         .expect("the nudge queue has a dead-letter queue");
@@ -171,9 +171,9 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
 
     let poll = manifest.function("ScheduledPollFunction")?;
     assert_eq!(poll.schedules, ["rate(1 minute)"]);
-    assert_eq!(poll.queues[0].queue, "PollNudgeQueue");
+    assert_eq!(poll.queues[0].queue, "PollQueue");
     assert!(poll.queues[0].report_batch_item_failures);
-    let nudges = manifest.queue("PollNudgeQueue")?;
+    let nudges = manifest.queue("PollQueue")?;
     assert!(nudges.visibility_timeout as u64 >= 6 * poll.timeout);
 
     for (logical_id, function) in &manifest.functions {

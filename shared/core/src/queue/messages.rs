@@ -20,6 +20,13 @@ pub enum SyncRequest {
     },
 }
 
+/// Work for the poller, on the poll queue: read one connection's changes of one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PollTask {
+    pub connection_id: ConnectionId,
+    pub object: ObjectKind,
+}
+
 /// FIFO message group: one per connection and object, so work for them is serialised while
 /// other connections and objects proceed in parallel.
 pub fn message_group(connection: &ConnectionId, object: ObjectKind) -> String {

@@ -24,15 +24,15 @@ pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 pub enum QueueName {
     /// FIFO: change batches per connection and object, in order.
     Sync,
-    /// Standard: nudges to poll one connection now.
-    PollNudge,
+    /// Standard: poll tasks, one connection and object each.
+    Poll,
 }
 
 impl QueueName {
     pub fn url(self, queues: &Queues) -> &str {
         match self {
             QueueName::Sync => &queues.sync,
-            QueueName::PollNudge => &queues.poll_nudge,
+            QueueName::Poll => &queues.poll,
         }
     }
 }
