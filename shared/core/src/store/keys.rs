@@ -87,6 +87,11 @@ pub mod ledger {
         format!("parked#{queue}")
     }
 
+    /// The calls taken in one rate-limit slot of one company or portal.
+    pub fn pace_slot(limit: &str, owner: &str, slot: i64) -> ItemKey {
+        ItemKey::new(format!("pace#{limit}#{owner}"), slot.to_string())
+    }
+
     /// How many times one message has failed.
     pub fn message_failures(message_id: &str) -> ItemKey {
         ItemKey::new(format!("message-failures#{message_id}"), "failures")

@@ -1,4 +1,9 @@
-//! Shared pieces of the HTTPS functions (function URLs): JSON error answers.
+//! HTTP on both sides: the HTTPS functions' JSON error answers (here), and what every outbound
+//! call to a provider shares — `retry` (Retry-After, backoff with jitter, when to retry) and
+//! `pacing` (the providers' rate limits, kept per company and per portal across every worker).
+
+pub mod pacing;
+pub mod retry;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

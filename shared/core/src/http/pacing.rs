@@ -1,0 +1,248 @@
+//! The providers' rate limits, kept together by every worker of one QuickBooks company or one
+//! HubSpot portal: the polls, every object's sync and the workflow actions share one budget.
+//!
+//! A limit of `L` calls per rolling window `W` is enforced with fixed time slots of length `S`
+//! shared in the store: a call takes a number in the current slot (an atomic counter) and goes
+//! ahead only if the number is within `floor(L × S / (W + S))`. Any window of length `W`
+//! overlaps at most `W / S + 1` slots, so no window ever sees more than `L` calls, whatever the
+//! number of workers and however their clocks fall within a slot. A worker that finds the slot
+//! full sleeps until the next one. (For QuickBooks' 500 calls a minute with 1-second slots that
+//! is 8 calls a second, 96 % of the limit; for HubSpot's 110 per 10 seconds, 10 a second.)
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::clock::Clock;
+use crate::store::keys::ledger as keys;
+use crate::store::{Store, StoreError, Table};
+
+/// One provider limit.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Names the budget in the store (with the company or portal it belongs to).
+    pub name: &'static str,
+    /// Calls allowed per window.
+    pub limit: u32,
+    pub window: Duration,
+    /// The length of the shared slots.
+    pub slot: Duration,
+}
+
+impl RateLimit {
+    /// Calls allowed in one slot, so that no rolling window exceeds the limit (at least one).
+    pub fn per_slot(&self) -> u32 {
+        let slot = self.slot.as_millis().max(1);
+        let window = self.window.as_millis();
+        ((u128::from(self.limit) * slot) / (window + slot)).max(1) as u32
+    }
+
+    /// The limit scaled (a sandbox whose limits are multiplied for benchmarks).
+    pub fn scaled(self, factor: f64) -> Self {
+        Self {
+            limit: ((f64::from(self.limit) * factor).floor() as u32).max(1),
+            ..self
+        }
+    }
+
+    /// The sustained rate the slots allow, in calls per second.
+    pub fn paced_rate(&self) -> f64 {
+        f64::from(self.per_slot()) / self.slot.as_secs_f64()
+    }
+}
+
+/// QuickBooks: 500 requests a minute per company (batch requests included).
+pub const QBO_REQUESTS: RateLimit = RateLimit {
+    name: "qbo",
+    limit: 500,
+    window: Duration::from_secs(60),
+    slot: Duration::from_secs(1),
+};
+/// QuickBooks: 40 batch requests a minute per company and app.
+pub const QBO_BATCHES: RateLimit = RateLimit {
+    name: "qbo-batch",
+    limit: 40,
+    window: Duration::from_secs(60),
+    slot: Duration::from_secs(6),
+};
+/// HubSpot, public apps: about 110 requests per 10 seconds per portal (UNCONFIRMED value; set
+/// `HUBSPOT_REQUESTS_PER_10S`).
+pub const HUBSPOT_REQUESTS: RateLimit = RateLimit {
+    name: "hubspot",
+    limit: 110,
+    window: Duration::from_secs(10),
+    slot: Duration::from_secs(1),
+};
+/// HubSpot search: about 5 requests a second per portal (UNCONFIRMED value).
+pub const HUBSPOT_SEARCHES: RateLimit = RateLimit {
+    name: "hubspot-search",
+    limit: 5,
+    window: Duration::from_secs(1),
+    slot: Duration::from_millis(250),
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PaceError {
+    #[error("the rate budget could not be read: {0}")]
+    Store(#[from] StoreError),
+    #[error("no call slot became free within {0:?}")]
+    Timeout(Duration),
+}
+
+/// Waits until a call within a limit may go.
+#[async_trait]
+pub trait Pacer: Send + Sync {
+    /// Takes one call of `limit` for `owner` (a realm or portal id), waiting for a free slot.
+    async fn acquire(&self, limit: &RateLimit, owner: &str) -> Result<(), PaceError>;
+}
+
+/// No pacing (tests of other things, and calls that are not rate-limited).
+pub struct Unpaced;
+
+#[async_trait]
+impl Pacer for Unpaced {
+    async fn acquire(&self, _: &RateLimit, _: &str) -> Result<(), PaceError> {
+        Ok(())
+    }
+}
+
+/// Slots counted in the store, shared by every worker.
+pub struct StorePacer {
+    store: Arc<dyn Store>,
+    clock: Clock,
+    /// The longest a call waits for a slot before giving up (retryably).
+    max_wait: Duration,
+    /// Slots this worker already found full, so it does not ask the store again until the next.
+    full: Mutex<HashMap<(String, String), i64>>,
+}
+
+impl StorePacer {
+    pub fn new(store: Arc<dyn Store>, clock: Clock, max_wait: Duration) -> Self {
+        Self {
+            store,
+            clock,
+            max_wait,
+            full: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn known_full(&self, name: &str, owner: &str, slot: i64) -> bool {
+        self.full
+            .lock()
+            .map(|full| full.get(&(name.to_owned(), owner.to_owned())) == Some(&slot))
+            .unwrap_or(false)
+    }
+
+    fn mark_full(&self, name: &str, owner: &str, slot: i64) {
+        if let Ok(mut full) = self.full.lock() {
+            full.insert((name.to_owned(), owner.to_owned()), slot);
+        }
+    }
+}
+
+#[async_trait]
+impl Pacer for StorePacer {
+    async fn acquire(&self, limit: &RateLimit, owner: &str) -> Result<(), PaceError> {
+        let slot_ms = limit.slot.as_millis().max(1) as i64;
+        let started = self.clock.now_ms();
+        loop {
+            let now = self.clock.now_ms();
+            let slot = now.div_euclid(slot_ms);
+            if !self.known_full(limit.name, owner, slot) {
+                let key = keys::pace_slot(limit.name, owner, slot);
+                // Kept a minute past its slot: long enough for every clock to be done with it.
+                let expires_at = (slot + 1) * slot_ms / 1000 + 60;
+                let taken = self
+                    .store
+                    .increment(Table::Ledger, &key, "calls", 1, Some(expires_at))
+                    .await?;
+                if taken <= i64::from(limit.per_slot()) {
+                    return Ok(());
+                }
+                self.mark_full(limit.name, owner, slot);
+            }
+            let next_slot_at = (slot + 1) * slot_ms;
+            if next_slot_at - started > self.max_wait.as_millis() as i64 {
+                return Err(PaceError::Timeout(self.max_wait));
+            }
+            // A few milliseconds past the boundary, spread so waiters do not arrive together.
+            let spread =
+                super::retry::backoff(0, Duration::from_millis(20), Duration::from_millis(20));
+            let wait = Duration::from_millis((next_slot_at - now).max(0) as u64) + spread;
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::store::memory::MemoryStore;
+
+    #[test]
+    fn slots_never_let_a_rolling_window_exceed_the_limit() {
+        let cases = [
+            (QBO_REQUESTS, 8, 8.0),
+            (QBO_BATCHES, 3, 0.5),
+            (HUBSPOT_REQUESTS, 10, 10.0),
+            (HUBSPOT_SEARCHES, 1, 4.0),
+        ];
+        for (limit, per_slot, rate) in cases {
+            assert_eq!(limit.per_slot(), per_slot, "{}", limit.name);
+            assert!((limit.paced_rate() - rate).abs() < 1e-9, "{}", limit.name);
+            // The worst case: a window spanning W/S + 1 slots, each full.
+            let slots_in_window = limit.window.as_millis() / limit.slot.as_millis() + 1;
+            assert!(
+                slots_in_window * u128::from(limit.per_slot()) <= u128::from(limit.limit),
+                "{}",
+                limit.name
+            );
+        }
+        let scaled = QBO_REQUESTS.scaled(10.0);
+        assert_eq!((scaled.limit, scaled.per_slot()), (5000, 81));
+    }
+
+    #[tokio::test]
+    async fn workers_share_one_budget_per_owner() {
+        let store = Arc::new(MemoryStore::new());
+        let manual = ManualClock::at_ms(1_900_000_000_000);
+        let pacer_a = StorePacer::new(store.clone(), manual.clock(), Duration::ZERO);
+        let pacer_b = StorePacer::new(store.clone(), manual.clock(), Duration::ZERO);
+        // Two workers take the company's eight calls of this second between them.
+        for i in 0..8 {
+            let pacer = if i % 2 == 0 { &pacer_a } else { &pacer_b };
+            pacer.acquire(&QBO_REQUESTS, "realm-1").await.unwrap();
+        }
+        for pacer in [&pacer_a, &pacer_b] {
+            assert!(matches!(
+                pacer.acquire(&QBO_REQUESTS, "realm-1").await,
+                Err(PaceError::Timeout(_))
+            ));
+        }
+        // Another company has its own budget.
+        pacer_a.acquire(&QBO_REQUESTS, "realm-2").await.unwrap();
+        // The next second brings eight more.
+        manual.advance_ms(1000);
+        pacer_b.acquire(&QBO_REQUESTS, "realm-1").await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_slot_means_waiting_for_the_next_one() {
+        // A clock that follows tokio's (paused, auto-advancing) time, so sleeps move it.
+        let origin = tokio::time::Instant::now();
+        let clock = Clock::from_fn(move || 1_900_000_000_000 + origin.elapsed().as_millis() as i64);
+        let pacer = StorePacer::new(Arc::new(MemoryStore::new()), clock, Duration::from_secs(5));
+        for _ in 0..4 {
+            pacer.acquire(&HUBSPOT_SEARCHES, "portal").await.unwrap();
+        }
+        // One search per 250 ms slot: the fourth goes in the fourth slot.
+        let waited = origin.elapsed();
+        assert!(
+            waited >= Duration::from_millis(750) && waited < Duration::from_millis(1100),
+            "{waited:?}"
+        );
+    }
+}
