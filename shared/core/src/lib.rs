@@ -18,6 +18,7 @@ pub mod error_class;
 pub mod http;
 pub mod oauth;
 pub mod poll;
+pub mod qbo;
 pub mod queue;
 pub mod runtime;
 pub mod settings;

@@ -6,6 +6,7 @@
 //! `{"status":"BAD_REFRESH_TOKEN",…}`, newer ones add the RFC fields. Both are read.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,6 +22,9 @@ use serde_json::Value;
 use crate::config::{Config, OAuthApp, QBO_ACCOUNTING_SCOPE};
 use crate::domain::{PortalId, Provider, RealmId};
 use crate::error_class::ErrorClass;
+use crate::http::bearer::FixedBearer;
+use crate::http::pacing::Unpaced;
+use crate::qbo::{QboClient, QboLimits};
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
@@ -30,8 +34,6 @@ const DEFAULT_ACCESS_LIFETIME: Duration = Duration::from_secs(30 * 60);
 /// The longest any call to a provider's OAuth or connect endpoints may take (connect, send,
 /// answer); the token keeper's lease is sized on it.
 pub const PROVIDER_TIMEOUT: Duration = Duration::from_secs(10);
-/// The QBO API version every call names (older ones are retired).
-pub const QBO_MINOR_VERSION: u32 = 75;
 
 /// What a token endpoint answers to a code exchange or a refresh.
 pub struct TokenGrant {
@@ -126,11 +128,12 @@ pub trait ProviderApis: Send + Sync {
 pub struct HttpProviders {
     http: reqwest::Client,
     hubspot: Client,
-    qbo: Client,
+    qbo_oauth: Client,
+    /// Connecting reads the company's documents once, outside any sync: no pacing.
+    qbo: QboClient,
     hubspot_api: String,
     hubspot_scopes: Vec<String>,
     hubspot_optional_scopes: Vec<String>,
-    qbo_api: String,
     qbo_revoke_url: String,
     qbo_app: OAuthApp,
 }
@@ -160,11 +163,16 @@ impl HttpProviders {
         Ok(Self {
             http,
             hubspot: client(&config.hubspot.oauth, AuthType::RequestBody)?,
-            qbo: client(&config.qbo.oauth, AuthType::BasicAuth)?,
+            qbo_oauth: client(&config.qbo.oauth, AuthType::BasicAuth)?,
+            qbo: QboClient::new(
+                &config.qbo.api_base_url,
+                Arc::new(Unpaced),
+                QboLimits::default(),
+            )
+            .map_err(|e| OAuthConfigError(e.to_string()))?,
             hubspot_api: config.hubspot.api_base_url.clone(),
             hubspot_scopes: config.hubspot.scopes.clone(),
             hubspot_optional_scopes: config.hubspot.optional_scopes.clone(),
-            qbo_api: config.qbo.api_base_url.clone(),
             qbo_revoke_url: config.qbo.revoke_url.clone(),
             qbo_app: config.qbo.oauth.clone(),
         })
@@ -173,7 +181,7 @@ impl HttpProviders {
     fn client(&self, provider: Provider) -> &Client {
         match provider {
             Provider::HubSpot => &self.hubspot,
-            Provider::Qbo => &self.qbo,
+            Provider::Qbo => &self.qbo_oauth,
         }
     }
 }
@@ -330,18 +338,24 @@ impl ProviderApis for HttpProviders {
         realm: &RealmId,
         access_token: &SecretString,
     ) -> Result<(Value, Value), ProviderError> {
-        let base = format!("{}/v3/company/{realm}", self.qbo_api);
-        let company_info = self
-            .qbo_get(
-                "CompanyInfo",
-                format!("{base}/companyinfo/{realm}"),
-                access_token,
-            )
-            .await?;
-        let preferences = self
-            .qbo_get("Preferences", format!("{base}/preferences"), access_token)
-            .await?;
-        Ok((company_info, preferences))
+        let bearer = FixedBearer(access_token.clone());
+        self.qbo
+            .company(realm, &bearer)
+            .company_documents()
+            .await
+            .map_err(|error| {
+                let reason = format!("reading CompanyInfo and Preferences: {error}");
+                match error.class() {
+                    ErrorClass::Retryable => ProviderError::Unavailable {
+                        provider: Provider::Qbo,
+                        reason,
+                    },
+                    ErrorClass::Terminal => ProviderError::Refused {
+                        provider: Provider::Qbo,
+                        reason,
+                    },
+                }
+            })
     }
 
     async fn uninstall_hubspot_app(
@@ -396,31 +410,6 @@ impl ProviderApis for HttpProviders {
             StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND => Ok(()),
             status => check_status(provider, what, status),
         }
-    }
-}
-
-impl HttpProviders {
-    async fn qbo_get(
-        &self,
-        what: &str,
-        url: String,
-        access_token: &SecretString,
-    ) -> Result<Value, ProviderError> {
-        let provider = Provider::Qbo;
-        let response = self
-            .http
-            .get(url)
-            .query(&[("minorversion", QBO_MINOR_VERSION)])
-            .bearer_auth(access_token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| unreachable(provider, what, e))?;
-        check_status(provider, what, response.status())?;
-        response
-            .json()
-            .await
-            .map_err(|e| unreachable(provider, what, e))
     }
 }
 

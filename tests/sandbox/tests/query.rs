@@ -165,3 +165,30 @@ async fn query_by_post_with_application_text() {
     let body: serde_json::Value = resp.json().await.unwrap_or_default();
     assert_eq!(body["QueryResponse"]["Item"][0]["Name"], "Services");
 }
+
+#[tokio::test]
+async fn a_property_the_entity_does_not_have_is_refused() {
+    let sbx = with_customers(2).await;
+    for bad in [
+        "SELECT * FROM Customer WHERE EmailAddress = 'x@example.com'",
+        "SELECT * FROM Customer WHERE PrimaryEmail = 'x'",
+        "SELECT * FROM Item WHERE Skew = 'A-1'",
+        "SELECT * FROM Customer ORDERBY LastUpdated",
+    ] {
+        let (status, body) = sbx.query(bad).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(code(&body), "4001", "{bad}: {body}");
+        assert!(
+            body.to_string().contains("is not queryable"),
+            "{bad}: {body}"
+        );
+    }
+    for good in [
+        "SELECT * FROM Customer WHERE PrimaryEmailAddr = 'c3@example.com'",
+        "SELECT * FROM Customer WHERE Metadata.LastUpdatedTime > '2020-01-01' ORDERBY MetaData.LastUpdatedTime",
+        "SELECT *, Sku FROM Item WHERE Sku = 'X' AND Active IN (true, false)",
+    ] {
+        let (status, body) = sbx.query(good).await;
+        assert_eq!(status, StatusCode::OK, "{good}: {body}");
+    }
+}

@@ -15,9 +15,6 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use super::company::{
-    is_sandbox_company, preflight_warnings, read_profile, PreflightWarning, ProfileError,
-};
 use super::initial_sync::{self, InitialSyncRequest};
 use super::oauth_state::{self, BrowserKey};
 use super::oauth_state::{OAuthStates, StateError};
@@ -29,6 +26,9 @@ use crate::crypto::{SealError, Sealer};
 use crate::domain::{ConnectionId, PortalId, Provider, RealmId};
 use crate::error_class::ErrorClass;
 use crate::oauth::{HttpProviders, ProviderApis, ProviderError, TokenGrant};
+use crate::qbo::company::{
+    is_sandbox_company, preflight_warnings, read_profile, PreflightWarning, ProfileError,
+};
 use crate::queue::{Queue, QueueError};
 use crate::runtime::Services;
 use crate::settings::{default_settings, SettingsStore};

@@ -1,7 +1,6 @@
 //! Connections: one HubSpot portal paired with one QuickBooks company, and the OAuth tokens that
 //! keep it working.
 
-pub mod company;
 pub mod initial_sync;
 pub mod install;
 pub mod oauth_state;

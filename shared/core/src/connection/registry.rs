@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::company::{CompanyProfile, PreflightWarning};
 use crate::domain::{ConnectionId, PortalId, Provider, RealmId};
+use crate::qbo::company::{CompanyProfile, PreflightWarning};
 use crate::store::keys::connections as keys;
 use crate::store::{
     CasOutcome, Item, Query, Store, StoreError, Table, TransactOutcome, TransactWrite,

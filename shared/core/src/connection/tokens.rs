@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::crypto::{SealError, Sealer};
 use crate::domain::{PortalId, Provider, RealmId};
 use crate::error_class::ErrorClass;
+use crate::http::bearer::{Bearer, BearerError};
 use crate::oauth::{RefreshError, TokenEndpoint, TokenGrant};
 use crate::store::{
     keys, CasOutcome, Item, ItemKey, LeaseOutcome, Store, StoreError, Table, TransactOutcome,
@@ -138,6 +139,38 @@ pub struct TokenKeeper {
     /// Access tokens already opened, by item, with the sealed text they came from. The store is
     /// still read on every call (status, expiry), but KMS is asked only when the tokens changed.
     opened: Mutex<HashMap<ItemKey, (String, SecretString)>>,
+}
+
+/// A connection's tokens as API clients use them.
+pub struct KeeperBearer {
+    pub keeper: Arc<TokenKeeper>,
+    pub owner: TokenOwner,
+}
+
+fn bearer_error(error: TokenError) -> BearerError {
+    match error {
+        TokenError::ReconnectRequired { .. } | TokenError::NotConnected { .. } => {
+            BearerError::ReconnectRequired(error.to_string())
+        }
+        other => BearerError::Unavailable(other.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl Bearer for KeeperBearer {
+    async fn token(&self) -> Result<SecretString, BearerError> {
+        self.keeper
+            .access_token(&self.owner)
+            .await
+            .map_err(bearer_error)
+    }
+
+    async fn after_rejection(&self, rejected: &SecretString) -> Result<SecretString, BearerError> {
+        self.keeper
+            .token_after_rejection(&self.owner, rejected)
+            .await
+            .map_err(bearer_error)
+    }
 }
 
 /// Whose tokens: HubSpot grants belong to a portal (every connection of the portal shares them),
@@ -272,6 +305,22 @@ impl TokenKeeper {
     /// A working access token, refreshed first if it is about to expire.
     pub async fn access_token(&self, owner: &TokenOwner) -> Result<SecretString, TokenError> {
         self.token_refreshed_after(owner, i64::MIN).await
+    }
+
+    /// The token to use after the provider refused `rejected` (a 401): the stored one if it is
+    /// already another, else a refreshed one — the provider may have revoked it early.
+    pub async fn token_after_rejection(
+        &self,
+        owner: &TokenOwner,
+        rejected: &SecretString,
+    ) -> Result<SecretString, TokenError> {
+        let key = token_key(owner);
+        let (_, stored) = self.read(&key, owner.provider()).await?;
+        let current = self.open(&key, &stored).await?.access_token;
+        if current != rejected.expose_secret() {
+            return Ok(SecretString::from(current));
+        }
+        self.token_refreshed_after(owner, stored.refreshed_at).await
     }
 
     /// Refreshes the tokens if their last refresh is older than `max_idle`, so that refresh
@@ -1097,5 +1146,23 @@ mod tests {
                 "lifetime {lifetime}, age {age}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_rejected_token_is_replaced_once() {
+        let f = fixture(0, Duration::ZERO).await;
+        let bearer = KeeperBearer {
+            keeper: f.keeper.clone(),
+            owner: f.owner.clone(),
+        };
+        let first = bearer.token().await.unwrap();
+        assert_eq!(first.expose_secret(), "access-0");
+        // The provider refused a fresh-looking token: it is refreshed although not expired.
+        let second = bearer.after_rejection(&first).await.unwrap();
+        assert_eq!(second.expose_secret(), "access-1");
+        // Another caller that was refused the same old token gets the new one, no refresh.
+        let third = bearer.after_rejection(&first).await.unwrap();
+        assert_eq!(third.expose_secret(), "access-1");
+        assert_eq!(f.provider.refreshes.load(Ordering::SeqCst), 1);
     }
 }

@@ -1,7 +1,8 @@
 //! HTTP on both sides: the HTTPS functions' JSON error answers (here), and what every outbound
-//! call to a provider shares — `retry` (Retry-After, backoff with jitter, when to retry) and
+//! call to a provider shares — `bearer` (where the access token comes from), `retry` (Retry-After, backoff with jitter, when to retry) and
 //! `pacing` (the providers' rate limits, kept per company and per portal across every worker).
 
+pub mod bearer;
 pub mod pacing;
 pub mod retry;
 

@@ -522,6 +522,19 @@ pub fn execute(realm: &Realm, statement: &str, offset: UtcOffset) -> Result<Valu
     let kind = EntityKind::from_name(&stmt.entity).ok_or_else(|| {
         Fault::query_validation(format!("invalid context declaration: {}", stmt.entity))
     })?;
+    let named = stmt
+        .conditions
+        .iter()
+        .map(|c| c.field.as_str())
+        .chain(stmt.order_by.iter().map(|(field, _)| field.as_str()));
+    for field in named {
+        if !kind.queryable(field) {
+            return Err(Fault::query_validation(format!(
+                "property '{field}' is not queryable for entity '{}'",
+                kind.name()
+            )));
+        }
+    }
     let filters_active = stmt
         .conditions
         .iter()
