@@ -16,6 +16,7 @@ pub mod domain;
 pub mod error;
 pub mod error_class;
 pub mod http;
+pub mod hubspot;
 pub mod oauth;
 pub mod poll;
 pub mod qbo;

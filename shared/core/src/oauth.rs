@@ -24,6 +24,7 @@ use crate::domain::{PortalId, Provider, RealmId};
 use crate::error_class::ErrorClass;
 use crate::http::bearer::FixedBearer;
 use crate::http::pacing::Unpaced;
+use crate::hubspot::{HubSpotClient, HubSpotLimits};
 use crate::qbo::{QboClient, QboLimits};
 
 type Client = BasicClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
@@ -131,6 +132,7 @@ pub struct HttpProviders {
     qbo_oauth: Client,
     /// Connecting reads the company's documents once, outside any sync: no pacing.
     qbo: QboClient,
+    hubspot_api_client: HubSpotClient,
     hubspot_api: String,
     hubspot_scopes: Vec<String>,
     hubspot_optional_scopes: Vec<String>,
@@ -168,6 +170,12 @@ impl HttpProviders {
                 &config.qbo.api_base_url,
                 Arc::new(Unpaced),
                 QboLimits::default(),
+            )
+            .map_err(|e| OAuthConfigError(e.to_string()))?,
+            hubspot_api_client: HubSpotClient::new(
+                &config.hubspot.api_base_url,
+                Arc::new(Unpaced),
+                HubSpotLimits::default(),
             )
             .map_err(|e| OAuthConfigError(e.to_string()))?,
             hubspot_api: config.hubspot.api_base_url.clone(),
@@ -362,20 +370,29 @@ impl ProviderApis for HttpProviders {
         &self,
         access_token: &SecretString,
     ) -> Result<(), ProviderError> {
-        let provider = Provider::HubSpot;
-        let what = "app uninstall";
-        let status = self
-            .http
-            .delete(format!(
-                "{}/appinstalls/v3/external-install",
-                self.hubspot_api
-            ))
-            .bearer_auth(access_token.expose_secret())
-            .send()
+        // The portal is whichever the token belongs to; the id only names the pacing budget.
+        let portal = PortalId::parse("0").map_err(|e| ProviderError::Refused {
+            provider: Provider::HubSpot,
+            reason: e.to_string(),
+        })?;
+        let bearer = FixedBearer(access_token.clone());
+        self.hubspot_api_client
+            .portal(&portal, &bearer)
+            .uninstall()
             .await
-            .map_err(|e| unreachable(provider, what, e))?
-            .status();
-        check_status(provider, what, status)
+            .map_err(|error| {
+                let reason = format!("app uninstall: {error}");
+                match error.class() {
+                    ErrorClass::Retryable => ProviderError::Unavailable {
+                        provider: Provider::HubSpot,
+                        reason,
+                    },
+                    ErrorClass::Terminal => ProviderError::Refused {
+                        provider: Provider::HubSpot,
+                        reason,
+                    },
+                }
+            })
     }
 
     async fn revoke(
