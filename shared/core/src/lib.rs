@@ -17,6 +17,7 @@ pub mod error;
 pub mod error_class;
 pub mod http;
 pub mod hubspot;
+pub mod mapping;
 pub mod oauth;
 pub mod poll;
 pub mod qbo;

@@ -9,9 +9,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules that decide and compute only: no store, queue, HTTP or AWS.
-const PURE: [&str; 3] = ["domain", "error_class", "clock"];
+const PURE: [&str; 4] = ["domain", "error_class", "clock", "mapping"];
 /// Crates and modules a pure module may not name.
-const IO: [&str; 8] = [
+const IO: [&str; 13] = [
     "aws_sdk",
     "aws_config",
     "reqwest",
@@ -20,6 +20,11 @@ const IO: [&str; 8] = [
     "crate::queue",
     "crate::runtime",
     "crate::oauth",
+    "crate::http",
+    "crate::qbo",
+    "crate::hubspot",
+    "crate::connection",
+    "crate::ledger",
 ];
 
 fn source_files(dir: &Path, found: &mut Vec<PathBuf>) {

@@ -83,6 +83,101 @@ pub struct ObjectSettings {
     /// S8 invoices: QBO income account id for the "Custom Line Item" item; None until chosen.
     #[serde(default)]
     pub custom_line_item_income_account: Option<String>,
+    /// S3: default field mappings switched off, by key (see `mapping`); all are on by default.
+    #[serde(default)]
+    pub disabled_fields: Vec<String>,
+    /// S3: mappings the user added.
+    #[serde(default)]
+    pub custom_mappings: Vec<CustomMapping>,
+    /// S9 contacts: the QBO display name comes from the contact's primary company, else first
+    /// and last name (default). Off: always from first and last name.
+    #[serde(default = "yes")]
+    pub display_name_from_company: bool,
+    /// S9 contacts, opt-in: when a display name is taken in QBO, try `Company (First Last)`,
+    /// then a number after it, instead of failing the record.
+    #[serde(default)]
+    pub disambiguate_display_names: bool,
+    /// Products: the QBO income account of items made from HubSpot products; `None`: the
+    /// company's first income account.
+    #[serde(default)]
+    pub income_account: Option<String>,
+}
+
+/// Which way one field flows (within the object's direction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingDirection {
+    Both,
+    #[serde(rename = "hubspot_to_qbo")]
+    HubSpotToQbo,
+    #[serde(rename = "qbo_to_hubspot")]
+    QboToHubSpot,
+}
+
+impl MappingDirection {
+    /// Whether the field flows from `from` given the object's `direction`.
+    pub fn flows(self, object: Direction, from: crate::domain::Provider) -> bool {
+        use crate::domain::Provider;
+        let field = match from {
+            Provider::HubSpot => matches!(
+                self,
+                MappingDirection::Both | MappingDirection::HubSpotToQbo
+            ),
+            Provider::Qbo => matches!(
+                self,
+                MappingDirection::Both | MappingDirection::QboToHubSpot
+            ),
+        };
+        let object = match from {
+            Provider::HubSpot => object.hubspot_to_qbo(),
+            Provider::Qbo => object.qbo_to_hubspot(),
+        };
+        field && object
+    }
+}
+
+/// How a field's values are read, compared and converted.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum FieldKind {
+    Text,
+    /// Compared without case or surrounding blanks.
+    Email,
+    Phone,
+    /// A decimal (amounts are written as numbers in QBO, as text in HubSpot).
+    Number,
+    /// A calendar date (`YYYY-MM-DD` in QBO; HubSpot dates are midnight-UTC timestamps).
+    Date,
+    /// A fixed set of values, HubSpot's and QBO's spelling of each.
+    Enumeration {
+        values: Vec<EnumValue>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct EnumValue {
+    pub hubspot: String,
+    pub qbo: String,
+}
+
+/// S3: a field mapping the user added.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomMapping {
+    /// A HubSpot property's internal name (`my_property`).
+    pub hubspot_property: String,
+    /// A QBO field path (`Notes`, `BillAddr.Line2`).
+    pub qbo_field: String,
+    pub direction: MappingDirection,
+    #[serde(flatten)]
+    pub kind: FieldKind,
+}
+
+/// One problem with a settings edit, naming the field it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// The setting, e.g. `custom_mappings[2].qbo_field`.
+    pub field: String,
+    pub message: String,
 }
 
 fn yes() -> bool {
@@ -158,6 +253,11 @@ pub fn default_settings(setup_day: Date) -> Vec<ObjectSettings> {
                 setup_date: setup_day,
                 require_sku: true,
                 custom_line_item_income_account: None,
+                disabled_fields: Vec::new(),
+                custom_mappings: Vec::new(),
+                display_name_from_company: true,
+                disambiguate_display_names: false,
+                income_account: None,
             }
         })
         .collect()
