@@ -65,7 +65,7 @@ impl Field {
 pub fn fields_in_force(defaults: Vec<Field>, settings: &ObjectSettings) -> Vec<Field> {
     defaults
         .into_iter()
-        .filter(|f| !settings.disabled_fields.iter().any(|off| *off == f.key))
+        .filter(|f| !settings.disabled_fields.contains(&f.key))
         .chain(settings.custom_mappings.iter().map(Field::custom))
         .collect()
 }
