@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod domain;
 pub mod error;
 pub mod error_class;
+pub mod filters;
 pub mod http;
 pub mod hubspot;
 pub mod mapping;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules that decide and compute only: no store, queue, HTTP or AWS.
-const PURE: [&str; 4] = ["domain", "error_class", "clock", "mapping"];
+const PURE: [&str; 5] = ["domain", "error_class", "clock", "mapping", "filters"];
 /// Crates and modules a pure module may not name.
 const IO: [&str; 13] = [
     "aws_sdk",
