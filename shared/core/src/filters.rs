@@ -233,7 +233,7 @@ mod tests {
                 },
             )
         };
-        assert!(check(&[good.clone()]).is_ok());
+        assert!(check(std::slice::from_ref(&good)).is_ok());
         assert!(
             check(&[draft.clone(), good]).is_ok(),
             "one matching invoice is enough"
