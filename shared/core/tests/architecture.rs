@@ -9,7 +9,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules that decide and compute only: no store, queue, HTTP or AWS.
-const PURE: [&str; 5] = ["domain", "error_class", "clock", "mapping", "filters"];
+const PURE: [&str; 6] = [
+    "domain",
+    "error_class",
+    "clock",
+    "mapping",
+    "filters",
+    "decide",
+];
 /// Crates and modules a pure module may not name.
 const IO: [&str; 13] = [
     "aws_sdk",
@@ -24,7 +31,7 @@ const IO: [&str; 13] = [
     "crate::qbo",
     "crate::hubspot",
     "crate::connection",
-    "crate::ledger",
+    "crate::ledger::store",
 ];
 
 fn source_files(dir: &Path, found: &mut Vec<PathBuf>) {
