@@ -633,7 +633,48 @@ async fn numbers_keep_every_digit(store: &dyn Store) {
     assert_eq!(money.to_string(), "123456789012345678.91");
 }
 
+async fn many_items_are_read_at_once(store: &dyn Store) {
+    let keys: Vec<ItemKey> = (0..150)
+        .map(|i| ItemKey::new("many#1", format!("item#{i:03}")))
+        .collect();
+    let items: Vec<Item> = keys
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 3 != 0)
+        .map(|(i, k)| item(&k.pk, &k.sk, json!({"n": i})))
+        .collect();
+    store.batch_put(Table::Ledger, items).await.unwrap();
+    let expired = item("many#1", "item#000", json!({"n": 0})).expiring_at(NOW - 1);
+    store.put(Table::Ledger, expired).await.unwrap();
+    let found = store.get_many(Table::Ledger, &keys, NOW).await.unwrap();
+    assert_eq!(found.len(), 100, "every third is absent, and one expired");
+    assert!(found.iter().all(|i| i.doc["n"].as_u64().unwrap() % 3 != 0));
+    assert!(store
+        .get_many(Table::Ledger, &[], NOW)
+        .await
+        .unwrap()
+        .is_empty());
+    // An unconditional delete in a transaction.
+    let doomed = keys[1].clone();
+    assert_eq!(
+        store
+            .transact(vec![TransactWrite::Delete {
+                table: Table::Ledger,
+                key: doomed.clone(),
+            }])
+            .await
+            .unwrap(),
+        TransactOutcome::Written
+    );
+    assert!(store
+        .get(Table::Ledger, &doomed, NOW)
+        .await
+        .unwrap()
+        .is_none());
+}
+
 async fn contract(store: &dyn Store) {
+    many_items_are_read_at_once(store).await;
     numbers_keep_every_digit(store).await;
     transactions_write_everything_or_nothing(store).await;
     versioned_deletes_need_the_version(store).await;

@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, Put, PutRequest, ReturnValue,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, PutRequest, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
@@ -19,6 +19,8 @@ use aws_sdk_dynamodb::Client;
 use super::schema::*;
 use super::*;
 
+/// Largest batch `BatchGetItem` accepts.
+const BATCH_GET_LIMIT: usize = 100;
 /// Largest batch `BatchWriteItem` accepts.
 const BATCH_WRITE_LIMIT: usize = 25;
 const BATCH_WRITE_ATTEMPTS: u32 = 8;
@@ -273,6 +275,57 @@ impl Store for DynamoStore {
         }
     }
 
+    async fn get_many(
+        &self,
+        table: Table,
+        keys: &[ItemKey],
+        now_epoch_seconds: i64,
+    ) -> Result<Vec<Item>, StoreError> {
+        let table_name = self.table(table).to_owned();
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(BATCH_GET_LIMIT) {
+            let mut pending: Vec<Attributes> = chunk.iter().map(key_attributes).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                if attempt == BATCH_WRITE_ATTEMPTS {
+                    return Err(StoreError::Unprocessed(pending.len()));
+                }
+                if attempt > 0 {
+                    tokio::time::sleep(Duration::from_millis(25u64 << attempt.min(6))).await;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Encoding(e.to_string()))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&table_name, request)
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                for attributes in output
+                    .responses
+                    .and_then(|mut r| r.remove(&table_name))
+                    .unwrap_or_default()
+                {
+                    let item = decode(attributes)?;
+                    if !item.is_expired(now_epoch_seconds) {
+                        found.push(item);
+                    }
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut m| m.remove(&table_name))
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                attempt += 1;
+            }
+        }
+        Ok(found)
+    }
+
     async fn put(&self, table: Table, item: Item) -> Result<(), StoreError> {
         self.client
             .put_item()
@@ -476,6 +529,15 @@ impl Store for DynamoStore {
                             .build(),
                     )?;
                     TransactWriteItem::builder().put(put).build()
+                }
+                TransactWrite::Delete { table, key } => {
+                    let delete = built(
+                        Delete::builder()
+                            .table_name(self.table(table))
+                            .set_key(Some(key_attributes(&key)))
+                            .build(),
+                    )?;
+                    TransactWriteItem::builder().delete(delete).build()
                 }
                 TransactWrite::DeleteVersioned {
                     table,

@@ -47,6 +47,21 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn get_many(
+        &self,
+        table: Table,
+        keys: &[ItemKey],
+        now_epoch_seconds: i64,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.with(table, |rows| {
+            keys.iter()
+                .filter_map(|key| rows.get(key))
+                .filter(|item| !item.is_expired(now_epoch_seconds))
+                .cloned()
+                .collect()
+        })
+    }
+
     async fn put(&self, table: Table, item: Item) -> Result<(), StoreError> {
         check_document(&item.doc)?;
         self.with(table, |rows| {
@@ -173,7 +188,7 @@ impl Store for MemoryStore {
                 TransactWrite::Check {
                     table, expected, ..
                 } => (*table, *expected),
-                TransactWrite::Put { .. } => continue,
+                TransactWrite::Put { .. } | TransactWrite::Delete { .. } => continue,
             };
             let current = tables
                 .get(&table)
@@ -202,7 +217,8 @@ impl Store for MemoryStore {
                         .or_default()
                         .insert(item.key.clone(), item);
                 }
-                TransactWrite::DeleteVersioned { table, key, .. } => {
+                TransactWrite::Delete { table, key }
+                | TransactWrite::DeleteVersioned { table, key, .. } => {
                     tables.entry(table).or_default().remove(&key);
                 }
                 TransactWrite::Check { .. } => {}

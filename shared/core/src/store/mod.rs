@@ -209,6 +209,8 @@ pub enum TransactWrite {
     },
     /// Writes `item` whatever is stored (its version as given).
     Put { table: Table, item: Item },
+    /// Deletes the item whatever is stored.
+    Delete { table: Table, key: ItemKey },
     /// Deletes the item only if the stored version is `expected`.
     DeleteVersioned {
         table: Table,
@@ -228,7 +230,9 @@ impl TransactWrite {
     pub fn key(&self) -> &ItemKey {
         match self {
             TransactWrite::PutVersioned { item, .. } | TransactWrite::Put { item, .. } => &item.key,
-            TransactWrite::DeleteVersioned { key, .. } | TransactWrite::Check { key, .. } => key,
+            TransactWrite::Delete { key, .. }
+            | TransactWrite::DeleteVersioned { key, .. }
+            | TransactWrite::Check { key, .. } => key,
         }
     }
 
@@ -236,6 +240,7 @@ impl TransactWrite {
         match self {
             TransactWrite::PutVersioned { table, .. }
             | TransactWrite::Put { table, .. }
+            | TransactWrite::Delete { table, .. }
             | TransactWrite::DeleteVersioned { table, .. }
             | TransactWrite::Check { table, .. } => *table,
         }
@@ -349,6 +354,14 @@ impl StoreError {
 /// [`memory::MemoryStore`]. `now_*` arguments come from the caller so expiry is testable.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Reads many items at once (any number; absent and expired ones are left out).
+    async fn get_many(
+        &self,
+        table: Table,
+        keys: &[ItemKey],
+        now_epoch_seconds: i64,
+    ) -> Result<Vec<Item>, StoreError>;
+
     /// Reads one item; items past their expiry read as absent.
     async fn get(
         &self,
