@@ -112,6 +112,14 @@ impl Store for FaultyStore {
     async fn get(&self, t: Table, k: &ItemKey, now: i64) -> Result<Option<Item>, StoreError> {
         self.inner.get(t, k, now).await
     }
+    async fn get_many(
+        &self,
+        t: Table,
+        keys: &[ItemKey],
+        now: i64,
+    ) -> Result<Vec<Item>, StoreError> {
+        self.inner.get_many(t, keys, now).await
+    }
     async fn put(&self, t: Table, item: Item) -> Result<(), StoreError> {
         self.write(self.inner.put(t, item)).await
     }
