@@ -1,5 +1,7 @@
 //! The sync ledger: what is linked to what, what was last synced, and what failed and why.
 
 pub mod entry;
+pub mod store;
 
 pub use entry::{LedgerEntry, LinkStatus, SideState};
+pub use store::{Ledger, LedgerError, Outbox, Stored};

@@ -73,10 +73,53 @@ pub mod connections {
     }
 }
 
-/// The ledger table: sync links and history (with the sync engine), and what queue consumers
-/// park or count.
+/// The ledger table: sync links and history, and what queue consumers park or count.
 pub mod ledger {
+    use crate::domain::{ConnectionId, ObjectKind, Provider};
     use crate::store::ItemKey;
+
+    /// One connection's and object's ledger: its entries, their pointers and outboxes.
+    pub fn partition(connection: &ConnectionId, object: ObjectKind) -> String {
+        format!("ledger#{connection}#{object}")
+    }
+
+    pub const ENTRY_PREFIX: &str = "link#";
+
+    pub fn entry(connection: &ConnectionId, object: ObjectKind, link: &str) -> ItemKey {
+        ItemKey::new(
+            partition(connection, object),
+            format!("{ENTRY_PREFIX}{link}"),
+        )
+    }
+
+    /// Which entry holds a side's record.
+    pub fn record_pointer(
+        connection: &ConnectionId,
+        object: ObjectKind,
+        side: Provider,
+        id: &str,
+    ) -> ItemKey {
+        let prefix = match side {
+            Provider::HubSpot => "hs",
+            Provider::Qbo => "qbo",
+        };
+        ItemKey::new(partition(connection, object), format!("{prefix}#{id}"))
+    }
+
+    /// Which entry holds a match key (an email, a SKU).
+    pub fn key_pointer(connection: &ConnectionId, object: ObjectKind, key: &str) -> ItemKey {
+        ItemKey::new(partition(connection, object), format!("key#{key}"))
+    }
+
+    /// A batch write kept until its answer is recorded, to be replayed word for word.
+    pub fn outbox(connection: &ConnectionId, object: ObjectKind, requestid: &str) -> ItemKey {
+        ItemKey::new(partition(connection, object), format!("outbox#{requestid}"))
+    }
+
+    /// Index partition of one object's entries in one status.
+    pub fn status_index(connection: &ConnectionId, object: ObjectKind, status: &str) -> String {
+        format!("ledger-status#{connection}#{object}#{status}")
+    }
 
     /// A message taken off `queue` without succeeding, kept with its body (newest last).
     pub fn parked_message(queue: &str, at_ms: i64, message_id: &str) -> ItemKey {

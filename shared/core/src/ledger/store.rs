@@ -1,0 +1,454 @@
+//! Where the ledger is kept (the ledger table). Each entry lives under its link id; pointers
+//! from each side's record id and from the match key lead to it, and are written in the same
+//! transaction as the entry, so a link is never half-recorded. Entries are indexed by status
+//! (with the failure category), so counts and lists per status are queries.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::entry::{LedgerEntry, LinkStatus};
+use crate::domain::{ConnectionId, ObjectKind, Provider};
+use crate::store::keys::ledger as keys;
+use crate::store::{
+    Item, ItemKey, Query, Store, StoreError, Table, TransactOutcome, TransactWrite,
+    MAX_TRANSACTION_WRITES,
+};
+
+/// How long an outbox is kept (the replay has long happened by then).
+const OUTBOX_DAYS: i64 = 7;
+
+/// An entry as read, with the version its next write must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    pub entry: LedgerEntry,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Pointer {
+    link: String,
+}
+
+/// A batch write waiting for its answer to be recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outbox {
+    pub requestid: String,
+    /// The batch items, exactly as sent.
+    pub items: Vec<Value>,
+    pub sent_at: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a ledger entry was written by someone else meanwhile; read it again")]
+    Conflict,
+}
+
+pub struct Ledger {
+    store: Arc<dyn Store>,
+}
+
+fn status_index(entry: &LedgerEntry) -> (String, String) {
+    let category = entry
+        .failure
+        .as_ref()
+        .map(|f| f.category.as_str())
+        .unwrap_or("");
+    (
+        keys::status_index(&entry.connection_id, entry.object, entry.status.as_str()),
+        format!("{category}#{:020}#{}", entry.updated_at, entry.link),
+    )
+}
+
+impl Ledger {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The entries holding these records of `side`, by record id.
+    pub async fn find(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        side: Provider,
+        ids: &[String],
+        now: i64,
+    ) -> Result<HashMap<String, Stored>, StoreError> {
+        let pointers: Vec<ItemKey> = ids
+            .iter()
+            .map(|id| keys::record_pointer(connection, object, side, id))
+            .collect();
+        let links = self.pointed(&pointers, now).await?;
+        let by_link = self
+            .entries(connection, object, links.values(), now)
+            .await?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                let key = keys::record_pointer(connection, object, side, id);
+                let link = links.get(&key.sk)?;
+                Some((id.clone(), by_link.get(link)?.clone()))
+            })
+            .collect())
+    }
+
+    /// Which links hold these match keys, by key.
+    pub async fn key_holders(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        match_keys: &[String],
+        now: i64,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let pointers: Vec<ItemKey> = match_keys
+            .iter()
+            .map(|k| keys::key_pointer(connection, object, k))
+            .collect();
+        let links = self.pointed(&pointers, now).await?;
+        Ok(match_keys
+            .iter()
+            .filter_map(|k| {
+                let key = keys::key_pointer(connection, object, k);
+                Some((k.clone(), links.get(&key.sk)?.clone()))
+            })
+            .collect())
+    }
+
+    /// Pointer sort keys → link ids.
+    async fn pointed(
+        &self,
+        pointers: &[ItemKey],
+        now: i64,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        let items = self.store.get_many(Table::Ledger, pointers, now).await?;
+        items
+            .into_iter()
+            .map(|item| Ok((item.key.sk.clone(), item.to_value::<Pointer>()?.link)))
+            .collect()
+    }
+
+    async fn entries<'a>(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        links: impl Iterator<Item = &'a String>,
+        now: i64,
+    ) -> Result<HashMap<String, Stored>, StoreError> {
+        let mut keys: Vec<ItemKey> = links
+            .map(|link| keys::entry(connection, object, link))
+            .collect();
+        keys.sort();
+        keys.dedup();
+        let items = self.store.get_many(Table::Ledger, &keys, now).await?;
+        items
+            .into_iter()
+            .map(|item| {
+                let entry: LedgerEntry = item.to_value()?;
+                Ok((
+                    entry.link.clone(),
+                    Stored {
+                        entry,
+                        version: item.version,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// One entry by its link id.
+    pub async fn get(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        link: &str,
+        now: i64,
+    ) -> Result<Option<Stored>, StoreError> {
+        Ok(self
+            .entries(connection, object, std::iter::once(&link.to_owned()), now)
+            .await?
+            .remove(link))
+    }
+
+    /// The writes that store `entry` (read at `previous`, `None` for a new one) with any new
+    /// pointers: a record id or match key newly held is claimed (it must be free), one given up
+    /// is released.
+    pub fn writes(
+        &self,
+        entry: &LedgerEntry,
+        previous: Option<&Stored>,
+    ) -> Result<Vec<TransactWrite>, StoreError> {
+        let (index_pk, index_sk) = status_index(entry);
+        let item = Item::from_value(
+            keys::entry(&entry.connection_id, entry.object, &entry.link),
+            entry,
+        )?
+        .with_index(index_pk, index_sk);
+        let mut writes = vec![TransactWrite::PutVersioned {
+            table: Table::Ledger,
+            item,
+            expected: previous.map(|p| p.version),
+        }];
+        let pointer = |key: ItemKey| -> Result<TransactWrite, StoreError> {
+            Ok(TransactWrite::PutVersioned {
+                table: Table::Ledger,
+                item: Item::from_value(
+                    key,
+                    &Pointer {
+                        link: entry.link.clone(),
+                    },
+                )?,
+                expected: None,
+            })
+        };
+        let before = previous.map(|p| &p.entry);
+        for side in [Provider::HubSpot, Provider::Qbo] {
+            let now_id = entry.side(side).id.as_deref();
+            let then_id = before.and_then(|b| b.side(side).id.as_deref());
+            if now_id != then_id {
+                if let Some(id) = now_id {
+                    writes.push(pointer(keys::record_pointer(
+                        &entry.connection_id,
+                        entry.object,
+                        side,
+                        id,
+                    ))?);
+                }
+                if let Some(id) = then_id {
+                    writes.push(TransactWrite::Delete {
+                        table: Table::Ledger,
+                        key: keys::record_pointer(&entry.connection_id, entry.object, side, id),
+                    });
+                }
+            }
+        }
+        let then_key = before.and_then(|b| b.match_key.as_deref());
+        if entry.match_key.as_deref() != then_key {
+            if let Some(key) = &entry.match_key {
+                writes.push(pointer(keys::key_pointer(
+                    &entry.connection_id,
+                    entry.object,
+                    key,
+                ))?);
+            }
+            if let Some(key) = then_key {
+                writes.push(TransactWrite::Delete {
+                    table: Table::Ledger,
+                    key: keys::key_pointer(&entry.connection_id, entry.object, key),
+                });
+            }
+        }
+        Ok(writes)
+    }
+
+    /// Makes the writes of several entries, each entry's writes in one transaction (and as
+    /// many entries per transaction as fit). A conflict means someone else wrote meanwhile.
+    pub async fn commit(&self, groups: Vec<Vec<TransactWrite>>) -> Result<(), LedgerError> {
+        let mut batch: Vec<TransactWrite> = Vec::new();
+        for group in groups {
+            if batch.len() + group.len() > MAX_TRANSACTION_WRITES {
+                self.transact(std::mem::take(&mut batch)).await?;
+            }
+            batch.extend(group);
+        }
+        if !batch.is_empty() {
+            self.transact(batch).await?;
+        }
+        Ok(())
+    }
+
+    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<(), LedgerError> {
+        match self.store.transact(writes).await? {
+            TransactOutcome::Written => Ok(()),
+            TransactOutcome::Conflict { .. } => Err(LedgerError::Conflict),
+        }
+    }
+
+    /// Every entry of one object in one status.
+    pub async fn with_status(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        status: LinkStatus,
+        now: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.store
+            .query_all(
+                Table::Ledger,
+                Query::index(keys::status_index(connection, object, status.as_str())),
+                now,
+            )
+            .await?
+            .iter()
+            .map(Item::to_value)
+            .collect()
+    }
+
+    /// How many entries of one object are in each status.
+    pub async fn counts(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        now: i64,
+    ) -> Result<HashMap<LinkStatus, usize>, StoreError> {
+        let mut counts = HashMap::new();
+        for status in LinkStatus::ALL {
+            let items = self
+                .store
+                .query_all(
+                    Table::Ledger,
+                    Query::index(keys::status_index(connection, object, status.as_str())),
+                    now,
+                )
+                .await?;
+            counts.insert(status, items.len());
+        }
+        Ok(counts)
+    }
+
+    /// The write that keeps an outbox, for the transaction that marks its entries pending.
+    pub fn outbox_write(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        outbox: &Outbox,
+    ) -> Result<TransactWrite, StoreError> {
+        let item = Item::from_value(keys::outbox(connection, object, &outbox.requestid), outbox)?
+            .expiring_at(outbox.sent_at + OUTBOX_DAYS * 86_400);
+        Ok(TransactWrite::Put {
+            table: Table::Ledger,
+            item,
+        })
+    }
+
+    pub async fn outbox(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        requestid: &str,
+        now: i64,
+    ) -> Result<Option<Outbox>, StoreError> {
+        match self
+            .store
+            .get(
+                Table::Ledger,
+                &keys::outbox(connection, object, requestid),
+                now,
+            )
+            .await?
+        {
+            Some(item) => Ok(Some(item.to_value()?)),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    const NOW: i64 = 1_900_000_000;
+
+    fn conn() -> ConnectionId {
+        ConnectionId::parse("c1").unwrap()
+    }
+
+    #[tokio::test]
+    async fn entries_are_found_from_either_side_and_by_key() {
+        let ledger = Ledger::new(Arc::new(MemoryStore::new()));
+        let mut entry = LedgerEntry::new(conn(), ObjectKind::Contact, Provider::HubSpot, "51", NOW);
+        entry.match_key = Some("ann@x.com".into());
+        ledger
+            .commit(vec![ledger.writes(&entry, None).unwrap()])
+            .await
+            .unwrap();
+        let found = ledger
+            .find(
+                &conn(),
+                ObjectKind::Contact,
+                Provider::HubSpot,
+                &["51".into(), "52".into()],
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1);
+        let stored = found["51"].clone();
+        assert_eq!(stored.version, 1);
+
+        // The QBO side is linked later: its pointer appears; the key stays.
+        let mut linked = stored.entry.clone();
+        linked.qbo.id = Some("7".into());
+        linked.mark_synced();
+        ledger
+            .commit(vec![ledger.writes(&linked, Some(&stored)).unwrap()])
+            .await
+            .unwrap();
+        let by_qbo = ledger
+            .find(
+                &conn(),
+                ObjectKind::Contact,
+                Provider::Qbo,
+                &["7".into()],
+                NOW,
+            )
+            .await
+            .unwrap();
+        assert_eq!(by_qbo["7"].entry.link, "hs:51");
+        assert_eq!(
+            ledger
+                .key_holders(
+                    &conn(),
+                    ObjectKind::Contact,
+                    &["ann@x.com".into(), "bo@x.com".into()],
+                    NOW
+                )
+                .await
+                .unwrap(),
+            HashMap::from([("ann@x.com".to_owned(), "hs:51".to_owned())])
+        );
+        let counts = ledger
+            .counts(&conn(), ObjectKind::Contact, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            (counts[&LinkStatus::Synced], counts[&LinkStatus::Pending]),
+            (1, 0)
+        );
+
+        // A stale write conflicts; a second link claiming the same key conflicts.
+        assert!(matches!(
+            ledger
+                .commit(vec![ledger.writes(&linked, Some(&stored)).unwrap()])
+                .await,
+            Err(LedgerError::Conflict)
+        ));
+        let mut rival = LedgerEntry::new(conn(), ObjectKind::Contact, Provider::Qbo, "9", NOW);
+        rival.match_key = Some("ann@x.com".into());
+        assert!(matches!(
+            ledger
+                .commit(vec![ledger.writes(&rival, None).unwrap()])
+                .await,
+            Err(LedgerError::Conflict)
+        ));
+        assert!(
+            ledger
+                .find(
+                    &conn(),
+                    ObjectKind::Contact,
+                    Provider::Qbo,
+                    &["9".into()],
+                    NOW
+                )
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing of the rival was written"
+        );
+    }
+}
