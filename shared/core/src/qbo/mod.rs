@@ -267,8 +267,8 @@ impl Company<'_> {
         entity_of::<E>(value)
     }
 
-    /// One page of a query.
-    pub async fn query<E: Entity>(&self, query: &Query) -> Result<Vec<E>, QboError> {
+    /// One page of a query, as QuickBooks answered its rows.
+    pub async fn query_values(&self, query: &Query) -> Result<Vec<Value>, QboError> {
         let value = self
             .call(
                 Method::POST,
@@ -278,20 +278,23 @@ impl Company<'_> {
                 false,
             )
             .await?;
-        let rows = value
-            .get("QueryResponse")
-            .and_then(|r| r.get(query.entity()))
-            .cloned()
-            .unwrap_or(Value::Array(Vec::new()));
-        serde_json::from_value(rows).map_err(|e| QboError::Unreadable(e.to_string()))
+        Ok(
+            match value
+                .get("QueryResponse")
+                .and_then(|r| r.get(query.entity()))
+            {
+                Some(Value::Array(rows)) => rows.clone(),
+                _ => Vec::new(),
+            },
+        )
     }
 
-    /// Every page of a query.
-    pub async fn query_all<E: Entity>(&self, query: &Query) -> Result<Vec<E>, QboError> {
+    /// Every page of a query, as QuickBooks answered its rows.
+    pub async fn query_all_values(&self, query: &Query) -> Result<Vec<Value>, QboError> {
         let mut all = Vec::new();
         let mut page = query.clone();
         loop {
-            let rows: Vec<E> = self.query(&page).await?;
+            let rows = self.query_values(&page).await?;
             let full = rows.len() as u32 == page.max();
             all.extend(rows);
             if !full {
@@ -299,6 +302,18 @@ impl Company<'_> {
             }
             page = page.next_page();
         }
+    }
+
+    /// One page of a query.
+    pub async fn query<E: Entity>(&self, query: &Query) -> Result<Vec<E>, QboError> {
+        let rows = self.query_values(query).await?;
+        serde_json::from_value(Value::Array(rows)).map_err(|e| QboError::Unreadable(e.to_string()))
+    }
+
+    /// Every page of a query.
+    pub async fn query_all<E: Entity>(&self, query: &Query) -> Result<Vec<E>, QboError> {
+        let rows = self.query_all_values(query).await?;
+        serde_json::from_value(Value::Array(rows)).map_err(|e| QboError::Unreadable(e.to_string()))
     }
 
     /// Creates an entity; `requestid` makes a repeat return the first answer instead of a second

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{OutgoingMessage, QueueError};
-use crate::domain::{ConnectionId, Direction, ObjectKind};
+use crate::domain::{ConnectionId, Direction, ObjectKind, Provider};
 
 /// Work for object sync, as queued on the sync queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,6 +18,71 @@ pub enum SyncRequest {
         /// Epoch seconds.
         requested_at: i64,
     },
+    /// Records of one object that changed on one side (read by the poller), to apply.
+    Changes {
+        connection_id: ConnectionId,
+        object: ObjectKind,
+        from: Provider,
+        /// The records as their side answered them (HubSpot objects, QBO entities).
+        records: Vec<serde_json::Value>,
+    },
+}
+
+/// The most records one change message carries.
+pub const MAX_RECORDS_PER_MESSAGE: usize = 100;
+/// The most bytes of records one change message carries (SQS takes 256 KiB in all).
+pub const MAX_RECORD_BYTES_PER_MESSAGE: usize = 200 * 1024;
+
+/// Change messages for `records` (in order), each in the object's group, with a dedup id made
+/// of the records' ids and versions: reading the same window again sends nothing twice.
+pub fn change_messages(
+    connection: &ConnectionId,
+    object: ObjectKind,
+    from: Provider,
+    records: Vec<(String, serde_json::Value)>,
+) -> Result<Vec<OutgoingMessage>, QueueError> {
+    use sha2::{Digest, Sha256};
+    let mut messages = Vec::new();
+    let mut chunk: Vec<(String, serde_json::Value)> = Vec::new();
+    let mut bytes = 0;
+    let flush = |chunk: &mut Vec<(String, serde_json::Value)>,
+                 messages: &mut Vec<OutgoingMessage>|
+     -> Result<(), QueueError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        let mut hash = Sha256::new();
+        for (version_key, _) in chunk.iter() {
+            hash.update(version_key.as_bytes());
+            hash.update([0]);
+        }
+        let digest: String = hash.finalize()[..16]
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let request = SyncRequest::Changes {
+            connection_id: connection.clone(),
+            object,
+            from,
+            records: chunk.drain(..).map(|(_, record)| record).collect(),
+        };
+        messages.push(OutgoingMessage::json(&request)?.in_group(
+            message_group(connection, object),
+            format!("changes:{}:{digest}", from.as_str()),
+        ));
+        Ok(())
+    };
+    for (version_key, record) in records {
+        let size = record.to_string().len();
+        if chunk.len() == MAX_RECORDS_PER_MESSAGE || bytes + size > MAX_RECORD_BYTES_PER_MESSAGE {
+            flush(&mut chunk, &mut messages)?;
+            bytes = 0;
+        }
+        bytes += size;
+        chunk.push((version_key, record));
+    }
+    flush(&mut chunk, &mut messages)?;
+    Ok(messages)
 }
 
 /// Work for the poller, on the poll queue: read one connection's changes of one object.
@@ -107,6 +172,63 @@ mod tests {
             serde_json::to_value(&request).unwrap(),
             serde_json::json!({"kind": "initial_sync", "connection_id": "c1", "object": "contact",
                 "direction": "two_way", "requested_at": 5})
+        );
+    }
+
+    #[test]
+    fn changes_are_chunked_and_deduplicated_by_their_versions() {
+        let connection = ConnectionId::parse("c1").unwrap();
+        let records: Vec<(String, serde_json::Value)> = (0..250)
+            .map(|i| (format!("{i}@1"), serde_json::json!({"id": i.to_string()})))
+            .collect();
+        let messages = change_messages(
+            &connection,
+            ObjectKind::Contact,
+            Provider::HubSpot,
+            records.clone(),
+        )
+        .unwrap();
+        assert_eq!(messages.len(), 3, "100 + 100 + 50");
+        assert!(messages
+            .iter()
+            .all(|m| m.group_id.as_deref() == Some("c1:contact")));
+        let again = change_messages(
+            &connection,
+            ObjectKind::Contact,
+            Provider::HubSpot,
+            records.clone(),
+        )
+        .unwrap();
+        assert_eq!(
+            messages.iter().map(|m| &m.dedup_id).collect::<Vec<_>>(),
+            again.iter().map(|m| &m.dedup_id).collect::<Vec<_>>(),
+            "the same window read again has the same dedup ids"
+        );
+        let mut newer = records;
+        newer[0].0 = "0@2".into();
+        let changed =
+            change_messages(&connection, ObjectKind::Contact, Provider::HubSpot, newer).unwrap();
+        assert_ne!(
+            changed[0].dedup_id, messages[0].dedup_id,
+            "a new version is a new message"
+        );
+        assert_eq!(changed[1].dedup_id, messages[1].dedup_id);
+        let big: Vec<(String, serde_json::Value)> = (0..3)
+            .map(|i| {
+                (
+                    i.to_string(),
+                    serde_json::json!({"x": "y".repeat(90 * 1024)}),
+                )
+            })
+            .collect();
+        let split = change_messages(&connection, ObjectKind::Product, Provider::Qbo, big).unwrap();
+        assert_eq!(split.len(), 2, "bytes bound a message too");
+        assert!(split
+            .iter()
+            .all(|m| m.body.len() < crate::queue::MAX_BODY_BYTES));
+        let request: SyncRequest = serde_json::from_str(&split[1].body).unwrap();
+        assert!(
+            matches!(request, SyncRequest::Changes { from: Provider::Qbo, ref records, .. } if records.len() == 1)
         );
     }
 

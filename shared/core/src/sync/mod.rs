@@ -1,6 +1,9 @@
 //! Object sync: applies batches of changes for one connection and object (filter, match, map,
 //! decide, write, record in the ledger). Fed by the FIFO sync queue.
 
+pub mod engine;
+pub mod objects;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
 use crate::error::Error;

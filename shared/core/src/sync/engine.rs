@@ -1,0 +1,1523 @@
+//! Applying one message of changes: read the records, settle writes whose answer was lost,
+//! filter, match, decide, write with the batch APIs, and record every outcome in the ledger.
+//!
+//! Writes never duplicate:
+//! - QBO creates go out in batches whose items are first recorded, with the batch, in an
+//!   outbox (the entries `pending`); the batch carries a `requestid` made from its contents.
+//!   When its answer is lost the next attempt replays the outbox word for word, so QBO answers
+//!   the first result instead of creating again.
+//! - HubSpot creates are upserts by a unique property (the email, or the integration's own
+//!   `qbo_*_id` property), so a repeat finds what the first call made.
+//! - Updates carry QBO's SyncToken (a stale one is read again once) or are HubSpot updates by id.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::objects::{self, Incoming, Synced};
+use crate::clock::Clock;
+use crate::connection::registry::{Connection, ConnectionStatus, Connections};
+use crate::connection::tokens::{KeeperBearer, TokenKeeper, TokenOwner};
+use crate::decide::{self, Change, Context, Counterpart, Decision, Skip};
+use crate::domain::{ConnectionId, Direction, ObjectKind, Provider};
+use crate::error_class::ErrorClass;
+use crate::filters::{self, Subject};
+use crate::hubspot::{
+    BatchInput, CrmObject, Filter as HsFilter, FilterGroup, HubSpotClient, HubSpotError, Portal,
+    SearchRequest,
+};
+use crate::ledger::{Ledger, LedgerEntry, LedgerError, LinkStatus, Outbox, Stored};
+use crate::mapping::{self, contacts, products, Field, Properties, Values};
+use crate::qbo::entities::Account;
+use crate::qbo::query::Query;
+use crate::qbo::{
+    BatchItem, BatchOperation, BatchResult, Company, FaultCode, QboClient, QboError,
+    MAX_BATCH_ITEMS,
+};
+use crate::queue::batch::MessageError;
+use crate::settings::{ObjectSettings, SettingsStore};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Qbo(#[from] QboError),
+    #[error(transparent)]
+    HubSpot(#[from] HubSpotError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The connection waits for a reconnect: its changes wait too.
+    #[error("the connection waits for a reconnect; its changes are kept until then")]
+    Paused,
+}
+
+/// How long changes of a connection that waits for a reconnect wait before being tried again.
+const PAUSED_RETRY: Duration = Duration::from_secs(15 * 60);
+
+impl MessageError for SyncError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            SyncError::Qbo(e) => e.class(),
+            SyncError::HubSpot(e) => e.class(),
+            SyncError::Store(e) => e.class(),
+            SyncError::Ledger(LedgerError::Store(e)) => e.class(),
+            SyncError::Ledger(LedgerError::Conflict) | SyncError::Paused => ErrorClass::Retryable,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SyncError::Qbo(e) => e.retry_after(),
+            SyncError::HubSpot(e) => e.retry_after(),
+            SyncError::Paused => Some(PAUSED_RETRY),
+            _ => None,
+        }
+    }
+}
+
+/// What one message did, by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Applied {
+    pub created: usize,
+    pub updated: usize,
+    pub linked: usize,
+    pub unchanged: usize,
+    pub excluded: usize,
+    pub failed: usize,
+}
+
+/// The sync's parts, built once per cold start.
+pub struct Engine {
+    ledger: Ledger,
+    settings: SettingsStore,
+    connections: Connections,
+    tokens: Arc<TokenKeeper>,
+    qbo: QboClient,
+    hubspot: HubSpotClient,
+    clock: Clock,
+    /// Portals and objects whose `qbo_*_id` property is known to exist.
+    ensured: Mutex<HashSet<(String, &'static str)>>,
+}
+
+/// What a write to one side is to do for one record.
+#[derive(Debug, Clone)]
+struct Planned {
+    /// The record that changed (its id on the side it came from).
+    source_id: String,
+    /// Where to write, and the id there (`None`: create).
+    target: Provider,
+    target_id: Option<String>,
+    /// The target's version to write over (QBO SyncToken).
+    target_version: Option<i64>,
+    /// The neutral values to write (of the fields flowing to the target).
+    values: Values,
+    /// Display names to try, in order (contacts to QBO).
+    display_names: Vec<String>,
+    /// The linked QBO record's id, kept in HubSpot's `qbo_*_id` property on writes there.
+    qbo_id: Option<String>,
+    action: &'static str,
+}
+
+/// The result of one planned write.
+struct Written {
+    source_id: String,
+    target: Provider,
+    outcome: Result<Landed, Refused>,
+    action: &'static str,
+}
+
+/// A write that was made: the record's id, version and values on its side.
+type Landed = (String, Option<i64>, Values);
+
+/// A write that was refused: its category, a sentence, and whether trying again may help.
+type Refused = (String, String, bool);
+
+/// How a record was decided, kept until its entry is written.
+struct Work {
+    incoming: Incoming,
+    fingerprint: String,
+    match_key: Option<String>,
+    entry: Option<Stored>,
+    decision: Decision,
+    /// The other side's record, when it was read (matched or linked).
+    other: Option<OtherRecord>,
+}
+
+#[derive(Debug, Clone)]
+struct OtherRecord {
+    id: String,
+    version: Option<i64>,
+    values: Values,
+    fingerprint: String,
+}
+
+fn other(side: Provider) -> Provider {
+    match side {
+        Provider::HubSpot => Provider::Qbo,
+        Provider::Qbo => Provider::HubSpot,
+    }
+}
+
+fn sha(parts: &[&str]) -> String {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update(part.as_bytes());
+        hash.update([0]);
+    }
+    hash.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<dyn Store>,
+        tokens: Arc<TokenKeeper>,
+        qbo: QboClient,
+        hubspot: HubSpotClient,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            ledger: Ledger::new(store.clone()),
+            settings: SettingsStore::new(store.clone()),
+            connections: Connections::new(store),
+            tokens,
+            qbo,
+            hubspot,
+            clock,
+            ensured: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
+    /// Applies one message of changes of `object` that came `from` one side.
+    pub async fn apply(
+        &self,
+        connection_id: &ConnectionId,
+        object: ObjectKind,
+        from: Provider,
+        records: &[Value],
+    ) -> Result<Applied, SyncError> {
+        let now = self.clock.now_seconds();
+        let Some(connection) = self.connections.get(connection_id, now).await? else {
+            tracing::warn!(connection = %connection_id, "changes of an unknown connection dropped");
+            return Ok(Applied::default());
+        };
+        match connection.status {
+            ConnectionStatus::Active => {}
+            ConnectionStatus::ReconnectRequired => return Err(SyncError::Paused),
+            ConnectionStatus::Disconnected => {
+                tracing::info!(connection = %connection_id, "changes of a disconnected connection dropped");
+                return Ok(Applied::default());
+            }
+        }
+        let (Some(synced), Some(settings)) = (
+            Synced::of(object),
+            self.settings.get(connection_id, object, now).await?,
+        ) else {
+            return Ok(Applied::default());
+        };
+        if !settings.enabled {
+            return Ok(Applied::default());
+        }
+        let qbo_bearer = KeeperBearer {
+            keeper: self.tokens.clone(),
+            owner: TokenOwner::Realm(connection.realm_id.clone()),
+        };
+        let hubspot_bearer = KeeperBearer {
+            keeper: self.tokens.clone(),
+            owner: TokenOwner::Portal(connection.portal_id.clone()),
+        };
+        let run = Run {
+            engine: self,
+            connection: &connection,
+            synced,
+            settings: &settings,
+            fields: synced.fields(&settings),
+            qbo: self.qbo.company(&connection.realm_id, &qbo_bearer),
+            hubspot: self.hubspot.portal(&connection.portal_id, &hubspot_bearer),
+            now,
+        };
+        run.apply(from, records).await
+    }
+}
+
+/// One message being applied.
+struct Run<'a> {
+    engine: &'a Engine,
+    connection: &'a Connection,
+    synced: Synced,
+    settings: &'a ObjectSettings,
+    fields: Vec<Field>,
+    qbo: Company<'a>,
+    hubspot: Portal<'a>,
+    now: i64,
+}
+
+impl Run<'_> {
+    fn object(&self) -> ObjectKind {
+        self.synced.object()
+    }
+
+    fn direction(&self) -> Direction {
+        self.settings.direction
+    }
+
+    fn flowing(&self, from: Provider) -> Vec<&Field> {
+        mapping::flowing(&self.fields, from, self.direction())
+    }
+
+    fn fingerprint(&self, from: Provider, values: &Values) -> String {
+        mapping::fingerprint(self.flowing(from), values)
+    }
+
+    async fn apply(&self, from: Provider, records: &[Value]) -> Result<Applied, SyncError> {
+        let mut incoming: Vec<Incoming> = records
+            .iter()
+            .filter_map(|r| objects::incoming(self.synced, &self.fields, from, r))
+            .collect();
+        // The newest version of each record only.
+        incoming.sort_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));
+        incoming.dedup_by(|a, b| a.id == b.id);
+        if incoming.is_empty() {
+            return Ok(Applied::default());
+        }
+        let hubspot_context = if from == Provider::HubSpot {
+            self.hubspot_context(&mut incoming).await?
+        } else {
+            HashMap::new()
+        };
+
+        let ids: Vec<String> = incoming.iter().map(|r| r.id.clone()).collect();
+        let mut entries = self
+            .engine
+            .ledger
+            .find(&self.connection.id, self.object(), from, &ids, self.now)
+            .await?;
+        if entries
+            .values()
+            .any(|s| s.entry.status == LinkStatus::Pending && s.entry.pending.is_some())
+        {
+            self.settle_pending(&entries).await?;
+            entries = self
+                .engine
+                .ledger
+                .find(&self.connection.id, self.object(), from, &ids, self.now)
+                .await?;
+        }
+
+        let filters = match from {
+            Provider::HubSpot => &self.settings.filters.hubspot_to_qbo,
+            Provider::Qbo => &self.settings.filters.qbo_to_hubspot,
+        };
+        let mut work: Vec<Work> = incoming
+            .into_iter()
+            .map(|record| {
+                let fingerprint = self.fingerprint(from, &record.values);
+                let match_key = self.synced.match_key(&record.values);
+                let entry = entries.get(&record.id).cloned();
+                Work {
+                    incoming: record,
+                    fingerprint,
+                    match_key,
+                    entry,
+                    decision: Decision::Skip(Skip::Unchanged),
+                    other: None,
+                }
+            })
+            .collect();
+
+        // Keys held by other links, and unlinked records of the other side with the same key.
+        let wanted: Vec<String> = work
+            .iter()
+            .filter(|w| w.entry.is_none())
+            .filter_map(|w| w.match_key.clone())
+            .collect();
+        let holders = self
+            .engine
+            .ledger
+            .key_holders(&self.connection.id, self.object(), &wanted, self.now)
+            .await?;
+        let free: Vec<String> = wanted
+            .iter()
+            .filter(|k| !holders.contains_key(*k))
+            .cloned()
+            .collect();
+        let matched = self.find_by_key(other(from), &free).await?;
+
+        let decide_one = |w: &Work, counterpart: Option<Counterpart<'_>>| {
+            let invoices = hubspot_context
+                .get(&w.incoming.id)
+                .map(|c: &HubSpotExtra| c.invoices.as_slice())
+                .unwrap_or(&[]);
+            let properties = properties_of(&w.incoming.raw);
+            let subject = match from {
+                Provider::HubSpot => Subject::HubSpot {
+                    properties: &properties,
+                    invoices,
+                },
+                Provider::Qbo => Subject::Qbo(&w.incoming.raw),
+            };
+            let excluded = filters::evaluate(filters, subject)
+                .err()
+                .map(|e| e.explanation());
+            let unsyncable = (self.synced == Synced::Products
+                && self.settings.require_sku
+                && w.match_key.is_none())
+            .then(|| "it has no SKU (products are matched and synced by SKU)".to_owned());
+            let key_held_by = w
+                .match_key
+                .as_ref()
+                .and_then(|k| holders.get(k))
+                .map(String::as_str);
+            let found = w.match_key.as_ref().and_then(|k| matched.get(k));
+            let context = Context {
+                direction: Some(self.direction()),
+                conflict: Some(self.settings.conflict),
+                entry: w.entry.as_ref().map(|s| &s.entry),
+                excluded,
+                unsyncable,
+                key_held_by,
+                matched: found.map(|m| Counterpart {
+                    id: &m.id,
+                    version: m.version,
+                    fingerprint: &m.fingerprint,
+                }),
+                counterpart,
+            };
+            let change = Change {
+                from,
+                id: &w.incoming.id,
+                version: w.incoming.version,
+                fingerprint: &w.fingerprint,
+                gone: w.incoming.gone,
+                match_key: w.match_key.as_deref(),
+            };
+            (decide::decide(&change, &context), found.cloned())
+        };
+        for w in work.iter_mut() {
+            let (decision, found) = decide_one(w, None);
+            w.decision = decision;
+            w.other = found;
+        }
+
+        // Two-way: read the linked records that would be updated, to see whether they changed
+        // too (a conflict), and decide again with what they are now.
+        if self.direction() == Direction::TwoWay {
+            let linked: Vec<String> = work
+                .iter()
+                .filter_map(|w| match &w.decision {
+                    Decision::Update { target_id } => Some(target_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            let now_there = self.read_by_id(other(from), &linked).await?;
+            for w in work.iter_mut() {
+                let Decision::Update { target_id } = &w.decision else {
+                    continue;
+                };
+                let Some(there) = now_there.get(target_id).cloned() else {
+                    continue;
+                };
+                let (decision, _) = decide_one(
+                    w,
+                    Some(Counterpart {
+                        id: &there.id,
+                        version: there.version,
+                        fingerprint: &there.fingerprint,
+                    }),
+                );
+                w.decision = decision;
+                w.other = Some(there);
+            }
+        }
+
+        self.execute(from, work, &hubspot_context).await
+    }
+
+    /// HubSpot contacts: the primary company's name (for display names) and, when a filter
+    /// needs them, the associated invoices.
+    async fn hubspot_context(
+        &self,
+        incoming: &mut [Incoming],
+    ) -> Result<HashMap<String, HubSpotExtra>, SyncError> {
+        let mut extra: HashMap<String, HubSpotExtra> = HashMap::new();
+        if self.synced != Synced::Contacts {
+            return Ok(extra);
+        }
+        let company_of: HashMap<String, String> = incoming
+            .iter()
+            .filter_map(|r| {
+                let company = r.raw["properties"]["associatedcompanyid"].as_str()?;
+                (!company.is_empty()).then(|| (r.id.clone(), company.to_owned()))
+            })
+            .collect();
+        let mut company_names: HashMap<String, String> = HashMap::new();
+        let company_ids: Vec<String> = {
+            let mut ids: Vec<String> = company_of.values().cloned().collect();
+            ids.sort();
+            ids.dedup();
+            ids
+        };
+        for chunk in company_ids.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let read = self
+                .hubspot
+                .batch_read("companies", chunk, &["name"], None)
+                .await?;
+            for company in read.results {
+                if let Some(name) = company.property("name") {
+                    company_names.insert(company.id.clone(), name.to_owned());
+                }
+            }
+        }
+        if filters::needs_invoices(&self.settings.filters.hubspot_to_qbo) {
+            let ids: Vec<String> = incoming.iter().map(|r| r.id.clone()).collect();
+            let invoice_ids = self
+                .hubspot
+                .associations("contacts", "invoices", &ids)
+                .await?;
+            let properties: Vec<String> = self
+                .settings
+                .filters
+                .hubspot_to_qbo
+                .iter()
+                .filter_map(|f| f.property.strip_prefix(crate::settings::ASSOCIATED_INVOICE))
+                .map(str::to_owned)
+                .collect();
+            let wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
+            let mut all: Vec<String> = invoice_ids.values().flatten().cloned().collect();
+            all.sort();
+            all.dedup();
+            let mut invoices: HashMap<String, Properties> = HashMap::new();
+            for chunk in all.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+                let read = self
+                    .hubspot
+                    .batch_read("invoices", chunk, &wanted, None)
+                    .await?;
+                for invoice in read.results {
+                    invoices.insert(invoice.id.clone(), invoice.properties);
+                }
+            }
+            for (contact, ids) in invoice_ids {
+                extra.entry(contact).or_default().invoices = ids
+                    .iter()
+                    .filter_map(|id| invoices.get(id).cloned())
+                    .collect();
+            }
+        }
+        let display_name_in_force = self.fields.iter().any(|f| f.key == contacts::DISPLAY_NAME);
+        for record in incoming.iter_mut() {
+            let company = company_of
+                .get(&record.id)
+                .and_then(|c| company_names.get(c));
+            let names = contacts::display_names(
+                &record.values,
+                company.map(String::as_str),
+                self.settings,
+                &record.id,
+            );
+            if display_name_in_force {
+                if let Some(first) = names.first() {
+                    record
+                        .values
+                        .insert(contacts::DISPLAY_NAME.to_owned(), first.clone());
+                }
+            }
+            extra.entry(record.id.clone()).or_default().display_names = names;
+        }
+        Ok(extra)
+    }
+
+    /// Records of `side` by match key (unlinked ones are linked rather than made twice).
+    async fn find_by_key(
+        &self,
+        side: Provider,
+        match_keys: &[String],
+    ) -> Result<HashMap<String, OtherRecord>, SyncError> {
+        let mut found = HashMap::new();
+        if match_keys.is_empty() {
+            return Ok(found);
+        }
+        let records = match side {
+            Provider::Qbo => {
+                let mut records = Vec::new();
+                for chunk in match_keys.chunks(100) {
+                    let query = Query::select(self.synced.qbo_entity())
+                        .with_projection(self.synced.qbo_projection())
+                        .any_of(
+                            self.synced.qbo_key_field(),
+                            chunk.iter().map(String::as_str),
+                        );
+                    let rows: Vec<Value> = self.qbo.query_all_values(&query).await?;
+                    records.extend(
+                        rows.iter()
+                            .filter_map(|r| objects::from_qbo(&self.fields, r)),
+                    );
+                }
+                records
+            }
+            Provider::HubSpot => self.hubspot_by_key(match_keys).await?,
+        };
+        for record in records {
+            if record.gone.is_some() {
+                continue;
+            }
+            let Some(key) = self.synced.match_key(&record.values) else {
+                continue;
+            };
+            let fingerprint = self.fingerprint(side, &record.values);
+            found.entry(key).or_insert(OtherRecord {
+                id: record.id,
+                version: record.version,
+                values: record.values,
+                fingerprint,
+            });
+        }
+        Ok(found)
+    }
+
+    async fn hubspot_by_key(&self, match_keys: &[String]) -> Result<Vec<Incoming>, SyncError> {
+        let properties = self.synced.hubspot_properties(&self.fields);
+        let wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
+        let mut records = Vec::new();
+        for chunk in match_keys.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let results: Vec<CrmObject> = match self.synced {
+                Synced::Contacts => {
+                    self.hubspot
+                        .batch_read("contacts", chunk, &wanted, Some(contacts::EMAIL))
+                        .await?
+                        .results
+                }
+                Synced::Products => {
+                    let request = SearchRequest {
+                        filter_groups: vec![FilterGroup {
+                            filters: vec![HsFilter::any_of(
+                                self.synced.hubspot_key_property(),
+                                chunk.to_vec(),
+                            )],
+                        }],
+                        properties: properties.clone(),
+                        limit: crate::hubspot::MAX_SEARCH_PAGE,
+                        ..SearchRequest::default()
+                    };
+                    self.hubspot
+                        .search(self.synced.hubspot_type(), &request)
+                        .await?
+                        .results
+                }
+            };
+            records.extend(
+                results
+                    .iter()
+                    .map(|r| objects::from_hubspot(self.synced, &self.fields, r)),
+            );
+        }
+        Ok(records)
+    }
+
+    /// Linked records of `side` by id, as they are now.
+    async fn read_by_id(
+        &self,
+        side: Provider,
+        ids: &[String],
+    ) -> Result<HashMap<String, OtherRecord>, SyncError> {
+        let mut found = HashMap::new();
+        if ids.is_empty() {
+            return Ok(found);
+        }
+        let records: Vec<Incoming> = match side {
+            Provider::Qbo => {
+                let mut records = Vec::new();
+                for chunk in ids.chunks(100) {
+                    let query = Query::select(self.synced.qbo_entity())
+                        .with_projection(self.synced.qbo_projection())
+                        .any_of("Id", chunk.iter().map(String::as_str))
+                        .active_or_not();
+                    let rows = self.qbo.query_all_values(&query).await?;
+                    records.extend(
+                        rows.iter()
+                            .filter_map(|r| objects::from_qbo(&self.fields, r)),
+                    );
+                }
+                records
+            }
+            Provider::HubSpot => {
+                let properties = self.synced.hubspot_properties(&self.fields);
+                let wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
+                let mut records = Vec::new();
+                for chunk in ids.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+                    let read = self
+                        .hubspot
+                        .batch_read(self.synced.hubspot_type(), chunk, &wanted, None)
+                        .await?;
+                    records.extend(
+                        read.results
+                            .iter()
+                            .map(|r| objects::from_hubspot(self.synced, &self.fields, r)),
+                    );
+                }
+                records
+            }
+        };
+        for record in records {
+            let fingerprint = self.fingerprint(side, &record.values);
+            found.insert(
+                record.id.clone(),
+                OtherRecord {
+                    id: record.id,
+                    version: record.version,
+                    values: record.values,
+                    fingerprint,
+                },
+            );
+        }
+        Ok(found)
+    }
+
+    /// Carries out the decisions and records each outcome.
+    async fn execute(
+        &self,
+        from: Provider,
+        work: Vec<Work>,
+        hubspot_context: &HashMap<String, HubSpotExtra>,
+    ) -> Result<Applied, SyncError> {
+        let to = other(from);
+        let mut applied = Applied::default();
+        let mut planned: Vec<Planned> = Vec::new();
+        // Entries as they will be written, by source id, with what they were read as.
+        let mut next: HashMap<String, (LedgerEntry, Option<Stored>)> = HashMap::new();
+        for w in &work {
+            let mut entry = w
+                .entry
+                .as_ref()
+                .map(|s| s.entry.clone())
+                .unwrap_or_else(|| {
+                    LedgerEntry::new(
+                        self.connection.id.clone(),
+                        self.object(),
+                        from,
+                        &w.incoming.id,
+                        self.now,
+                    )
+                });
+            let source_side = entry.side_mut(from);
+            source_side.id = Some(w.incoming.id.clone());
+            let names = hubspot_context
+                .get(&w.incoming.id)
+                .map(|c| c.display_names.clone())
+                .unwrap_or_default();
+            let outgoing = |values: &Values| -> Values {
+                self.flowing(from)
+                    .into_iter()
+                    .filter_map(|f| values.get(&f.key).map(|v| (f.key.clone(), v.clone())))
+                    .collect()
+            };
+            let mut record = true;
+            match &w.decision {
+                Decision::Skip(Skip::Unchanged) if w.entry.is_some() => {
+                    // Our own echo or an unmapped change: only its version moves on.
+                    let side = entry.side_mut(from);
+                    side.version = w.incoming.version.or(side.version);
+                    applied.unchanged += 1;
+                }
+                Decision::Skip(_) => {
+                    applied.unchanged += 1;
+                    record = false;
+                }
+                Decision::Exclude(reason) => {
+                    let side = entry.side_mut(from);
+                    side.version = w.incoming.version;
+                    side.fingerprint = Some(w.fingerprint.clone());
+                    if w.incoming.gone.is_some() {
+                        side.gone = true;
+                    }
+                    entry.mark_excluded(reason.clone());
+                    entry.record(self.now, from, "excluded", reason.clone());
+                    applied.excluded += 1;
+                }
+                Decision::Fail { category, message } => {
+                    entry.mark_failing(category, message.clone(), false, self.now);
+                    entry.record(self.now, from, "failed", message.clone());
+                    applied.failed += 1;
+                }
+                Decision::Create => {
+                    entry.match_key = w.match_key.clone();
+                    planned.push(Planned {
+                        source_id: w.incoming.id.clone(),
+                        target: to,
+                        target_id: None,
+                        target_version: None,
+                        values: outgoing(&w.incoming.values),
+                        display_names: names,
+                        qbo_id: (from == Provider::Qbo).then(|| w.incoming.id.clone()),
+                        action: "created",
+                    });
+                }
+                Decision::Update { target_id } => {
+                    planned.push(Planned {
+                        source_id: w.incoming.id.clone(),
+                        target: to,
+                        target_id: Some(target_id.clone()),
+                        target_version: w
+                            .other
+                            .as_ref()
+                            .and_then(|o| o.version)
+                            .or(entry.side(to).version),
+                        values: outgoing(&w.incoming.values),
+                        display_names: names,
+                        qbo_id: (from == Provider::Qbo).then(|| w.incoming.id.clone()),
+                        action: "updated",
+                    });
+                }
+                Decision::Link { target_id, push } => {
+                    entry.match_key = w.match_key.clone();
+                    let found = w.other.clone();
+                    let side = entry.side_mut(to);
+                    side.id = Some(target_id.clone());
+                    side.version = found.as_ref().and_then(|o| o.version);
+                    side.fingerprint = found.as_ref().map(|o| o.fingerprint.clone());
+                    if *push {
+                        planned.push(Planned {
+                            source_id: w.incoming.id.clone(),
+                            target: to,
+                            target_id: Some(target_id.clone()),
+                            target_version: found.as_ref().and_then(|o| o.version),
+                            values: outgoing(&w.incoming.values),
+                            display_names: names,
+                            qbo_id: Some(if from == Provider::Qbo {
+                                w.incoming.id.clone()
+                            } else {
+                                target_id.clone()
+                            }),
+                            action: "linked",
+                        });
+                    } else if let Some(found) = found {
+                        // The other side wins: its values come here.
+                        planned.push(Planned {
+                            source_id: w.incoming.id.clone(),
+                            target: from,
+                            target_id: Some(w.incoming.id.clone()),
+                            target_version: w.incoming.version,
+                            values: self.incoming_values(to, &found.values),
+                            display_names: Vec::new(),
+                            qbo_id: Some(if from == Provider::Qbo {
+                                w.incoming.id.clone()
+                            } else {
+                                found.id.clone()
+                            }),
+                            action: "linked",
+                        });
+                    }
+                }
+                Decision::UpdateBack { target_id } => {
+                    if let Some(found) = &w.other {
+                        entry.record(
+                            self.now,
+                            from,
+                            "conflict",
+                            format!(
+                                "both sides changed; {} wins (the conflict setting)",
+                                to.label()
+                            ),
+                        );
+                        planned.push(Planned {
+                            source_id: w.incoming.id.clone(),
+                            target: from,
+                            target_id: Some(target_id.clone()),
+                            target_version: w.incoming.version,
+                            values: self.incoming_values(to, &found.values),
+                            display_names: Vec::new(),
+                            qbo_id: Some(if from == Provider::Qbo {
+                                w.incoming.id.clone()
+                            } else {
+                                found.id.clone()
+                            }),
+                            action: "updated",
+                        });
+                        let side = entry.side_mut(to);
+                        side.version = found.version;
+                        side.fingerprint = Some(found.fingerprint.clone());
+                    }
+                }
+            }
+            if record {
+                next.insert(w.incoming.id.clone(), (entry, w.entry.clone()));
+            }
+        }
+
+        // Creates on QBO are recorded first (pending, with their batch), so a lost answer is
+        // replayed instead of creating again.
+        let written = self.write(planned, &mut next).await?;
+        for result in written {
+            let Some((entry, _)) = next.get_mut(&result.source_id) else {
+                continue;
+            };
+            let source = if result.target == to { from } else { to };
+            match result.outcome {
+                Ok((target_id, version, values)) => {
+                    let fingerprint = self.fingerprint(result.target, &values);
+                    let target_side = entry.side_mut(result.target);
+                    target_side.id = Some(target_id.clone());
+                    target_side.version = version;
+                    target_side.fingerprint = Some(fingerprint);
+                    target_side.gone = false;
+                    if let Some(w) = work.iter().find(|w| w.incoming.id == result.source_id) {
+                        if result.target == to {
+                            let side = entry.side_mut(from);
+                            side.version = w.incoming.version;
+                            side.fingerprint = Some(w.fingerprint.clone());
+                        }
+                    }
+                    entry.mark_synced();
+                    entry.record(
+                        self.now,
+                        source,
+                        result.action,
+                        format!(
+                            "{} in {} ({})",
+                            result.action,
+                            result.target.label(),
+                            target_id
+                        ),
+                    );
+                    match result.action {
+                        "created" => applied.created += 1,
+                        "linked" => applied.linked += 1,
+                        _ => applied.updated += 1,
+                    }
+                }
+                Err((category, message, retryable)) => {
+                    entry.mark_failing(&category, message.clone(), retryable, self.now);
+                    entry.record(self.now, source, "failed", message);
+                    applied.failed += 1;
+                }
+            }
+        }
+        let groups = next
+            .values()
+            .map(|(entry, previous)| self.engine.ledger.writes(entry, previous.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.engine.ledger.commit(groups).await?;
+        Ok(applied)
+    }
+
+    /// Values of `from`'s record as they would be written to the other side.
+    fn incoming_values(&self, from: Provider, values: &Values) -> Values {
+        self.flowing(from)
+            .into_iter()
+            .filter_map(|f| values.get(&f.key).map(|v| (f.key.clone(), v.clone())))
+            .collect()
+    }
+
+    async fn write(
+        &self,
+        planned: Vec<Planned>,
+        next: &mut HashMap<String, (LedgerEntry, Option<Stored>)>,
+    ) -> Result<Vec<Written>, SyncError> {
+        let (to_qbo, to_hubspot): (Vec<Planned>, Vec<Planned>) =
+            planned.into_iter().partition(|p| p.target == Provider::Qbo);
+        let mut written = Vec::new();
+        let (creates, updates): (Vec<Planned>, Vec<Planned>) =
+            to_qbo.into_iter().partition(|p| p.target_id.is_none());
+        written.extend(self.create_in_qbo(creates, next).await?);
+        written.extend(self.update_in_qbo(updates).await?);
+        written.extend(self.write_to_hubspot(to_hubspot).await?);
+        Ok(written)
+    }
+
+    /// The QBO body of a record to create or update.
+    async fn qbo_body(
+        &self,
+        planned: &Planned,
+        display_name: Option<&str>,
+    ) -> Result<Map<String, Value>, SyncError> {
+        let fields: Vec<&Field> = self
+            .fields
+            .iter()
+            .filter(|f| planned.values.contains_key(&f.key))
+            .collect();
+        let mut body = mapping::to_qbo(fields, &planned.values);
+        if let Some(name) = display_name {
+            body.insert("DisplayName".into(), Value::String(name.to_owned()));
+        }
+        if self.synced == Synced::Products && planned.target_id.is_none() {
+            body.entry("Type")
+                .or_insert_with(|| Value::String(products::DEFAULT_ITEM_TYPE.into()));
+            if !body.contains_key("IncomeAccountRef") {
+                let account = self.income_account().await?;
+                body.insert(
+                    "IncomeAccountRef".into(),
+                    serde_json::json!({"value": account}),
+                );
+            }
+        }
+        Ok(body)
+    }
+
+    /// The income account of items made from HubSpot: the setting, else the company's first
+    /// income account.
+    async fn income_account(&self) -> Result<String, SyncError> {
+        if let Some(account) = &self.settings.income_account {
+            return Ok(account.clone());
+        }
+        let accounts: Vec<Account> = self
+            .qbo
+            .query(
+                &Query::select("Account")
+                    .eq("AccountType", "Income")
+                    .page(1, 1),
+            )
+            .await?;
+        accounts
+            .into_iter()
+            .find_map(|a| a.id)
+            .ok_or_else(|| {
+                SyncError::Qbo(QboError::Fault {
+                    status: 400,
+                    errors: vec![crate::qbo::FaultError {
+                        code: "2020".into(),
+                        message: "Required parameter missing".into(),
+                        detail: "the company has no income account for new items; choose one in the product settings".into(),
+                        element: Some("IncomeAccountRef".into()),
+                    }],
+                })
+            })
+    }
+
+    /// QBO creates, in batches recorded in an outbox first. A display name QBO refuses as taken
+    /// is tried with the next candidate when there is one.
+    async fn create_in_qbo(
+        &self,
+        creates: Vec<Planned>,
+        next: &mut HashMap<String, (LedgerEntry, Option<Stored>)>,
+    ) -> Result<Vec<Written>, SyncError> {
+        let mut written = Vec::new();
+        // (planned, which display name to try)
+        let mut round: Vec<(Planned, usize)> = creates.into_iter().map(|p| (p, 0)).collect();
+        while !round.is_empty() {
+            let mut again = Vec::new();
+            for chunk in round.chunks(MAX_BATCH_ITEMS) {
+                let mut items = Vec::with_capacity(chunk.len());
+                for (index, (planned, name)) in chunk.iter().enumerate() {
+                    let display_name = planned.display_names.get(*name).map(String::as_str);
+                    let body = self.qbo_body(planned, display_name).await?;
+                    items.push(BatchItem {
+                        bid: format!("c{index}"),
+                        operation: BatchOperation::Create,
+                        entity: self.synced.qbo_entity(),
+                        body: Value::Object(body),
+                    });
+                }
+                let requestid = {
+                    let parts: Vec<String> = items
+                        .iter()
+                        .map(|i| format!("{}:{}", i.bid, i.body))
+                        .chain([self.connection.id.to_string(), self.object().to_string()])
+                        .collect();
+                    let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
+                    sha(&refs)
+                };
+                // Recorded before sending: the entries pending, the batch in the outbox.
+                let mut groups = vec![vec![self.engine.ledger.outbox_write(
+                    &self.connection.id,
+                    self.object(),
+                    &Outbox {
+                        requestid: requestid.clone(),
+                        items: items.iter().map(batch_request).collect(),
+                        sent_at: self.now,
+                    },
+                )?]];
+                for (index, (planned, _)) in chunk.iter().enumerate() {
+                    if let Some((entry, previous)) = next.get_mut(&planned.source_id) {
+                        entry.status = LinkStatus::Pending;
+                        entry.pending = Some(crate::ledger::entry::PendingWrite {
+                            requestid: requestid.clone(),
+                            bid: format!("c{index}"),
+                            sent_at: self.now,
+                        });
+                        groups.push(self.engine.ledger.writes(entry, previous.as_ref())?);
+                    }
+                }
+                self.engine.ledger.commit(groups).await?;
+                // What was just written is what the final write must name.
+                for (planned, _) in chunk {
+                    if let Some((entry, previous)) = next.get_mut(&planned.source_id) {
+                        let stored = self
+                            .engine
+                            .ledger
+                            .get(&self.connection.id, self.object(), &entry.link, self.now)
+                            .await?;
+                        *previous = stored;
+                    }
+                }
+                let results = self.qbo.batch(&items, Some(&requestid)).await?;
+                for (index, (planned, name)) in chunk.iter().enumerate() {
+                    let bid = format!("c{index}");
+                    match results.get(&bid).cloned() {
+                        Some(BatchResult::Entity(entity)) => {
+                            written.push(self.qbo_written(planned, &entity));
+                        }
+                        Some(BatchResult::Fault(errors)) => {
+                            let error = QboError::Fault {
+                                status: 400,
+                                errors,
+                            };
+                            let taken = error.fault_code() == Some(FaultCode::DuplicateName);
+                            if taken && name + 1 < planned.display_names.len() {
+                                again.push((planned.clone(), name + 1));
+                            } else {
+                                written.push(failed(planned, &SyncError::Qbo(error)));
+                            }
+                        }
+                        None => written.push(failed(
+                            planned,
+                            &SyncError::Qbo(QboError::Unreadable(format!(
+                                "no answer for batch item {bid}"
+                            ))),
+                        )),
+                    }
+                }
+            }
+            round = again;
+        }
+        Ok(written)
+    }
+
+    fn qbo_written(&self, planned: &Planned, entity: &Value) -> Written {
+        match objects::from_qbo(&self.fields, entity) {
+            Some(record) => Written {
+                source_id: planned.source_id.clone(),
+                target: Provider::Qbo,
+                outcome: Ok((record.id, record.version, record.values)),
+                action: planned.action,
+            },
+            None => failed(
+                planned,
+                &SyncError::Qbo(QboError::Unreadable(
+                    "QuickBooks answered an entity without an Id".into(),
+                )),
+            ),
+        }
+    }
+
+    /// QBO updates in batches (sparse, with the SyncToken); a stale SyncToken is read again
+    /// once.
+    async fn update_in_qbo(&self, updates: Vec<Planned>) -> Result<Vec<Written>, SyncError> {
+        let mut written = Vec::new();
+        let mut round = updates;
+        for attempt in 0..2 {
+            let mut stale = Vec::new();
+            for chunk in round.chunks(MAX_BATCH_ITEMS) {
+                let mut items = Vec::with_capacity(chunk.len());
+                for (index, planned) in chunk.iter().enumerate() {
+                    let display_name = planned.display_names.first().map(String::as_str);
+                    let mut body = self.qbo_body(planned, display_name).await?;
+                    body.insert(
+                        "Id".into(),
+                        Value::String(planned.target_id.clone().unwrap_or_default()),
+                    );
+                    body.insert(
+                        "SyncToken".into(),
+                        Value::String(planned.target_version.unwrap_or(0).to_string()),
+                    );
+                    body.insert("sparse".into(), Value::Bool(true));
+                    items.push(BatchItem {
+                        bid: format!("u{index}"),
+                        operation: BatchOperation::Update,
+                        entity: self.synced.qbo_entity(),
+                        body: Value::Object(body),
+                    });
+                }
+                let results = self.qbo.batch(&items, None).await?;
+                for (index, planned) in chunk.iter().enumerate() {
+                    match results.get(&format!("u{index}")).cloned() {
+                        Some(BatchResult::Entity(entity)) => {
+                            written.push(self.qbo_written(planned, &entity))
+                        }
+                        Some(BatchResult::Fault(errors)) => {
+                            let error = QboError::Fault {
+                                status: 400,
+                                errors,
+                            };
+                            if error.fault_code() == Some(FaultCode::StaleObject) && attempt == 0 {
+                                stale.push(planned.clone());
+                            } else {
+                                written.push(failed(planned, &SyncError::Qbo(error)));
+                            }
+                        }
+                        None => written.push(failed(
+                            planned,
+                            &SyncError::Qbo(QboError::Unreadable(
+                                "no answer for a batch item".into(),
+                            )),
+                        )),
+                    }
+                }
+            }
+            if stale.is_empty() {
+                break;
+            }
+            let ids: Vec<String> = stale.iter().filter_map(|p| p.target_id.clone()).collect();
+            let now_there = self.read_by_id(Provider::Qbo, &ids).await?;
+            round = stale
+                .into_iter()
+                .map(|mut p| {
+                    p.target_version = p
+                        .target_id
+                        .as_ref()
+                        .and_then(|id| now_there.get(id))
+                        .and_then(|r| r.version);
+                    p
+                })
+                .collect();
+        }
+        Ok(written)
+    }
+
+    /// HubSpot writes: creates as upserts by a unique property, updates by id.
+    async fn write_to_hubspot(&self, planned: Vec<Planned>) -> Result<Vec<Written>, SyncError> {
+        if planned.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.ensure_id_property().await?;
+        let mut written = Vec::new();
+        let id_property = self.synced.qbo_id_property().name;
+        let object_type = self.synced.hubspot_type();
+        let (creates, updates): (Vec<Planned>, Vec<Planned>) =
+            planned.into_iter().partition(|p| p.target_id.is_none());
+        let qbo_id = |p: &Planned| p.qbo_id.clone();
+        for chunk in creates.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let mut by_unique: HashMap<String, &Planned> = HashMap::new();
+            let mut email_inputs = Vec::new();
+            let mut id_inputs = Vec::new();
+            for p in chunk {
+                let mut properties = self.hubspot_properties(p);
+                let Some(qbo) = qbo_id(p) else { continue };
+                properties.insert(id_property.clone(), qbo.clone());
+                let email = p
+                    .values
+                    .get("email")
+                    .filter(|_| self.synced == Synced::Contacts);
+                match email {
+                    Some(email) => {
+                        by_unique.insert(email.clone(), p);
+                        email_inputs.push(BatchInput {
+                            id: Some(email.clone()),
+                            id_property: Some(contacts::EMAIL.into()),
+                            properties,
+                            object_write_trace_id: None,
+                        });
+                    }
+                    None => {
+                        by_unique.insert(qbo.clone(), p);
+                        id_inputs.push(BatchInput {
+                            id: Some(qbo),
+                            id_property: Some(id_property.clone()),
+                            properties,
+                            object_write_trace_id: None,
+                        });
+                    }
+                }
+            }
+            for (inputs, key_property) in [
+                (email_inputs, contacts::EMAIL.to_owned()),
+                (id_inputs, id_property.clone()),
+            ] {
+                if inputs.is_empty() {
+                    continue;
+                }
+                let outcome = self.hubspot.batch_upsert(object_type, &inputs).await;
+                let outcome = match outcome {
+                    Ok(outcome) => outcome,
+                    Err(error) if error.class() == ErrorClass::Terminal => {
+                        for input in &inputs {
+                            if let Some(p) = input.id.as_ref().and_then(|k| by_unique.get(k)) {
+                                written.push(failed(p, &SyncError::HubSpot(error.clone())));
+                            }
+                        }
+                        continue;
+                    }
+                    Err(error) => return Err(error.into()),
+                };
+                let mut answered = HashSet::new();
+                for result in outcome.results {
+                    let key = result.property(&key_property).map(|k| {
+                        if key_property == contacts::EMAIL {
+                            k.to_lowercase()
+                        } else {
+                            k.to_owned()
+                        }
+                    });
+                    let Some(p) = key.as_ref().and_then(|k| by_unique.get(k)) else {
+                        continue;
+                    };
+                    answered.insert(p.source_id.clone());
+                    written.push(self.hubspot_written(p, &result));
+                }
+                for input in &inputs {
+                    let Some(p) = input.id.as_ref().and_then(|k| by_unique.get(k)) else {
+                        continue;
+                    };
+                    if answered.contains(&p.source_id) {
+                        continue;
+                    }
+                    let error = outcome
+                        .errors
+                        .iter()
+                        .find(|e| e.ids.iter().any(|id| Some(id) == input.id.as_ref()))
+                        .or(outcome.errors.first());
+                    written.push(hubspot_item_failed(p, error));
+                }
+            }
+        }
+        for chunk in updates.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let inputs: Vec<BatchInput> = chunk
+                .iter()
+                .map(|p| {
+                    let mut properties = self.hubspot_properties(p);
+                    if let Some(qbo) = qbo_id(p) {
+                        properties.insert(id_property.clone(), qbo);
+                    }
+                    BatchInput {
+                        id: p.target_id.clone(),
+                        id_property: None,
+                        properties,
+                        object_write_trace_id: None,
+                    }
+                })
+                .collect();
+            let outcome = match self.hubspot.batch_update(object_type, &inputs).await {
+                Ok(outcome) => outcome,
+                Err(error) if error.class() == ErrorClass::Terminal => {
+                    written.extend(
+                        chunk
+                            .iter()
+                            .map(|p| failed(p, &SyncError::HubSpot(error.clone()))),
+                    );
+                    continue;
+                }
+                Err(error) => return Err(error.into()),
+            };
+            let by_id: HashMap<&str, &CrmObject> =
+                outcome.results.iter().map(|r| (r.id.as_str(), r)).collect();
+            for p in chunk {
+                let target = p.target_id.as_deref().unwrap_or_default();
+                match by_id.get(target) {
+                    Some(result) => written.push(self.hubspot_written(p, result)),
+                    None => {
+                        let error = outcome
+                            .errors
+                            .iter()
+                            .find(|e| e.ids.iter().any(|id| id == target));
+                        written.push(hubspot_item_failed(p, error));
+                    }
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    fn hubspot_properties(&self, planned: &Planned) -> BTreeMap<String, String> {
+        let fields: Vec<&Field> = self.flowing(Provider::Qbo);
+        let mut properties = mapping::to_hubspot(fields, &planned.values);
+        // A new contact or product gets nothing to clear.
+        if planned.target_id.is_none() {
+            properties.retain(|_, v| !v.is_empty());
+        }
+        properties
+    }
+
+    fn hubspot_written(&self, planned: &Planned, result: &CrmObject) -> Written {
+        let record = objects::from_hubspot(self.synced, &self.fields, result);
+        // What HubSpot answered, over what was written (an answer may leave properties out).
+        let mut values = planned.values.clone();
+        values.extend(record.values);
+        Written {
+            source_id: planned.source_id.clone(),
+            target: Provider::HubSpot,
+            outcome: Ok((record.id, record.version, values)),
+            action: planned.action,
+        }
+    }
+
+    /// Makes the integration's unique `qbo_*_id` property exist (once per portal and process).
+    async fn ensure_id_property(&self) -> Result<(), SyncError> {
+        let key = (
+            self.connection.portal_id.to_string(),
+            self.synced.hubspot_type(),
+        );
+        if self
+            .engine
+            .ensured
+            .lock()
+            .map(|e| e.contains(&key))
+            .unwrap_or(false)
+        {
+            return Ok(());
+        }
+        self.hubspot
+            .ensure_property(self.synced.hubspot_type(), &self.synced.qbo_id_property())
+            .await?;
+        if let Ok(mut ensured) = self.engine.ensured.lock() {
+            ensured.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Replays the outboxes of pending entries (same items, same requestid): QBO answers what
+    /// it did the first time, and the entries are settled with it.
+    async fn settle_pending(&self, entries: &HashMap<String, Stored>) -> Result<(), SyncError> {
+        let mut by_request: HashMap<String, Vec<&Stored>> = HashMap::new();
+        for stored in entries.values() {
+            if let (LinkStatus::Pending, Some(pending)) =
+                (stored.entry.status, &stored.entry.pending)
+            {
+                by_request
+                    .entry(pending.requestid.clone())
+                    .or_default()
+                    .push(stored);
+            }
+        }
+        for (requestid, pending) in by_request {
+            let Some(outbox) = self
+                .engine
+                .ledger
+                .outbox(&self.connection.id, self.object(), &requestid, self.now)
+                .await?
+            else {
+                continue;
+            };
+            let items: Vec<BatchItem> = outbox
+                .items
+                .iter()
+                .filter_map(|item| {
+                    let bid = item.get("bId")?.as_str()?.to_owned();
+                    let body = item.get(self.synced.qbo_entity())?.clone();
+                    Some(BatchItem {
+                        bid,
+                        operation: BatchOperation::Create,
+                        entity: self.synced.qbo_entity(),
+                        body,
+                    })
+                })
+                .collect();
+            let results = self.qbo.batch(&items, Some(&requestid)).await?;
+            let mut groups = Vec::new();
+            for stored in pending {
+                let mut entry = stored.entry.clone();
+                let Some(bid) = entry.pending.as_ref().map(|p| p.bid.clone()) else {
+                    continue;
+                };
+                match results.get(&bid) {
+                    Some(BatchResult::Entity(entity)) => {
+                        if let Some(record) = objects::from_qbo(&self.fields, entity) {
+                            let fingerprint = self.fingerprint(Provider::Qbo, &record.values);
+                            entry.qbo.id = Some(record.id.clone());
+                            entry.qbo.version = record.version;
+                            entry.qbo.fingerprint = Some(fingerprint);
+                            entry.mark_synced();
+                            entry.record(
+                                self.now,
+                                Provider::HubSpot,
+                                "created",
+                                format!(
+                                    "created in QuickBooks ({}) — settled after a lost answer",
+                                    record.id
+                                ),
+                            );
+                        }
+                    }
+                    Some(BatchResult::Fault(errors)) => {
+                        let error = QboError::Fault {
+                            status: 400,
+                            errors: errors.clone(),
+                        };
+                        entry.mark_failing(
+                            error.category(),
+                            error.to_string(),
+                            error.class() == ErrorClass::Retryable,
+                            self.now,
+                        );
+                        entry.record(self.now, Provider::HubSpot, "failed", error.to_string());
+                    }
+                    None => continue,
+                }
+                groups.push(self.engine.ledger.writes(&entry, Some(stored))?);
+            }
+            self.engine.ledger.commit(groups).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a batch item is on the wire (kept in the outbox).
+fn batch_request(item: &BatchItem) -> Value {
+    serde_json::json!({"bId": item.bid, "operation": "create", item.entity: item.body})
+}
+
+/// A HubSpot contact's extra context.
+#[derive(Debug, Default, Clone)]
+struct HubSpotExtra {
+    display_names: Vec<String>,
+    invoices: Vec<Properties>,
+}
+
+fn properties_of(raw: &Value) -> Properties {
+    raw.get("properties")
+        .cloned()
+        .and_then(|p| serde_json::from_value(p).ok())
+        .unwrap_or_default()
+}
+
+fn failed(planned: &Planned, error: &SyncError) -> Written {
+    let (category, message) = match error {
+        SyncError::Qbo(e) => (
+            e.category().to_owned(),
+            explain(planned, e.category(), &e.to_string()),
+        ),
+        SyncError::HubSpot(e) => (
+            e.category().to_owned(),
+            explain(planned, e.category(), &e.to_string()),
+        ),
+        other => ("sync_failed".to_owned(), other.to_string()),
+    };
+    Written {
+        source_id: planned.source_id.clone(),
+        target: planned.target,
+        outcome: Err((category, message, error.class() == ErrorClass::Retryable)),
+        action: planned.action,
+    }
+}
+
+fn hubspot_item_failed(planned: &Planned, error: Option<&crate::hubspot::ItemError>) -> Written {
+    let error = HubSpotError::Api {
+        status: 400,
+        category: error
+            .map(|e| e.category.clone())
+            .unwrap_or_else(|| "VALIDATION_ERROR".into()),
+        message: error
+            .map(|e| e.message.clone())
+            .unwrap_or_else(|| "HubSpot did not answer for this record".into()),
+    };
+    failed(planned, &SyncError::HubSpot(error))
+}
+
+/// A sentence a bookkeeper understands, for the categories that need one.
+fn explain(planned: &Planned, category: &str, detail: &str) -> String {
+    match category {
+        "duplicate_display_name" => format!(
+            "QuickBooks already has a customer, vendor or employee named \"{}\" (display names must be unique). Rename one of them, or turn on display-name disambiguation in the contact settings. ({detail})",
+            planned.display_names.last().map(String::as_str).unwrap_or("")
+        ),
+        _ => detail.to_owned(),
+    }
+}
