@@ -66,7 +66,7 @@ async fn mint(http: &reqwest::Client, base: &str, body: Value) -> anyhow::Result
 }
 
 impl Harness {
-    async fn start(edit: impl FnOnce(&mut Vec<ObjectSettings>)) -> anyhow::Result<Self> {
+    async fn start(edit: impl FnOnce(&mut [ObjectSettings])) -> anyhow::Result<Self> {
         let deployed = Deployed::start().await?;
         let qbo = sandbox::qbo::spawn(QboConfig::default()).await?;
         let hubspot = sandbox::hubspot::spawn(HubSpotConfig::default()).await?;
@@ -294,7 +294,7 @@ fn as_values(records: &[CrmObject]) -> Vec<Value> {
 }
 
 /// Contacts two-way with no filter towards QuickBooks (the default filter waits for invoices).
-fn open_contacts(settings: &mut Vec<ObjectSettings>) {
+fn open_contacts(settings: &mut [ObjectSettings]) {
     settings[0].filters.hubspot_to_qbo.clear();
 }
 
