@@ -91,6 +91,29 @@ pub struct Config {
     /// The public address of the install function (redirect URIs are built on it). `None`: taken
     /// from each request's host, which for a Lambda function URL is the URL itself.
     pub public_base_url: Option<String>,
+    /// The providers' rate limits the integration paces itself by.
+    pub limits: Limits,
+}
+
+/// The providers' limits, per company and per portal (configurable: HubSpot's values are
+/// unconfirmed, and a sandbox may scale its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub qbo_requests_per_minute: u32,
+    pub qbo_batches_per_minute: u32,
+    pub hubspot_requests_per_10s: u32,
+    pub hubspot_searches_per_second: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            qbo_requests_per_minute: 500,
+            qbo_batches_per_minute: 40,
+            hubspot_requests_per_10s: 110,
+            hubspot_searches_per_second: 5,
+        }
+    }
 }
 
 impl Config {
@@ -167,6 +190,23 @@ impl Config {
                 Some(_) => Some(env.url("PUBLIC_BASE_URL", "")?),
                 None => None,
             },
+            limits: {
+                let defaults = Limits::default();
+                Limits {
+                    qbo_requests_per_minute: env
+                        .count("QBO_REQUESTS_PER_MINUTE", defaults.qbo_requests_per_minute)?,
+                    qbo_batches_per_minute: env
+                        .count("QBO_BATCHES_PER_MINUTE", defaults.qbo_batches_per_minute)?,
+                    hubspot_requests_per_10s: env.count(
+                        "HUBSPOT_REQUESTS_PER_10S",
+                        defaults.hubspot_requests_per_10s,
+                    )?,
+                    hubspot_searches_per_second: env.count(
+                        "HUBSPOT_SEARCHES_PER_SECOND",
+                        defaults.hubspot_searches_per_second,
+                    )?,
+                }
+            },
         })
     }
 }
@@ -221,6 +261,21 @@ impl Env<'_> {
             .filter(|w| !w.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// A positive whole number.
+    fn count(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    reason: "must be a positive whole number".into(),
+                }),
+        }
     }
 
     fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {

@@ -21,6 +21,9 @@ pub enum Error {
     BatchWithoutMessageIds(#[from] BatchWithoutMessageIds),
     #[error("invalid input: {0}")]
     InvalidInput(String),
+    /// A client could not be built (at cold start).
+    #[error("setting up: {0}")]
+    Setup(String),
     #[error("{capability} is not implemented yet")]
     NotImplemented { capability: &'static str },
     #[error("throttled; retry after {retry_after:?}")]
@@ -37,7 +40,7 @@ impl Error {
             // Work that arrives before its capability exists must not be dropped: keep it queued
             // (it ends in the dead-letter queue, from where it can be replayed).
             Error::NotImplemented { .. } => ErrorClass::Retryable,
-            Error::Config(_) | Error::OAuthConfig(_) | Error::InvalidInput(_) => {
+            Error::Config(_) | Error::OAuthConfig(_) | Error::InvalidInput(_) | Error::Setup(_) => {
                 ErrorClass::Terminal
             }
         }

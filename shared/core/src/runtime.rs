@@ -7,8 +7,13 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Limits};
 use crate::crypto::{KmsSealer, Sealer};
+use crate::http::pacing::{
+    Pacer, StorePacer, HUBSPOT_REQUESTS, HUBSPOT_SEARCHES, QBO_BATCHES, QBO_REQUESTS,
+};
+use crate::hubspot::{HubSpotClient, HubSpotError, HubSpotLimits};
+use crate::qbo::{QboClient, QboError, QboLimits};
 use crate::queue::{sqs::SqsQueue, Queue};
 use crate::store::{dynamodb::DynamoStore, Store};
 
@@ -16,6 +21,9 @@ use crate::store::{dynamodb::DynamoStore, Store};
 /// so that work under a lease (a token refresh) cannot outlive the lease.
 pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a call waits for a free slot of its company's or portal's budget.
+pub const PACING_MAX_WAIT: Duration = Duration::from_secs(15);
 
 /// What a handler may use, built once per cold start.
 #[derive(Clone)]
@@ -57,5 +65,54 @@ impl Services {
             sealer: Arc::new(sealer),
             clock: Clock::system(),
         }
+    }
+}
+
+impl Services {
+    /// The pacer every provider call of this function goes through.
+    pub fn pacer(&self) -> Arc<dyn Pacer> {
+        Arc::new(StorePacer::new(
+            self.store.clone(),
+            self.clock.clone(),
+            PACING_MAX_WAIT,
+        ))
+    }
+
+    /// The QBO API, paced by the configured limits.
+    pub fn qbo_client(&self, pacer: Arc<dyn Pacer>) -> Result<QboClient, QboError> {
+        let limits: Limits = self.config.limits;
+        QboClient::new(
+            &self.config.qbo.api_base_url,
+            pacer,
+            QboLimits {
+                requests: crate::http::pacing::RateLimit {
+                    limit: limits.qbo_requests_per_minute,
+                    ..QBO_REQUESTS
+                },
+                batches: crate::http::pacing::RateLimit {
+                    limit: limits.qbo_batches_per_minute,
+                    ..QBO_BATCHES
+                },
+            },
+        )
+    }
+
+    /// The HubSpot API, paced by the configured limits.
+    pub fn hubspot_client(&self, pacer: Arc<dyn Pacer>) -> Result<HubSpotClient, HubSpotError> {
+        let limits: Limits = self.config.limits;
+        HubSpotClient::new(
+            &self.config.hubspot.api_base_url,
+            pacer,
+            HubSpotLimits {
+                requests: crate::http::pacing::RateLimit {
+                    limit: limits.hubspot_requests_per_10s,
+                    ..HUBSPOT_REQUESTS
+                },
+                searches: crate::http::pacing::RateLimit {
+                    limit: limits.hubspot_searches_per_second,
+                    ..HUBSPOT_SEARCHES
+                },
+            },
+        )
     }
 }

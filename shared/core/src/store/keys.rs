@@ -37,6 +37,16 @@ pub mod connections {
     /// Index partition listing initial-sync requests that are not queued yet.
     pub const INITIAL_SYNC_PENDING: &str = "initial-sync#pending";
 
+    pub const CURSOR_PREFIX: &str = "cursor#";
+
+    /// Where reading one object's changes on one side stands.
+    pub fn cursor(id: &ConnectionId, object: ObjectKind, side: Provider) -> ItemKey {
+        ItemKey::new(
+            partition(id),
+            format!("{CURSOR_PREFIX}{object}#{}", side.as_str()),
+        )
+    }
+
     /// Index partition listing the connections in one status (`active`, …).
     pub fn status_index(status: &str) -> String {
         format!("connections#{status}")

@@ -51,6 +51,8 @@ pub enum SyncError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    #[error("queue: {0}")]
+    Queue(#[from] crate::queue::QueueError),
     /// The connection waits for a reconnect: its changes wait too.
     #[error("the connection waits for a reconnect; its changes are kept until then")]
     Paused,
@@ -65,6 +67,7 @@ impl MessageError for SyncError {
             SyncError::Qbo(e) => e.class(),
             SyncError::HubSpot(e) => e.class(),
             SyncError::Store(e) => e.class(),
+            SyncError::Queue(e) => e.class(),
             SyncError::Ledger(LedgerError::Store(e)) => e.class(),
             SyncError::Ledger(LedgerError::Conflict) | SyncError::Paused => ErrorClass::Retryable,
         }

@@ -1,27 +1,102 @@
 //! Object sync: applies batches of changes for one connection and object (filter, match, map,
 //! decide, write, record in the ledger). Fed by the FIFO sync queue.
 
+pub mod cursors;
 pub mod engine;
 pub mod objects;
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
+use crate::connection::tokens::TokenKeeper;
 use crate::error::Error;
+use crate::oauth::HttpProviders;
 use crate::queue::batch::{Ordering, StoredFailures};
-use crate::queue::messages::SyncRequest;
-use crate::queue::QueueName;
+use crate::queue::messages::{PollTask, SyncRequest};
+use crate::queue::{OutgoingMessage, QueueName};
 use crate::runtime::Services;
+use engine::{Engine, SyncError};
 
-pub async fn handle_batch(services: &Services, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
-    let failures = StoredFailures::new(services.store.clone(), services.clock.clone(), "sync");
-    failures
-        .consumer(Ordering::Fifo, &*services.queue, QueueName::Sync)
-        .process(event, |_request: SyncRequest, _| async {
-            // Retryable: queued work stays queued until sync exists.
-            Err::<(), _>(Error::NotImplemented {
-                capability: "object sync",
-            })
+/// The object-sync function's parts, built once per cold start.
+pub struct ObjectSync {
+    services: Services,
+    engine: Engine,
+}
+
+impl ObjectSync {
+    pub fn new(services: &Services) -> Result<Self, Error> {
+        let providers = Arc::new(HttpProviders::new(&services.config)?);
+        let tokens = Arc::new(TokenKeeper::from_services(services, providers));
+        let pacer = services.pacer();
+        let engine = Engine::new(
+            services.store.clone(),
+            tokens,
+            services
+                .qbo_client(pacer.clone())
+                .map_err(|e| Error::Setup(e.to_string()))?,
+            services
+                .hubspot_client(pacer)
+                .map_err(|e| Error::Setup(e.to_string()))?,
+            services.clock.clone(),
+        );
+        Ok(Self {
+            services: services.clone(),
+            engine,
         })
-        .await
-        .map_err(Error::from)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// One batch of the sync queue.
+    pub async fn handle(&self, event: SqsEvent) -> Result<SqsBatchResponse, Error> {
+        let failures = StoredFailures::new(
+            self.services.store.clone(),
+            self.services.clock.clone(),
+            "sync",
+        );
+        failures
+            .consumer(Ordering::Fifo, &*self.services.queue, QueueName::Sync)
+            .process(event, |request: SyncRequest, _| async move {
+                match request {
+                    SyncRequest::Changes {
+                        connection_id,
+                        object,
+                        from,
+                        records,
+                    } => {
+                        let applied = self
+                            .engine
+                            .apply(&connection_id, object, from, &records)
+                            .await?;
+                        tracing::info!(connection = %connection_id, %object, from = from.as_str(),
+                            created = applied.created, updated = applied.updated, linked = applied.linked,
+                            unchanged = applied.unchanged, excluded = applied.excluded, failed = applied.failed,
+                            "changes applied");
+                        Ok(())
+                    }
+                    // The poller starts a backfill where there is no cursor yet: ask it now
+                    // rather than at the next tick.
+                    SyncRequest::InitialSync {
+                        connection_id,
+                        object,
+                        ..
+                    } => {
+                        let task = OutgoingMessage::json(&PollTask {
+                            connection_id,
+                            object,
+                        })?;
+                        self.services
+                            .queue
+                            .send_all(QueueName::Poll, vec![task])
+                            .await?;
+                        Ok::<(), SyncError>(())
+                    }
+                }
+            })
+            .await
+            .map_err(Error::from)
+    }
 }

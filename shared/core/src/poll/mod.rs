@@ -1,6 +1,8 @@
-//! Scheduled polling: finds the connections and objects that are due, reads their changes since
-//! each cursor and queues them for `object-sync`. Triggered by the schedule, which fans out one
-//! poll task per connection and object onto the poll queue, and by those tasks.
+//! Scheduled polling: the schedule keeps tokens alive, queues initial syncs that connecting could
+//! not queue, and fans out one poll task per active connection and synced object onto the poll
+//! queue; the tasks, processed in parallel, read each object's changes (`reader`).
+
+pub mod reader;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use serde::Serialize;
@@ -19,9 +21,12 @@ use crate::error::Error;
 use crate::oauth::HttpProviders;
 use crate::queue::batch::{Ordering, StoredFailures};
 use crate::queue::messages::PollTask;
-use crate::queue::{Queue, QueueName};
+use crate::queue::{OutgoingMessage, Queue, QueueName};
 use crate::runtime::Services;
+use crate::settings::SettingsStore;
 use crate::store::Store;
+use crate::sync::cursors::Cursors;
+use reader::Reader;
 
 /// The events that start a poll: the schedule's tick, or a batch of poll tasks from the poll
 /// queue.
@@ -148,6 +153,8 @@ pub struct ScheduleReport {
     pub keep_alive: KeepAliveReport,
     /// Initial syncs whose queuing at connect time failed, queued now.
     pub initial_syncs_queued: Vec<ConnectionId>,
+    /// Poll tasks queued (one per active connection and enabled synced object).
+    pub poll_tasks: usize,
 }
 
 /// Initial-sync requests younger than this are left to the connect that made them.
@@ -156,18 +163,60 @@ pub const INITIAL_SYNC_GRACE_SECONDS: i64 = 30;
 /// The poll function's parts, built once per cold start.
 pub struct Poller {
     connections: Connections,
+    settings: SettingsStore,
     tokens: Arc<TokenKeeper>,
+    reader: Reader,
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
     clock: Clock,
 }
 
 impl Poller {
+    /// One poll task per active connection and enabled object the engine syncs.
+    async fn fan_out(&self, now: i64) -> Result<usize, Error> {
+        let mut tasks = Vec::new();
+        for connection in self
+            .connections
+            .with_status(ConnectionStatus::Active, now)
+            .await?
+        {
+            for settings in self.settings.list(&connection.id, now).await? {
+                if settings.enabled && reader::polled_objects().any(|o| o == settings.object) {
+                    tasks.push(OutgoingMessage::json(&PollTask {
+                        connection_id: connection.id.clone(),
+                        object: settings.object,
+                    })?);
+                }
+            }
+        }
+        let count = tasks.len();
+        self.queue.send_all(QueueName::Poll, tasks).await?;
+        Ok(count)
+    }
+
     pub fn new(services: &Services) -> Result<Self, Error> {
         let providers = Arc::new(HttpProviders::new(&services.config)?);
+        let tokens = Arc::new(TokenKeeper::from_services(services, providers));
+        let pacer = services.pacer();
+        let reader = Reader::new(
+            Connections::new(services.store.clone()),
+            SettingsStore::new(services.store.clone()),
+            Cursors::new(services.store.clone()),
+            tokens.clone(),
+            services
+                .qbo_client(pacer.clone())
+                .map_err(|e| Error::Setup(e.to_string()))?,
+            services
+                .hubspot_client(pacer)
+                .map_err(|e| Error::Setup(e.to_string()))?,
+            services.queue.clone(),
+            services.clock.clone(),
+        );
         Ok(Self {
             connections: Connections::new(services.store.clone()),
-            tokens: Arc::new(TokenKeeper::from_services(services, providers)),
+            settings: SettingsStore::new(services.store.clone()),
+            tokens,
+            reader,
             store: services.store.clone(),
             queue: services.queue.clone(),
             clock: services.clock.clone(),
@@ -185,9 +234,11 @@ impl Poller {
                 let requeued =
                     requeue_pending(&*self.store, &*self.queue, now, INITIAL_SYNC_GRACE_SECONDS)
                         .await?;
+                let poll_tasks = self.fan_out(now).await?;
                 Ok(PollResponse::Schedule(ScheduleReport {
                     keep_alive,
                     initial_syncs_queued: requeued.queued,
+                    poll_tasks,
                 }))
             }
             PollTrigger::Tasks(event) => {
@@ -198,10 +249,12 @@ impl Poller {
                         &*self.queue,
                         QueueName::Poll,
                     )
-                    .process(event, |_task: PollTask, _| async {
-                        Err::<(), _>(Error::NotImplemented {
-                            capability: "reading changes",
-                        })
+                    .process(event, |task: PollTask, _| async move {
+                        let report = self.reader.poll(&task).await?;
+                        tracing::info!(connection = %task.connection_id, object = %task.object,
+                            records = report.records, messages = report.messages, continues = report.continues,
+                            "changes read");
+                        Ok::<(), reader::PollError>(())
                     })
                     .await?;
                 Ok(PollResponse::Tasks(response))
