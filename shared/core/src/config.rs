@@ -58,11 +58,14 @@ pub struct HubSpotConfig {
 }
 
 /// The scopes the sync (contacts, products, invoices, deals) and the workflow actions need.
+/// `e-commerce` lets the integration create its own id property on products (HubSpot names no
+/// `crm.schemas.products.write`).
 pub const DEFAULT_HUBSPOT_SCOPES: &str = "oauth crm.objects.contacts.read \
     crm.objects.contacts.write crm.objects.companies.read crm.objects.deals.read \
     crm.objects.deals.write crm.objects.products.read crm.objects.products.write \
     crm.objects.line_items.read crm.objects.line_items.write crm.objects.invoices.read \
-    crm.objects.invoices.write crm.schemas.contacts.write automation timeline";
+    crm.objects.invoices.write crm.schemas.contacts.write crm.schemas.invoices.write e-commerce \
+    automation timeline";
 /// Commerce payments exist only in portals with payments.
 pub const DEFAULT_HUBSPOT_OPTIONAL_SCOPES: &str = "crm.objects.commercepayments.read";
 pub const QBO_ACCOUNTING_SCOPE: &str = "com.intuit.quickbooks.accounting";

@@ -9,6 +9,7 @@
 //! - [`stack::LocalStack`]: all of the above together (used by `make run` and end-to-end tests).
 
 pub mod aws;
+pub mod demo;
 pub mod lambda;
 pub mod manifest;
 pub mod paths;
