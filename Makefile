@@ -14,10 +14,11 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 FUNCTIONS := $(notdir $(wildcard functions/*))
 DIST := $(CURDIR)/dist
 
-.PHONY: help run test lint build deploy bench clean build-local venv tools-lint tools-build
+.PHONY: help run demo test lint build deploy bench clean build-local venv tools-lint tools-build
 
 help:
 	@echo "make run     start the local stack (local AWS endpoint, sandboxes, every function) until Ctrl-C"
+	@echo "make demo    a fresh local stack: connect the demo company, sync, edit both sides, one round; prints counts"
 	@echo "make test    install what the tests need and run the whole suite"
 	@echo "make lint    rustfmt, clippy -D warnings, cfn-lint and sam validate --lint"
 	@echo "make build   arm64 bootstrap zips for every function in dist/"
@@ -50,6 +51,9 @@ build-local:
 
 run: venv build-local
 	$(CARGO_TARGET_DIR)/debug/local-stack
+
+demo: venv build-local
+	$(CARGO_TARGET_DIR)/debug/local-stack demo
 
 test: venv build-local
 	cargo test --workspace

@@ -298,6 +298,40 @@ async fn the_runner_prints_its_urls_and_stops_cleanly_on_ctrl_c() -> anyhow::Res
     assert!(printed
         .iter()
         .any(|l| l.starts_with("QuickBooks sandbox  http://127.0.0.1:")));
+    assert!(
+        printed.iter().any(|l| l
+            == "demo connection 62515-9130350000000001 (HubSpot portal 62515, QuickBooks company 9130350000000001)"),
+        "{printed:#?}"
+    );
+    // The demo company syncs while the stack runs: its customers arrive as HubSpot contacts.
+    let hubspot = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("HubSpot sandbox     "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .ok_or_else(|| anyhow::anyhow!("no HubSpot sandbox line"))?
+        .to_owned();
+    let http = reqwest::Client::new();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        loop {
+            let dump: Value = http
+                .get(format!("{hubspot}/_sandbox/portals/62515/objects/contacts"))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let synced = dump["results"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|c| c["properties"]["qbo_customer_id"].is_string())
+                .count();
+            if synced > 0 {
+                return Ok::<_, anyhow::Error>(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await??;
 
     let children = children_of(pid);
     assert!(

@@ -3,9 +3,17 @@
 
 use std::collections::BTreeMap;
 
+use std::time::{Duration, Instant};
+
 use anyhow::Context;
+use hubspot_qbo_core::domain::{ConnectionId, ObjectKind};
+use hubspot_qbo_core::ledger::{Ledger, LinkStatus};
+use hubspot_qbo_core::runtime::Services;
+use hubspot_qbo_core::settings::SettingsStore;
 use reqwest::Url;
 use serde_json::{json, Value};
+
+use crate::stack::LocalStack;
 
 /// The demo portal and company (the sandboxes' defaults, so consent picks them).
 pub const PORTAL: &str = "62515";
@@ -147,4 +155,221 @@ pub async fn seed(qbo: &str, hubspot: &str, size: DemoSize) -> anyhow::Result<()
         .error_for_status()
         .context("seeding the HubSpot sandbox")?;
     Ok(())
+}
+
+/// The demo connection of a running stack.
+pub struct Demo {
+    pub connection: ConnectionId,
+    services: Services,
+    qbo: String,
+    hubspot: String,
+    http: reqwest::Client,
+}
+
+impl Demo {
+    /// Seeds the sandboxes and connects them through the install pages.
+    pub async fn start(stack: &LocalStack, size: DemoSize) -> anyhow::Result<Self> {
+        let sandboxes = stack
+            .sandboxes
+            .as_ref()
+            .context("the stack runs no sandboxes")?;
+        seed(&sandboxes.qbo, &sandboxes.hubspot, size).await?;
+        let connected = connect(stack.url("OAuthInstallFunction")?, PORTAL, REALM).await?;
+        let connection =
+            ConnectionId::parse(connected["connection_id"].as_str().unwrap_or_default())?;
+        let environment = &stack.manifest.function("ObjectSyncFunction")?.environment;
+        let config =
+            hubspot_qbo_core::config::Config::from_lookup(|k| environment.get(k).cloned())?;
+        Ok(Self {
+            connection,
+            services: Services::new(config, &stack.aws.sdk_config().await),
+            qbo: sandboxes.qbo.clone(),
+            hubspot: sandboxes.hubspot.clone(),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Lets HubSpot contacts through to QuickBooks (the default waits for a HubSpot invoice).
+    pub async fn open_contacts(&self) -> anyhow::Result<()> {
+        let settings = SettingsStore::new(self.services.store.clone());
+        let now = self.services.clock.now_seconds();
+        let mut contacts = settings
+            .get(&self.connection, ObjectKind::Contact, now)
+            .await?
+            .context("no contact settings")?;
+        contacts.filters.hubspot_to_qbo.clear();
+        settings.put(&self.connection, &contacts).await?;
+        Ok(())
+    }
+
+    /// Synced, failing and excluded records per object, as the ledger counts them.
+    pub async fn counts(&self) -> anyhow::Result<Value> {
+        let ledger = Ledger::new(self.services.store.clone());
+        let now = self.services.clock.now_seconds();
+        let mut all = serde_json::Map::new();
+        for (name, object) in [
+            ("contacts", ObjectKind::Contact),
+            ("products", ObjectKind::Product),
+        ] {
+            let counts = ledger.counts(&self.connection, object, now).await?;
+            all.insert(
+                name.into(),
+                json!({"synced": counts[&LinkStatus::Synced], "failing": counts[&LinkStatus::Failing],
+                       "excluded": counts[&LinkStatus::Excluded]}),
+            );
+        }
+        Ok(Value::Object(all))
+    }
+
+    /// Why the failing records fail: each category with how many, and one example.
+    pub async fn failures(&self) -> anyhow::Result<Vec<String>> {
+        let ledger = Ledger::new(self.services.store.clone());
+        let now = self.services.clock.now_seconds();
+        let mut lines = Vec::new();
+        for object in [ObjectKind::Contact, ObjectKind::Product] {
+            let mut by_category: BTreeMap<String, (usize, String)> = BTreeMap::new();
+            for entry in ledger
+                .with_status(&self.connection, object, LinkStatus::Failing, now)
+                .await?
+            {
+                if let Some(failure) = entry.failure {
+                    let slot = by_category
+                        .entry(failure.category)
+                        .or_insert((0, failure.message));
+                    slot.0 += 1;
+                }
+            }
+            for (category, (count, example)) in by_category {
+                lines.push(format!(
+                    "{object}: {count} failing with {category}, e.g. {example}"
+                ));
+            }
+        }
+        Ok(lines)
+    }
+
+    /// Waits until the queues are empty and the ledger stops moving.
+    pub async fn settle(&self, stack: &LocalStack) -> anyhow::Result<()> {
+        let sqs = aws_sdk_sqs::Client::new(&stack.aws.sdk_config().await);
+        let started = Instant::now();
+        let mut quiet = 0;
+        let mut last = Value::Null;
+        while started.elapsed() < Duration::from_secs(300) {
+            let mut waiting = 0;
+            for name in ["SyncQueue", "PollQueue"] {
+                let attributes = sqs
+                    .get_queue_attributes()
+                    .queue_url(&stack.manifest.queue(name)?.url)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                    .send()
+                    .await?;
+                waiting += attributes
+                    .attributes()
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| k.as_str().starts_with("ApproximateNumberOfMessages"))
+                    .filter_map(|(_, v)| v.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            let counts = self.counts().await?;
+            quiet = if waiting == 0 && counts == last {
+                quiet + 1
+            } else {
+                0
+            };
+            if quiet >= 4 {
+                return Ok(());
+            }
+            last = counts;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::bail!("the sync did not settle within five minutes")
+    }
+
+    /// A few edits on each side, as people make them.
+    pub async fn edit(&self) -> anyhow::Result<Vec<String>> {
+        let mut done = Vec::new();
+        let token: Value = self
+            .http
+            .post(format!("{}/_sandbox/tokens", self.qbo))
+            .json(&json!({"realm_id": REALM}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = token["access_token"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let customers: Value = self
+            .http
+            .get(format!(
+                "{}/_sandbox/realms/{REALM}/entities/Customer",
+                self.qbo
+            ))
+            .send()
+            .await?
+            .json()
+            .await?;
+        if let Some(customer) = customers["objects"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["Active"] != false))
+        {
+            self.http
+                .post(format!("{}/v3/company/{REALM}/customer?minorversion=75", self.qbo))
+                .bearer_auth(&token)
+                .json(&json!({"Id": customer["Id"], "SyncToken": customer["SyncToken"], "sparse": true,
+                    "PrimaryPhone": {"FreeFormNumber": "555-0199"}}))
+                .send()
+                .await?
+                .error_for_status()?;
+            done.push(format!(
+                "QuickBooks: customer {} gets a new phone number",
+                customer["DisplayName"]
+            ));
+        }
+        let contact: Value = self
+            .http
+            .post(format!("{}/_sandbox/portals/{PORTAL}/objects/contacts", self.hubspot))
+            .json(&json!({"properties": {"email": "demo.new@example.com", "firstname": "Dana", "lastname": "Demo"}}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        done.push(format!(
+            "HubSpot: new contact Dana Demo ({})",
+            contact["id"]
+        ));
+        Ok(done)
+    }
+}
+
+/// `make demo`: a fresh stack, the demo connected, the initial sync, a few edits on each side
+/// and one incremental round; prints a summary, then the counts as one JSON line.
+pub async fn run(stack: &LocalStack) -> anyhow::Result<Value> {
+    let demo = Demo::start(stack, DemoSize::default()).await?;
+    println!(
+        "demo connection {} (HubSpot portal {PORTAL}, QuickBooks company {REALM})",
+        demo.connection
+    );
+    demo.open_contacts().await?;
+    println!("contacts: the HubSpot → QuickBooks filter is cleared for the demo (the default waits for a HubSpot invoice)");
+    demo.settle(stack).await?;
+    println!("initial sync done: {}", demo.counts().await?);
+    for edit in demo.edit().await? {
+        println!("edit: {edit}");
+    }
+    let poller = stack.function("ScheduledPollFunction")?;
+    poller
+        .invoke(&crate::triggers::scheduled_event(
+            "arn:aws:events:us-east-1:1:rule/demo",
+        ))
+        .await?;
+    demo.settle(stack).await?;
+    let counts = demo.counts().await?;
+    println!("after one incremental round: {counts}");
+    for line in demo.failures().await? {
+        println!("{line}");
+    }
+    Ok(counts)
 }

@@ -56,9 +56,13 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let mut options = Options::default();
     let mut exit_after_ready = false;
+    let mut demo_connection = true;
+    let mut demo_only = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "demo" => demo_only = true,
+            "--no-demo" => demo_connection = false,
             "--stack" => options.stack_name = args.next().context("--stack needs a name")?,
             "--schedule-every" => {
                 let seconds: u64 = args
@@ -78,8 +82,35 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     options.parameters = parameters();
+    if demo_only {
+        options.run_schedules = false;
+        options
+            .log_dir
+            .get_or_insert_with(|| std::env::temp_dir().join("hubspot-qbo-demo-logs"));
+        if let Some(dir) = &options.log_dir {
+            std::fs::create_dir_all(dir)?;
+        }
+    }
     let stack = LocalStack::start(options).await?;
+    if demo_only {
+        let outcome = local_stack::demo::run(&stack).await;
+        stack.shutdown().await?;
+        let counts = outcome?;
+        println!("{counts}");
+        return Ok(());
+    }
     print_summary(&stack);
+    if demo_connection && !exit_after_ready {
+        let demo = local_stack::demo::Demo::start(&stack, local_stack::demo::DemoSize::default())
+            .await
+            .context("connecting the demo company")?;
+        println!(
+            "demo connection {} (HubSpot portal {}, QuickBooks company {})",
+            demo.connection,
+            local_stack::demo::PORTAL,
+            local_stack::demo::REALM
+        );
+    }
     if !exit_after_ready {
         println!("Ready. Press Ctrl-C to stop.");
         wait_for_stop_signal().await?;
