@@ -360,17 +360,30 @@ async fn the_demo_ends_with_its_counts_as_one_json_line() -> anyhow::Result<()> 
     )
     .await??;
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let last = stdout.lines().last().unwrap_or_default();
     let counts: Value = serde_json::from_str(last)?;
     for object in ["contacts", "products"] {
         for status in ["synced", "failing", "excluded"] {
-            assert!(counts[object][status].is_u64(), "{object}.{status} in {last}");
+            assert!(
+                counts[object][status].is_u64(),
+                "{object}.{status} in {last}"
+            );
         }
     }
     assert!(counts["contacts"]["synced"].as_u64() > Some(20), "{last}");
-    assert!(counts["products"]["excluded"].as_u64() > Some(0), "items without a SKU: {last}");
-    assert!(stdout.contains("demo connection 62515-9130350000000001"), "{stdout}");
+    assert!(
+        counts["products"]["excluded"].as_u64() > Some(0),
+        "items without a SKU: {last}"
+    );
+    assert!(
+        stdout.contains("demo connection 62515-9130350000000001"),
+        "{stdout}"
+    );
     assert!(stdout.contains("after one incremental round"), "{stdout}");
     Ok(())
 }

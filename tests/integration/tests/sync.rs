@@ -10,7 +10,7 @@ use hubspot_qbo_core::clock::Clock;
 use hubspot_qbo_core::domain::{ConnectionId, ObjectKind};
 use hubspot_qbo_core::ledger::{Ledger, LinkStatus};
 use hubspot_qbo_core::runtime::Services;
-use hubspot_qbo_core::settings::SettingsStore;
+use hubspot_qbo_core::sync::settings::SyncSettings;
 use integration_tests::test_parameters;
 use local_stack::demo::{self, DemoSize};
 use local_stack::lambda::Invocation;
@@ -268,14 +268,15 @@ async fn a_connected_company_syncs_initially_then_incrementally_and_then_rests(
     .await?;
 
     // HubSpot → QuickBooks, once the contacts' filter lets contacts through.
-    let settings = SettingsStore::new(s.services.store.clone());
-    let now = Clock::system().now_seconds();
-    let mut contacts = settings
-        .get(&s.connection, ObjectKind::Contact, now)
+    SyncSettings::new(s.services.store.clone())
+        .edit(
+            &s.connection,
+            ObjectKind::Contact,
+            Clock::system().now_seconds(),
+            |c| c.filters.hubspot_to_qbo.clear(),
+        )
         .await?
         .ok_or_else(|| anyhow::anyhow!("no contact settings"))?;
-    contacts.filters.hubspot_to_qbo.clear();
-    settings.put(&s.connection, &contacts).await?;
     let created: Value = s
         .http
         .post(format!("{}/_sandbox/portals/{}/objects/contacts", s.hubspot, demo::PORTAL))

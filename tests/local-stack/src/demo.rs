@@ -9,7 +9,7 @@ use anyhow::Context;
 use hubspot_qbo_core::domain::{ConnectionId, ObjectKind};
 use hubspot_qbo_core::ledger::{Ledger, LinkStatus};
 use hubspot_qbo_core::runtime::Services;
-use hubspot_qbo_core::settings::SettingsStore;
+use hubspot_qbo_core::sync::settings::SyncSettings;
 use reqwest::Url;
 use serde_json::{json, Value};
 
@@ -191,14 +191,15 @@ impl Demo {
 
     /// Lets HubSpot contacts through to QuickBooks (the default waits for a HubSpot invoice).
     pub async fn open_contacts(&self) -> anyhow::Result<()> {
-        let settings = SettingsStore::new(self.services.store.clone());
-        let now = self.services.clock.now_seconds();
-        let mut contacts = settings
-            .get(&self.connection, ObjectKind::Contact, now)
+        SyncSettings::new(self.services.store.clone())
+            .edit(
+                &self.connection,
+                ObjectKind::Contact,
+                self.services.clock.now_seconds(),
+                |s| s.filters.hubspot_to_qbo.clear(),
+            )
             .await?
             .context("no contact settings")?;
-        contacts.filters.hubspot_to_qbo.clear();
-        settings.put(&self.connection, &contacts).await?;
         Ok(())
     }
 

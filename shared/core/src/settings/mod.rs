@@ -7,10 +7,12 @@ use serde::{Deserialize, Serialize};
 use time::Date;
 
 pub mod store;
+pub mod validate;
 
 pub use crate::domain::Direction;
 use crate::domain::{ymd, ObjectKind};
-pub use store::{settings_key, SettingsStore};
+pub use store::{settings_key, SettingsError, SettingsStore};
+pub use validate::validate;
 
 /// S2: whose data wins when both sides changed the same record since the last sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::ObjectSettings;
 use crate::domain::{ConnectionId, ObjectKind};
 use crate::store::keys::connections as keys;
-use crate::store::{Item, ItemKey, Query, Store, StoreError, Table, TransactWrite};
+use crate::store::{CasOutcome, Item, ItemKey, Query, Store, StoreError, Table, TransactWrite};
 
 /// Where one object's settings are kept: beside the connection, in its partition.
 pub fn settings_key(connection: &ConnectionId, object: ObjectKind) -> ItemKey {
@@ -87,15 +87,98 @@ impl SettingsStore {
         Ok((writes, in_force))
     }
 
-    /// Saves the user's settings for one object, replacing what was there.
-    pub async fn put(
+    /// The settings of one object and the version an edit must name.
+    pub async fn get_versioned(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        now_epoch_seconds: i64,
+    ) -> Result<Option<(ObjectSettings, u64)>, StoreError> {
+        let key = settings_key(connection, object);
+        match self
+            .store
+            .get(Table::Connections, &key, now_epoch_seconds)
+            .await?
+        {
+            Some(item) => Ok(Some((decode(&item, Some(object))?, item.version))),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves an edit of one object's settings made from `expected` (the version read): checked
+    /// first, then written only if nobody changed them meanwhile. Returns the new version.
+    pub async fn save(
         &self,
         connection: &ConnectionId,
         settings: &ObjectSettings,
-    ) -> Result<(), StoreError> {
+        expected: u64,
+        default_keys: &[&str],
+    ) -> Result<u64, SettingsError> {
+        super::validate(settings, default_keys).map_err(SettingsError::Invalid)?;
         let item = Item::from_value(settings_key(connection, settings.object), settings)?;
-        self.store.put(Table::Connections, item).await
+        match self
+            .store
+            .put_versioned(Table::Connections, item, Some(expected))
+            .await?
+        {
+            CasOutcome::Written { version } => Ok(version),
+            CasOutcome::VersionConflict => Err(SettingsError::Changed),
+        }
     }
+
+    /// Reads, changes and saves one object's settings, reading again when someone else saved
+    /// meanwhile. `None` when the object has no settings.
+    pub async fn edit(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        now_epoch_seconds: i64,
+        default_keys: &[&str],
+        mut change: impl FnMut(&mut ObjectSettings),
+    ) -> Result<Option<ObjectSettings>, SettingsError> {
+        for _ in 0..EDIT_ATTEMPTS {
+            let Some((mut settings, version)) = self
+                .get_versioned(connection, object, now_epoch_seconds)
+                .await?
+            else {
+                return Ok(None);
+            };
+            change(&mut settings);
+            match self
+                .save(connection, &settings, version, default_keys)
+                .await
+            {
+                Ok(_) => return Ok(Some(settings)),
+                Err(SettingsError::Changed) => continue,
+                Err(other) => return Err(other),
+            }
+        }
+        Err(SettingsError::Changed)
+    }
+
+    /// Removes one object's settings (its cursors go with them; the ledger is kept).
+    pub async fn delete(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+    ) -> Result<(), StoreError> {
+        self.store
+            .delete(Table::Connections, &settings_key(connection, object))
+            .await
+    }
+}
+
+/// How many times an edit reads again after losing a race.
+const EDIT_ATTEMPTS: usize = 5;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("the settings are not valid: {}", .0.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<super::FieldError>),
+    #[error("the settings were changed by someone else meanwhile; read them again")]
+    Changed,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 fn sort_by_object(settings: &mut [ObjectSettings]) {
@@ -123,6 +206,7 @@ fn decode(item: &Item, expected: Option<ObjectKind>) -> Result<ObjectSettings, S
 
 #[cfg(test)]
 mod tests {
+    use super::SettingsError;
     use super::*;
     use crate::settings::{default_settings, Direction};
     use crate::store::memory::MemoryStore;
@@ -164,7 +248,45 @@ mod tests {
         let mut edited = defaults[1].clone();
         edited.direction = Direction::TwoWay;
         edited.require_sku = false;
-        settings.put(&acme, &edited).await.unwrap();
+        let (_, version) = settings
+            .get_versioned(&acme, ObjectKind::Product, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        settings.save(&acme, &edited, version, &[]).await.unwrap();
+        // An edit from an older read is refused, and so is an invalid one.
+        assert!(matches!(
+            settings.save(&acme, &edited, version, &[]).await,
+            Err(SettingsError::Changed)
+        ));
+        let mut invalid = edited.clone();
+        invalid.disabled_fields = vec!["nope".into()];
+        assert!(matches!(
+            settings.save(&acme, &invalid, version + 1, &[]).await,
+            Err(SettingsError::Invalid(errors)) if errors[0].field == "disabled_fields[0]"
+        ));
+        // An edit that loses a race reads again and keeps the other change.
+        let mut rounds = 0;
+        let edited_twice = settings
+            .edit(&acme, ObjectKind::Product, NOW, &[], |s| {
+                rounds += 1;
+                if rounds == 1 {
+                    let mut other = edited.clone();
+                    other.conflict = crate::settings::ConflictWinner::HubSpot;
+                    futures::executor::block_on(settings.save(&acme, &other, version + 1, &[]))
+                        .unwrap();
+                }
+                s.enabled = false;
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rounds, 2);
+        assert_eq!(
+            (edited_twice.enabled, edited_twice.conflict),
+            (false, crate::settings::ConflictWinner::HubSpot)
+        );
+        let edited = edited_twice;
 
         // A reconnect (a later setup day) writes nothing over the user's settings.
         let later = default_settings(date!(2025 - 06 - 01));

@@ -4,6 +4,7 @@
 pub mod cursors;
 pub mod engine;
 pub mod objects;
+pub mod settings;
 
 use std::sync::Arc;
 

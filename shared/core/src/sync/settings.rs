@@ -1,0 +1,117 @@
+//! Editing an object's sync settings (S1): every edit is checked and saved by compare-and-swap;
+//! turning a sync off keeps its settings and cursors (turning it on resumes where it stood);
+//! deleting removes the settings and the cursors, never the ledger.
+
+use std::sync::Arc;
+
+use super::cursors::Cursors;
+use super::objects::Synced;
+use crate::domain::{ConnectionId, ObjectKind};
+use crate::mapping::{contacts, products};
+use crate::settings::{ObjectSettings, SettingsError, SettingsStore};
+use crate::store::{Store, StoreError};
+
+pub struct SyncSettings {
+    settings: SettingsStore,
+    cursors: Cursors,
+}
+
+/// The default mapping keys of an object (what `disabled_fields` may name).
+pub fn default_keys(object: ObjectKind) -> Vec<&'static str> {
+    let fields = match Synced::of(object) {
+        Some(Synced::Contacts) => contacts::default_fields(),
+        Some(Synced::Products) => products::default_fields(),
+        None => Vec::new(),
+    };
+    // The keys are literals of the field lists; leak-free: map them back to those literals.
+    fields
+        .iter()
+        .filter_map(|f| KNOWN.iter().find(|k| **k == f.key).copied())
+        .collect()
+}
+
+const KNOWN: [&str; 18] = [
+    "email",
+    "first_name",
+    "last_name",
+    "phone",
+    "mobile",
+    "company",
+    "address",
+    "city",
+    "state",
+    "zip",
+    "country",
+    contacts::DISPLAY_NAME,
+    "name",
+    products::SKU,
+    "price",
+    "description",
+    "cost",
+    "type",
+];
+
+impl SyncSettings {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self {
+            settings: SettingsStore::new(store.clone()),
+            cursors: Cursors::new(store),
+        }
+    }
+
+    /// Changes one object's settings (checked, and saved only over what was read).
+    pub async fn edit(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        now: i64,
+        change: impl FnMut(&mut ObjectSettings),
+    ) -> Result<Option<ObjectSettings>, SettingsError> {
+        self.settings
+            .edit(connection, object, now, &default_keys(object), change)
+            .await
+    }
+
+    /// Off: nothing of the object syncs, and everything is kept. On again: it resumes from its
+    /// cursors.
+    pub async fn set_enabled(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        enabled: bool,
+        now: i64,
+    ) -> Result<Option<ObjectSettings>, SettingsError> {
+        self.edit(connection, object, now, |s| s.enabled = enabled)
+            .await
+    }
+
+    /// Removes the object's settings and cursors; its ledger stays (the history of what was
+    /// linked). Connecting again writes the defaults, and reading starts over.
+    pub async fn delete(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.settings.delete(connection, object).await?;
+        self.cursors.delete_all(connection, object, now).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_mapping_has_a_key() {
+        assert_eq!(
+            default_keys(ObjectKind::Contact).len(),
+            contacts::default_fields().len()
+        );
+        assert_eq!(
+            default_keys(ObjectKind::Product).len(),
+            products::default_fields().len()
+        );
+        assert!(default_keys(ObjectKind::Invoice).is_empty());
+    }
+}
