@@ -142,3 +142,36 @@ def test_batch_update_partial_failure_is_207(hs):
     assert result.num_errors == 1
     assert result.errors[0].context["ids"] == ["424242"]
     assert result.results[0].properties["lastname"] == "Y"
+
+
+def test_contacts_merge_into_a_new_record_that_old_ids_read_as(hs):
+    from hubspot.crm.contacts import PublicMergeInput
+
+    first = hs.crm.contacts.basic_api.create(
+        SimplePublicObjectInputForCreate(properties={"email": "kim@example.com", "firstname": "Kim"})
+    )
+    second = hs.crm.contacts.basic_api.create(
+        SimplePublicObjectInputForCreate(properties={"email": "kim.old@example.com", "lastname": "Lee", "phone": "555-0100"})
+    )
+    merged = hs.crm.contacts.basic_api.merge(
+        PublicMergeInput(primary_object_id=first.id, object_id_to_merge=second.id)
+    )
+    assert merged.id not in (first.id, second.id)
+    got = hs.crm.contacts.basic_api.get_by_id(
+        merged.id, properties=["email", "firstname", "lastname", "phone", "hs_merged_object_ids", "hs_additional_emails"]
+    )
+    # The primary's values win; the secondary fills the gaps.
+    assert (got.properties["email"], got.properties["firstname"], got.properties["lastname"]) == ("kim@example.com", "Kim", "Lee")
+    assert sorted(got.properties["hs_merged_object_ids"].split(";")) == sorted([first.id, second.id])
+    assert got.properties["hs_additional_emails"] == "kim.old@example.com"
+    # An old id reads as the merged record; lists and search show only the merged record.
+    assert hs.crm.contacts.basic_api.get_by_id(second.id).id == merged.id
+    listed = [c.id for c in hs.crm.contacts.basic_api.get_page(limit=100).results]
+    assert merged.id in listed and first.id not in listed and second.id not in listed
+    read = hs.crm.contacts.batch_api.read(
+        BatchReadInputSimplePublicObjectId(inputs=[{"id": first.id}], properties=["email"])
+    )
+    assert [r.id for r in read.results] == [merged.id]
+    with pytest.raises(ApiException) as err:
+        hs.crm.contacts.basic_api.merge(PublicMergeInput(primary_object_id=merged.id, object_id_to_merge=merged.id))
+    assert err.value.status == 400

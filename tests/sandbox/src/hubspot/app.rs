@@ -83,6 +83,9 @@ pub struct Policy {
     /// Send v4 association `toObjectId`/`fromObjectId` as strings (the spec) instead of JSON
     /// numbers (what real responses are believed to carry).
     pub association_ids_as_strings: bool,
+    /// A merge makes a new record (true, HubSpot's behaviour for contacts since 2024) or keeps
+    /// the primary's id.
+    pub merge_creates_new_id: bool,
 }
 
 impl Default for Policy {
@@ -100,6 +103,7 @@ impl Default for Policy {
             batch_limit: 100,
             association_batch_limit: 1000,
             association_ids_as_strings: false,
+            merge_creates_new_id: true,
         }
     }
 }

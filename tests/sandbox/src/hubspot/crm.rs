@@ -29,6 +29,7 @@ pub fn routes() -> Router<AppState> {
                 &format!("{prefix}/{{object_type}}/search"),
                 post(search::search),
             )
+            .route(&format!("{prefix}/{{object_type}}/merge"), post(merge))
             .route(
                 &format!("{prefix}/{{object_type}}/batch/{{op}}"),
                 post(batch),
@@ -177,7 +178,7 @@ async fn list(
     app.read(caller.portal_id, |portal| {
         let mut page: Vec<&Record> = portal
             .table(t)
-            .filter(|r| r.archived == archived && r.id >= after)
+            .filter(|r| r.archived == archived && r.merged_into.is_none() && r.id >= after)
             .take(limit + 1)
             .collect();
         let next = if page.len() > limit {
@@ -222,7 +223,7 @@ async fn read(
         };
         let record = found
             .and_then(|n| portal.get(t, n))
-            .filter(|r| r.archived == archived)
+            .filter(|r| r.archived == archived && r.merged_into.is_none())
             .ok_or_else(|| not_found(t, &id))?;
         Ok(Json(with_associations(
             portal,
@@ -416,6 +417,51 @@ async fn archive(
             portal.archive(t, n, now, &source);
         }
         Ok(StatusCode::NO_CONTENT.into_response())
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MergeInput {
+    primary_object_id: Value,
+    object_id_to_merge: Value,
+}
+
+/// `POST /crm/v3/objects/{type}/merge`: contacts, companies and deals (HubSpot merges no
+/// products or line items).
+async fn merge(
+    State(app): State<AppState>,
+    Path(segment): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let t = object_type(&segment)?;
+    let caller = caller_for(&app, &headers, t, true)?;
+    if !matches!(
+        t,
+        ObjectType::Contacts | ObjectType::Companies | ObjectType::Deals
+    ) {
+        return Err(ApiError::validation(format!(
+            "Merging is not supported for {}",
+            t.name()
+        )));
+    }
+    let input: MergeInput = parse_json(&body)?;
+    let id = |v: &Value| {
+        let text = super::format::value_text(v);
+        text.trim()
+            .parse::<u64>()
+            .map_err(|_| ApiError::validation(format!("{text} is not a valid object id")))
+    };
+    let (primary, secondary) = (id(&input.primary_object_id)?, id(&input.object_id_to_merge)?);
+    let new_id = app.policy().merge_creates_new_id;
+    let source = app.source();
+    app.write(caller.portal_id, |portal, now| {
+        let survivor = portal.merge(t, primary, secondary, new_id, now, &source)?;
+        let record = portal
+            .get(t, survivor)
+            .ok_or_else(|| not_found(t, &survivor.to_string()))?;
+        Ok(Json(portal.record_json(t, record, None)).into_response())
     })
 }
 

@@ -230,6 +230,8 @@ pub fn builtin_properties(t: ObjectType) -> (&'static str, Vec<Builtin>) {
         r(t.last_modified_property(), Datetime),
         w(t.create_date_property(), Datetime),
         w("hubspot_owner_id", Enumeration),
+        // The ids merged into this record, `;`-separated.
+        r("hs_merged_object_ids", Enumeration),
     ];
     let (group, mut own): (&str, Vec<Builtin>) = match t {
         ObjectType::Contacts => (

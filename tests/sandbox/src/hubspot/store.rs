@@ -149,6 +149,9 @@ pub struct Record {
     pub updated_at: OffsetDateTime,
     pub archived: bool,
     pub archived_at: Option<OffsetDateTime>,
+    /// Merged into this record: it is no longer listed or searched, and its id reads as the
+    /// record it was merged into.
+    pub merged_into: Option<u64>,
 }
 
 /// Who made a change (webhook `changeSource`/`sourceId`).
@@ -182,6 +185,11 @@ pub enum ChangeKind {
     PropertyChange {
         name: String,
         value: String,
+    },
+    /// Two records merged into `object_id` (a new record, or the primary).
+    Merge {
+        primary: u64,
+        merged: Vec<u64>,
     },
     AssociationChange {
         to_type: ObjectType,
@@ -317,7 +325,9 @@ impl Portal {
         id_property: Option<&str>,
     ) -> Result<Option<u64>, ApiError> {
         match id_property {
-            None | Some("") | Some("hs_object_id") => Ok(id.trim().parse::<u64>().ok()),
+            None | Some("") | Some("hs_object_id") => {
+                Ok(id.trim().parse::<u64>().ok().map(|n| self.survivor(t, n)))
+            }
             Some(prop) => {
                 if !self.is_unique(t, prop) {
                     return Err(ApiError::validation(format!(
@@ -327,6 +337,127 @@ impl Portal {
                     .with_sub_category("ObjectIdValidationError.INVALID_ID_PROPERTY"));
                 }
                 Ok(self.find_by(t, prop, id))
+            }
+        }
+    }
+
+    /// The record an id reads as: itself, or the record it was merged into.
+    pub fn survivor(&self, t: ObjectType, mut id: u64) -> u64 {
+        for _ in 0..16 {
+            match self.get(t, id).and_then(|r| r.merged_into) {
+                Some(next) => id = next,
+                None => break,
+            }
+        }
+        id
+    }
+
+    /// Merges `secondary` into `primary`. With `new_id` the result is a new record (HubSpot's
+    /// behaviour for contacts since 2024), else the primary keeps its id. The primary's values
+    /// win, the secondary fills what the primary lacks, the secondary's email becomes an
+    /// additional email, the associations of both move over, and `hs_merged_object_ids` lists
+    /// every id merged in.
+    pub fn merge(
+        &mut self,
+        t: ObjectType,
+        primary: u64,
+        secondary: u64,
+        new_id: bool,
+        now: OffsetDateTime,
+        source: &Source,
+    ) -> Result<u64, ApiError> {
+        let (Some(first), Some(second)) = (self.live(t, primary), self.live(t, secondary)) else {
+            return Err(ApiError::validation(format!(
+                "Could not merge {} {primary} with {secondary}: both must exist and not be deleted",
+                t.singular()
+            )));
+        };
+        if primary == secondary {
+            return Err(ApiError::validation("A record cannot be merged with itself"));
+        }
+        let (first, second) = (first.clone(), second.clone());
+        let mut values = second.properties.clone();
+        for (name, value) in &first.properties {
+            values.insert(name.clone(), value.clone());
+        }
+        let mut merged_ids: Vec<String> = Vec::new();
+        for record in [&first, &second] {
+            if let Some(list) = record.properties.get("hs_merged_object_ids") {
+                merged_ids.extend(list.split(';').filter(|s| !s.is_empty()).map(str::to_owned));
+            }
+        }
+        if new_id {
+            merged_ids.push(primary.to_string());
+        }
+        merged_ids.push(secondary.to_string());
+        values.insert("hs_merged_object_ids".into(), merged_ids.join(";"));
+        if t == ObjectType::Contacts {
+            if let (Some(kept), Some(other)) = (first.properties.get("email"), second.properties.get("email")) {
+                if !kept.eq_ignore_ascii_case(other) {
+                    let mut extra: Vec<String> = first
+                        .properties
+                        .get("hs_additional_emails")
+                        .map(|l| l.split(';').map(str::to_owned).collect())
+                        .unwrap_or_default();
+                    extra.push(other.clone());
+                    values.insert("hs_additional_emails".into(), extra.join(";"));
+                }
+            }
+        }
+        let created = first.created_at.min(second.created_at);
+        values.insert(t.create_date_property().into(), iso(created));
+        let survivor = if new_id {
+            self.insert(t, values, now, source, None)
+        } else {
+            self.apply(t, primary, values, now, source);
+            primary
+        };
+        let gone: Vec<u64> = if new_id { vec![primary, secondary] } else { vec![secondary] };
+        for id in &gone {
+            if let Some(record) = self.get_mut(t, *id) {
+                record.merged_into = Some(survivor);
+                record.archived = true;
+                record.archived_at = Some(now);
+                record.updated_at = now;
+            }
+            self.move_associations(t, *id, survivor);
+        }
+        self.changes.push(Change {
+            portal_id: self.id,
+            object_type: t,
+            object_id: survivor,
+            kind: ChangeKind::Merge {
+                primary,
+                merged: vec![primary, secondary],
+            },
+            at: now,
+            source: source.clone(),
+        });
+        Ok(survivor)
+    }
+
+    /// Moves every association of `from` to `to` (both directions).
+    fn move_associations(&mut self, t: ObjectType, from: u64, to: u64) {
+        let keys: Vec<(ObjectType, u64, ObjectType)> = self
+            .associations
+            .keys()
+            .filter(|(a, id, _)| *a == t && *id == from)
+            .copied()
+            .collect();
+        for key in keys {
+            let Some(edges) = self.associations.remove(&key) else {
+                continue;
+            };
+            let target = self.associations.entry((t, to, key.2)).or_default();
+            for (other, types) in &edges {
+                target.entry(*other).or_default().extend(types.iter().copied());
+            }
+            for other in edges.keys() {
+                if let Some(back) = self.associations.get_mut(&(key.2, *other, t)) {
+                    if let Some(types) = back.remove(&from) {
+                        back.entry(to).or_default().extend(types);
+                    }
+                }
             }
         }
     }
@@ -466,6 +597,7 @@ impl Portal {
             updated_at: now,
             archived: false,
             archived_at: None,
+            merged_into: None,
         };
         derive(t, &mut record, now);
         self.records.entry(t).or_default().insert(id, record);

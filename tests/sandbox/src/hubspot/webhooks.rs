@@ -259,6 +259,7 @@ pub fn events_for(
             ChangeKind::Creation => "creation",
             ChangeKind::Deletion => "deletion",
             ChangeKind::PropertyChange { .. } => "propertyChange",
+            ChangeKind::Merge { .. } => "merge",
             ChangeKind::AssociationChange { .. } => "associationChange",
         };
         for sub in subs.iter().filter(|s| matches(s, change, suffix)) {
@@ -288,6 +289,12 @@ pub fn events_for(
                 ChangeKind::PropertyChange { name, value } => {
                     e.insert("propertyName".into(), json!(name));
                     e.insert("propertyValue".into(), json!(value));
+                }
+                ChangeKind::Merge { primary, merged } => {
+                    e.insert("primaryObjectId".into(), json!(primary));
+                    e.insert("mergedObjectIds".into(), json!(merged));
+                    e.insert("newObjectId".into(), json!(change.object_id));
+                    e.insert("numberOfPropertiesMoved".into(), json!(0));
                 }
                 ChangeKind::AssociationChange {
                     to_type,
