@@ -48,6 +48,8 @@ pub struct Counterpart<'a> {
     pub version: Option<i64>,
     /// Of the mapped values that flow from the other side.
     pub fingerprint: &'a str,
+    /// It was deleted, archived or made inactive there.
+    pub gone: Option<Gone>,
 }
 
 /// Everything else the decision looks at.
@@ -105,6 +107,11 @@ pub enum Decision {
     /// Both changed since the last sync and the other side wins: its values come back here.
     UpdateBack {
         target_id: String,
+    },
+    /// The linked record of the other side turned out to be gone: the link is kept, left
+    /// out, and nothing is made again.
+    TargetGone {
+        reason: String,
     },
     Fail {
         category: &'static str,
@@ -179,6 +186,11 @@ pub fn decide(change: &Change<'_>, context: &Context<'_>) -> Decision {
     if entry.side(other).gone {
         return Decision::Skip(Skip::TargetGone);
     }
+    if let Some(gone) = context.counterpart.as_ref().and_then(|c| c.gone) {
+        return Decision::TargetGone {
+            reason: gone.explanation(other),
+        };
+    }
     if let Some(reason) = &context.excluded {
         return Decision::Exclude(reason.clone());
     }
@@ -209,6 +221,49 @@ pub fn decide(change: &Change<'_>, context: &Context<'_>) -> Decision {
         }
     }
     Decision::Update { target_id }
+}
+
+/// What becomes of the links of HubSpot records merged into one.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MergePlan {
+    /// The link the merged record takes over (moved to its id), if it has none of its own.
+    pub moves: Option<String>,
+    /// Links left without a HubSpot record: kept and left out, never made again.
+    pub released: Vec<String>,
+}
+
+/// The merged record keeps its own link; without one, it takes over the link whose match key
+/// it kept (HubSpot keeps the primary's email), else the first one linked to QBO. Every other
+/// merged record's link is released.
+pub fn plan_merge(
+    survivor_key: Option<&str>,
+    survivor_entry: Option<&LedgerEntry>,
+    merged: &[&LedgerEntry],
+) -> MergePlan {
+    let own = survivor_entry.map(|e| e.link.as_str());
+    let others: Vec<&LedgerEntry> = merged
+        .iter()
+        .copied()
+        .filter(|e| Some(e.link.as_str()) != own && !e.hubspot.gone)
+        .collect();
+    let moves = if own.is_some() {
+        None
+    } else {
+        others
+            .iter()
+            .find(|e| survivor_key.is_some() && e.match_key.as_deref() == survivor_key)
+            .or_else(|| others.iter().find(|e| e.qbo.id.is_some() && !e.qbo.gone))
+            .or_else(|| others.first())
+            .map(|e| e.link.clone())
+    };
+    MergePlan {
+        released: others
+            .iter()
+            .filter(|e| Some(&e.link) != moves.as_ref())
+            .map(|e| e.link.clone())
+            .collect(),
+        moves,
+    }
 }
 
 fn key_name(change: &Change<'_>) -> &'static str {
@@ -267,7 +322,7 @@ mod tests {
         let mut archived = entry.clone();
         archived.qbo.gone = true;
         let mut failing = entry.clone();
-        failing.mark_failing("rate_limited", "busy", true, 5);
+        failing.fail(Provider::HubSpot, "rate_limited", "busy", true, 5);
         let two_way = |conflict| Context {
             direction: Some(Direction::TwoWay),
             conflict: Some(conflict),
@@ -278,16 +333,23 @@ mod tests {
             id: "7",
             version: Some(4),
             fingerprint: "qbo-b",
+            gone: None,
         };
         let qbo_same = Counterpart {
             id: "7",
             version: Some(3),
             fingerprint: "qbo-a",
+            gone: None,
         };
         let matched = Counterpart {
             id: "9",
             version: Some(1),
             fingerprint: "qbo-x",
+            gone: None,
+        };
+        let qbo_inactive = Counterpart {
+            gone: Some(Gone::Inactive),
+            ..qbo_changed.clone()
         };
         let cases: Vec<(&str, Change, Context, Decision)> = vec![
             (
@@ -352,6 +414,15 @@ mod tests {
                     ..two_way(ConflictWinner::QuickBooks)
                 },
                 Decision::Skip(Skip::TargetGone),
+            ),
+            (
+                "the linked customer turns out inactive when read",
+                from_hubspot(101, "hs-b"),
+                Context {
+                    counterpart: Some(qbo_inactive),
+                    ..two_way(ConflictWinner::HubSpot)
+                },
+                Decision::TargetGone { reason: "made inactive in QuickBooks".into() },
             ),
             (
                 "archived in HubSpot",
@@ -441,7 +512,13 @@ mod tests {
     fn a_link_whose_other_side_was_never_made_is_created() {
         let mut entry = linked(("51", 100, "hs-a"), ("7", 3, "qbo-a"));
         entry.qbo = SideState::default();
-        entry.mark_failing("duplicate_display_name", "taken", false, 1);
+        entry.fail(
+            Provider::HubSpot,
+            "duplicate_display_name",
+            "taken",
+            false,
+            1,
+        );
         let context = Context {
             entry: Some(&entry),
             ..Context::default()
@@ -450,5 +527,68 @@ mod tests {
             decide(&from_hubspot(100 + 1, "hs-a"), &context),
             Decision::Create
         );
+    }
+
+    #[test]
+    fn a_merged_record_keeps_one_link_and_releases_the_others() {
+        let entry = |hs: &str, qbo: Option<&str>, key: &str| {
+            let mut e = LedgerEntry::new(
+                ConnectionId::parse("c1").unwrap(),
+                ObjectKind::Contact,
+                Provider::HubSpot,
+                hs,
+                0,
+            );
+            e.qbo.id = qbo.map(str::to_owned);
+            e.match_key = Some(key.into());
+            e
+        };
+        let primary = entry("1", Some("7"), "kim@x.com");
+        let secondary = entry("2", Some("8"), "kim.old@x.com");
+        let unlinked = entry("3", None, "k@x.com");
+        let survivor = entry("9", Some("5"), "kim@x.com");
+        #[allow(clippy::type_complexity)]
+        let cases: Vec<(
+            &str,
+            Option<&str>,
+            Option<&LedgerEntry>,
+            Vec<&LedgerEntry>,
+            MergePlan,
+        )> = vec![
+            (
+                "a new record takes the link of the email it kept",
+                Some("kim@x.com"),
+                None,
+                vec![&secondary, &primary],
+                MergePlan {
+                    moves: Some("hs:1".into()),
+                    released: vec!["hs:2".into()],
+                },
+            ),
+            (
+                "without that email, the first link to QuickBooks",
+                Some("other@x.com"),
+                None,
+                vec![&unlinked, &secondary],
+                MergePlan {
+                    moves: Some("hs:2".into()),
+                    released: vec!["hs:3".into()],
+                },
+            ),
+            (
+                "a survivor with its own link keeps it",
+                Some("kim@x.com"),
+                Some(&survivor),
+                vec![&primary, &secondary],
+                MergePlan {
+                    moves: None,
+                    released: vec!["hs:1".into(), "hs:2".into()],
+                },
+            ),
+            ("nothing linked", None, None, vec![], MergePlan::default()),
+        ];
+        for (name, key, own, merged, expected) in cases {
+            assert_eq!(plan_merge(key, own, &merged), expected, "{name}");
+        }
     }
 }

@@ -338,6 +338,26 @@ async fn queries_page_through_partitions_and_the_index(store: &dyn Store) {
         "all records, in sort-key order, once each"
     );
 
+    let range = store
+        .query(
+            Table::Ledger,
+            Query::partition("connection#c4")
+                .sort_prefix("record#")
+                .sort_between("record#010", "record#014"),
+            NOW,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        range
+            .items
+            .iter()
+            .map(|i| i.doc["i"].as_i64().unwrap())
+            .collect::<Vec<_>>(),
+        (10..=14).collect::<Vec<_>>(),
+        "a sort-key range includes both ends"
+    );
+
     let failing = store
         .query(Table::Ledger, Query::index("status#c4#failing"), NOW)
         .await

@@ -45,6 +45,9 @@ pub struct CrmObject {
     /// Upsert answers: whether the record was created.
     #[serde(default)]
     pub new: Option<bool>,
+    /// Batch write answers: the `objectWriteTraceId` of the input this result is for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_write_trace_id: Option<String>,
 }
 
 impl CrmObject {

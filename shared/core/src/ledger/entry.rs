@@ -63,7 +63,14 @@ pub struct Failure {
     pub first_failed_at: i64,
     /// When a retryable failure is tried again; `None` for one that needs a person.
     pub next_retry_at: Option<i64>,
+    /// The side whose change failed (the one read again to retry).
+    #[serde(default)]
+    pub source: Option<Provider>,
 }
+
+/// A pending write whose answer has not been recorded this long is settled by the retry sweep
+/// (its message may have been lost with a killed worker).
+pub const SETTLE_PENDING_AFTER_SECONDS: i64 = 300;
 
 /// A write whose answer was lost or not yet recorded: replayed with the same request id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,14 +182,17 @@ impl LedgerEntry {
         self.pending = None;
     }
 
-    /// A failure; a retryable one is tried again after a delay that grows with the attempts.
-    pub fn mark_failing(
+    /// A failure of a change from `from`, recorded in the history; a retryable one is tried
+    /// again after a delay that grows with the attempts.
+    pub fn fail(
         &mut self,
+        from: Provider,
         category: &str,
         message: impl Into<String>,
         retryable: bool,
         now: i64,
     ) {
+        let message = message.into();
         let attempts = self
             .failure
             .as_ref()
@@ -192,12 +202,50 @@ impl LedgerEntry {
         self.status = LinkStatus::Failing;
         self.failure = Some(Failure {
             category: category.to_owned(),
-            message: message.into(),
+            message: message.clone(),
             attempts,
             first_failed_at,
             next_retry_at: retryable.then(|| now + retry_delay_seconds(attempts)),
+            source: Some(from),
         });
         self.pending = None;
+        self.record(now, from, "failed", message);
+    }
+
+    /// A retry that came due but could not be tried (the sync no longer flows that way, the
+    /// other side is gone): tried again later, as if it had failed once more.
+    pub fn postpone_retry(&mut self, now: i64) {
+        if let Some(failure) = self.failure.as_mut().filter(|f| f.next_retry_at.is_some()) {
+            failure.attempts += 1;
+            failure.next_retry_at = Some(now + retry_delay_seconds(failure.attempts));
+        }
+    }
+
+    /// When the retry sweep is to read this entry's record again, and from which side: a
+    /// retryable failure at its next retry, a pending write once it is overdue.
+    pub fn retry_at(&self) -> Option<(i64, Provider)> {
+        match (self.status, &self.failure, &self.pending) {
+            (LinkStatus::Failing, Some(failure), _) => {
+                let at = failure.next_retry_at?;
+                let source = failure.source.unwrap_or_else(|| self.first_side());
+                Some((at, source))
+            }
+            // Pending writes are QBO creates of HubSpot records.
+            (LinkStatus::Pending, _, Some(pending)) => Some((
+                pending.sent_at + SETTLE_PENDING_AFTER_SECONDS,
+                Provider::HubSpot,
+            )),
+            _ => None,
+        }
+    }
+
+    /// The side the entry's record was first seen on.
+    pub fn first_side(&self) -> Provider {
+        if self.link.starts_with("qbo:") {
+            Provider::Qbo
+        } else {
+            Provider::HubSpot
+        }
     }
 }
 
@@ -245,19 +293,47 @@ mod tests {
         let mut e = entry();
         assert_eq!(e.link, "hs:51");
         assert_eq!(e.hubspot.id.as_deref(), Some("51"));
-        e.mark_failing("rate_limited", "busy", true, 1000);
-        e.mark_failing("rate_limited", "busy", true, 2000);
+        e.fail(Provider::Qbo, "rate_limited", "busy", true, 1000);
+        e.fail(Provider::Qbo, "rate_limited", "busy", true, 2000);
         let failure = e.failure.clone().unwrap();
         assert_eq!((failure.attempts, failure.first_failed_at), (2, 1000));
         assert_eq!(failure.next_retry_at, Some(2000 + 120));
-        e.mark_failing("duplicate_display_name", "taken", false, 3000);
+        assert_eq!(
+            e.retry_at(),
+            Some((2120, Provider::Qbo)),
+            "retried from where it failed"
+        );
+        assert_eq!(e.activity.last().unwrap().action, "failed");
+        e.fail(
+            Provider::HubSpot,
+            "duplicate_display_name",
+            "taken",
+            false,
+            3000,
+        );
         let failure = e.failure.clone().unwrap();
         assert_eq!(
             (failure.attempts, failure.next_retry_at),
             (1, None),
             "a new reason starts over"
         );
+        assert_eq!(
+            e.retry_at(),
+            None,
+            "a failure that needs a person is not retried"
+        );
+        e.status = LinkStatus::Pending;
+        e.pending = Some(PendingWrite {
+            requestid: "r".into(),
+            bid: "c0".into(),
+            sent_at: 4000,
+        });
+        assert_eq!(
+            e.retry_at(),
+            Some((4000 + SETTLE_PENDING_AFTER_SECONDS, Provider::HubSpot))
+        );
         e.mark_synced();
+        assert_eq!(e.retry_at(), None);
         assert_eq!((e.status, e.failure.is_none()), (LinkStatus::Synced, true));
         assert_eq!(retry_delay_seconds(30), 6 * 3600);
     }

@@ -32,6 +32,16 @@ struct Pointer {
     link: String,
 }
 
+/// An entry due to be read again: the side and id of the record to read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueRetry {
+    pub link: String,
+    pub source: Provider,
+    pub id: String,
+    /// When it became due (part of the pointer's key).
+    pub at: i64,
+}
+
 /// A batch write waiting for its answer to be recorded.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Outbox {
@@ -226,6 +236,34 @@ impl Ledger {
                 }
             }
         }
+        let retry_now = entry.retry_at();
+        let retry_then = before.and_then(LedgerEntry::retry_at);
+        if retry_now != retry_then {
+            if let Some((at, _)) = retry_then {
+                writes.push(TransactWrite::Delete {
+                    table: Table::Ledger,
+                    key: keys::retry_pointer(&entry.connection_id, entry.object, at, &entry.link),
+                });
+            }
+            if let Some((at, source)) = retry_now {
+                if let Some(id) = entry.side(source).id.clone() {
+                    let key =
+                        keys::retry_pointer(&entry.connection_id, entry.object, at, &entry.link);
+                    writes.push(TransactWrite::Put {
+                        table: Table::Ledger,
+                        item: Item::from_value(
+                            key,
+                            &DueRetry {
+                                link: entry.link.clone(),
+                                source,
+                                id,
+                                at,
+                            },
+                        )?,
+                    });
+                }
+            }
+        }
         let then_key = before.and_then(|b| b.match_key.as_deref());
         if entry.match_key.as_deref() != then_key {
             if let Some(key) = &entry.match_key {
@@ -266,6 +304,28 @@ impl Ledger {
             TransactOutcome::Written => Ok(()),
             TransactOutcome::Conflict { .. } => Err(LedgerError::Conflict),
         }
+    }
+
+    /// Entries due to be read again at `now` (oldest first, at most `limit`).
+    pub async fn due(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<DueRetry>, StoreError> {
+        let page = self
+            .store
+            .query(
+                Table::Ledger,
+                Query::partition(keys::partition(connection, object))
+                    .sort_prefix(keys::RETRY_PREFIX)
+                    .sort_between(keys::RETRY_PREFIX, keys::retry_due_until(now))
+                    .limit(limit),
+                now,
+            )
+            .await?;
+        page.items.iter().map(Item::to_value).collect()
     }
 
     /// Every entry of one object in one status.
@@ -450,5 +510,92 @@ mod tests {
                 .is_empty(),
             "nothing of the rival was written"
         );
+    }
+
+    #[tokio::test]
+    async fn retries_come_due_in_time_order_and_leave_with_the_failure() {
+        let ledger = Ledger::new(Arc::new(MemoryStore::new()));
+        let mut stored = Vec::new();
+        for (id, at) in [("51", 0), ("52", 600)] {
+            let mut entry =
+                LedgerEntry::new(conn(), ObjectKind::Contact, Provider::HubSpot, id, NOW);
+            entry.qbo.id = Some(format!("q{id}"));
+            entry.fail(Provider::Qbo, "qbo_unavailable", "busy", true, NOW + at);
+            ledger
+                .commit(vec![ledger.writes(&entry, None).unwrap()])
+                .await
+                .unwrap();
+            stored.push(
+                ledger
+                    .get(&conn(), ObjectKind::Contact, &entry.link, NOW)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        let due = ledger
+            .due(&conn(), ObjectKind::Contact, NOW + 60, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            due,
+            vec![DueRetry {
+                link: "hs:51".into(),
+                source: Provider::Qbo,
+                id: "q51".into(),
+                at: NOW + 60
+            }],
+            "only what is due, read from the side that failed"
+        );
+        let later = ledger
+            .due(&conn(), ObjectKind::Contact, NOW + 3600, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            later.iter().map(|d| d.link.as_str()).collect::<Vec<_>>(),
+            ["hs:51", "hs:52"]
+        );
+
+        // Failing again moves the pointer; syncing removes it; a failure for a person has none.
+        let mut again = stored[0].entry.clone();
+        again.fail(Provider::Qbo, "qbo_unavailable", "busy", true, NOW + 60);
+        ledger
+            .commit(vec![ledger.writes(&again, Some(&stored[0])).unwrap()])
+            .await
+            .unwrap();
+        let mut synced = stored[1].entry.clone();
+        synced.mark_synced();
+        ledger
+            .commit(vec![ledger.writes(&synced, Some(&stored[1])).unwrap()])
+            .await
+            .unwrap();
+        let due = ledger
+            .due(&conn(), ObjectKind::Contact, NOW + 3600, 10)
+            .await
+            .unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(due[0].at, NOW + 60 + 120);
+        let stored = ledger
+            .get(&conn(), ObjectKind::Contact, "hs:51", NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut for_a_person = stored.entry.clone();
+        for_a_person.fail(
+            Provider::HubSpot,
+            "duplicate_display_name",
+            "taken",
+            false,
+            NOW + 200,
+        );
+        ledger
+            .commit(vec![ledger.writes(&for_a_person, Some(&stored)).unwrap()])
+            .await
+            .unwrap();
+        assert!(ledger
+            .due(&conn(), ObjectKind::Contact, NOW + 99_999, 10)
+            .await
+            .unwrap()
+            .is_empty());
     }
 }

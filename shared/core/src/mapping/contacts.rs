@@ -11,6 +11,8 @@ pub const DISPLAY_NAME: &str = "display_name";
 pub const QBO_ID_PROPERTY: &str = "qbo_customer_id";
 /// HubSpot's contact email property (unique per portal).
 pub const EMAIL: &str = "email";
+/// The ids HubSpot merged into a contact (`;`-separated).
+pub const MERGED_IDS: &str = "hs_merged_object_ids";
 /// QBO allows at most this many characters in a display name.
 const DISPLAY_NAME_MAX: usize = 500;
 /// How many numbered display names are tried after the plain ones.
@@ -95,6 +97,7 @@ pub fn hubspot_properties(fields: &[Field]) -> Vec<String> {
         "lastmodifieddate",
         "associatedcompanyid",
         QBO_ID_PROPERTY,
+        MERGED_IDS,
     ] {
         if !properties.iter().any(|p| p == extra) {
             properties.push(extra.to_owned());

@@ -25,7 +25,6 @@ use crate::queue::{OutgoingMessage, Queue, QueueName};
 use crate::runtime::Services;
 use crate::settings::SettingsStore;
 use crate::store::Store;
-use crate::sync::cursors::Cursors;
 use reader::Reader;
 
 /// The events that start a poll: the schedule's tick, or a batch of poll tasks from the poll
@@ -199,9 +198,7 @@ impl Poller {
         let tokens = Arc::new(TokenKeeper::from_services(services, providers));
         let pacer = services.pacer();
         let reader = Reader::new(
-            Connections::new(services.store.clone()),
-            SettingsStore::new(services.store.clone()),
-            Cursors::new(services.store.clone()),
+            services.store.clone(),
             tokens.clone(),
             services
                 .qbo_client(pacer.clone())
@@ -225,8 +222,8 @@ impl Poller {
 
     pub async fn handle(&self, event: Value) -> Result<PollResponse, Error> {
         match PollTrigger::from_event(event)? {
-            // Reading changes arrives with the data sync; until then the schedule keeps tokens
-            // alive and queues initial syncs that connecting could not queue.
+            // The schedule keeps tokens alive, queues initial syncs that connecting could not
+            // queue, and fans out one poll task per connection and object.
             PollTrigger::Schedule => {
                 let now = self.clock.now_seconds();
                 let keep_alive =
@@ -252,7 +249,8 @@ impl Poller {
                     .process(event, |task: PollTask, _| async move {
                         let report = self.reader.poll(&task).await?;
                         tracing::info!(connection = %task.connection_id, object = %task.object,
-                            records = report.records, messages = report.messages, continues = report.continues,
+                            records = report.records, messages = report.messages, retries = report.retries,
+                            continues = report.continues,
                             "changes read");
                         Ok::<(), reader::PollError>(())
                     })

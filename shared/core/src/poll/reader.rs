@@ -11,6 +11,8 @@
 //!   - HubSpot: search on the object's last-modified property over `[since, now]`; a window
 //!     holding more than search's 10,000 results is halved until each part fits, never cut.
 //! - A cursor moves only after the changes it covers are queued.
+//! - Entries due to be tried again (a retryable failure, a write whose answer was lost) have
+//!   their records read again from the side that failed and queued like any change.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,13 +31,14 @@ use crate::hubspot::{
     CrmObject, Filter, FilterGroup, HubSpotClient, HubSpotError, Portal, SearchRequest, Sort,
     MAX_LIST_PAGE, MAX_SEARCH_PAGE, MAX_SEARCH_RESULTS,
 };
+use crate::ledger::{DueRetry, Ledger};
 use crate::qbo::query::{Order, Query, MAX_RESULTS};
 use crate::qbo::{Company, QboClient, QboError};
 use crate::queue::batch::MessageError;
 use crate::queue::messages::{change_messages, PollTask};
 use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName};
 use crate::settings::SettingsStore;
-use crate::store::{CasOutcome, StoreError};
+use crate::store::{CasOutcome, Store, StoreError};
 use crate::sync::cursors::{Cursor, Cursors};
 use crate::sync::objects::Synced;
 
@@ -49,6 +52,8 @@ pub const CDC_LIMIT: usize = 1000;
 pub const CDC_DAYS: i64 = 29;
 /// How long one task reads before it hands the rest to its continuation.
 const TASK_BUDGET: Duration = Duration::from_secs(20);
+/// The most entries one task reads again for retries.
+const RETRIES_PER_TASK: u32 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PollError {
@@ -86,6 +91,8 @@ impl MessageError for PollError {
 pub struct PollReport {
     pub records: usize,
     pub messages: usize,
+    /// Records read again because their entries were due for a retry.
+    pub retries: usize,
     /// The backfill is not finished: a continuation task was queued.
     pub continues: bool,
 }
@@ -94,6 +101,7 @@ pub struct Reader {
     connections: Connections,
     settings: SettingsStore,
     cursors: Cursors,
+    ledger: Ledger,
     tokens: Arc<TokenKeeper>,
     qbo: QboClient,
     hubspot: HubSpotClient,
@@ -126,11 +134,8 @@ fn version_key(record: &Value, side: Provider) -> String {
 }
 
 impl Reader {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        connections: Connections,
-        settings: SettingsStore,
-        cursors: Cursors,
+        store: Arc<dyn Store>,
         tokens: Arc<TokenKeeper>,
         qbo: QboClient,
         hubspot: HubSpotClient,
@@ -138,9 +143,10 @@ impl Reader {
         clock: Clock,
     ) -> Self {
         Self {
-            connections,
-            settings,
-            cursors,
+            connections: Connections::new(store.clone()),
+            settings: SettingsStore::new(store.clone()),
+            cursors: Cursors::new(store.clone()),
+            ledger: Ledger::new(store),
             tokens,
             qbo,
             hubspot,
@@ -199,6 +205,7 @@ impl Reader {
         for from in sides {
             side.read(from, &mut report).await?;
         }
+        side.retry_due(&mut report).await?;
         if report.continues {
             let more = OutgoingMessage::json(task)?;
             self.queue.send_all(QueueName::Poll, vec![more]).await?;
@@ -229,14 +236,24 @@ impl Side<'_> {
         records: Vec<Value>,
         report: &mut PollReport,
     ) -> Result<(), PollError> {
-        if records.is_empty() {
-            return Ok(());
-        }
         report.records += records.len();
         let keyed = records
             .into_iter()
             .map(|r| (version_key(&r, from), r))
             .collect();
+        self.queue_keyed(from, keyed, report).await
+    }
+
+    /// Queues records with their dedup keys (`id@version`, plus the retry for retries).
+    async fn queue_keyed(
+        &self,
+        from: Provider,
+        keyed: Vec<(String, Value)>,
+        report: &mut PollReport,
+    ) -> Result<(), PollError> {
+        if keyed.is_empty() {
+            return Ok(());
+        }
         let messages = change_messages(&self.task.connection_id, self.task.object, from, keyed)?;
         report.messages += messages.len();
         self.reader
@@ -464,6 +481,106 @@ impl Side<'_> {
             page = page.next_page();
         }
         Ok(rfc3339(now))
+    }
+}
+
+impl Side<'_> {
+    /// Entries due to be tried again: their records, read again from the side that failed,
+    /// are queued like any change (the engine decides again, against the ledger). A record its
+    /// side no longer has is queued as gone, so its entry is left out rather than retried.
+    async fn retry_due(&self, report: &mut PollReport) -> Result<(), PollError> {
+        let now = self.reader.clock.now_seconds();
+        let due = self
+            .reader
+            .ledger
+            .due(
+                &self.task.connection_id,
+                self.task.object,
+                now,
+                RETRIES_PER_TASK,
+            )
+            .await?;
+        for from in [Provider::HubSpot, Provider::Qbo] {
+            let wanted: Vec<&DueRetry> = due.iter().filter(|d| d.source == from).collect();
+            if wanted.is_empty() {
+                continue;
+            }
+            let ids: Vec<String> = wanted.iter().map(|d| d.id.clone()).collect();
+            let found = match from {
+                Provider::HubSpot => self.hubspot_by_id(&ids).await?,
+                Provider::Qbo => self.qbo_by_id(&ids).await?,
+            };
+            let keyed = wanted
+                .iter()
+                .map(|d| {
+                    let record = found
+                        .iter()
+                        .find(|(asked, _)| *asked == d.id)
+                        .map(|(_, r)| r.clone())
+                        .unwrap_or_else(|| gone_record(from, &d.id));
+                    (
+                        format!("{}~retry{}", version_key(&record, from), d.at),
+                        record,
+                    )
+                })
+                .collect::<Vec<_>>();
+            report.retries += keyed.len();
+            self.queue_keyed(from, keyed, report).await?;
+        }
+        Ok(())
+    }
+
+    /// HubSpot records by id, each with the id it was asked by (a merged id answers as the
+    /// record it was merged into).
+    async fn hubspot_by_id(&self, ids: &[String]) -> Result<Vec<(String, Value)>, PollError> {
+        let wanted: Vec<&str> = self.properties.iter().map(String::as_str).collect();
+        let mut found = Vec::new();
+        for chunk in ids.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let read = self
+                .hubspot
+                .batch_read(self.synced.hubspot_type(), chunk, &wanted, None)
+                .await?;
+            for record in read.results {
+                let merged = record
+                    .property(crate::mapping::contacts::MERGED_IDS)
+                    .unwrap_or_default()
+                    .split(';')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>();
+                let value = serde_json::to_value(&record).unwrap_or(Value::Null);
+                for asked in chunk
+                    .iter()
+                    .filter(|id| **id == record.id || merged.contains(id))
+                {
+                    found.push((asked.clone(), value.clone()));
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    async fn qbo_by_id(&self, ids: &[String]) -> Result<Vec<(String, Value)>, PollError> {
+        let mut found = Vec::new();
+        for chunk in ids.chunks(100) {
+            let query = Query::select(self.synced.qbo_entity())
+                .with_projection(self.synced.qbo_projection())
+                .any_of("Id", chunk.iter().map(String::as_str))
+                .active_or_not();
+            for row in self.qbo.query_all_values(&query).await? {
+                if let Some(id) = row["Id"].as_str() {
+                    found.push((id.to_owned(), row.clone()));
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A record its side no longer answers for, as that side marks one gone.
+fn gone_record(side: Provider, id: &str) -> Value {
+    match side {
+        Provider::HubSpot => serde_json::json!({"id": id, "properties": {}, "archived": true}),
+        Provider::Qbo => serde_json::json!({"Id": id, "status": "Deleted"}),
     }
 }
 

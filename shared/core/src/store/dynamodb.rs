@@ -704,7 +704,14 @@ impl Store for DynamoStore {
                     .after
                     .map(|cursor| cursor.0.into_iter().map(|(k, v)| (k, s(v))).collect()),
             );
-        if let Some(prefix) = query.sort_prefix {
+        // DynamoDB takes one condition on the sort key: a range (within the prefix) wins.
+        if let Some((low, high)) = query.sort_between {
+            condition.push_str(" AND #s BETWEEN :lo AND :hi");
+            request = request
+                .expression_attribute_names("#s", sk_name)
+                .expression_attribute_values(":lo", s(low))
+                .expression_attribute_values(":hi", s(high));
+        } else if let Some(prefix) = query.sort_prefix {
             condition.push_str(" AND begins_with(#s, :s)");
             request = request
                 .expression_attribute_names("#s", sk_name)

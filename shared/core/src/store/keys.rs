@@ -121,6 +121,28 @@ pub mod ledger {
         ItemKey::new(partition(connection, object), format!("key#{key}"))
     }
 
+    pub const RETRY_PREFIX: &str = "retry#";
+
+    /// When an entry is next read again (a retryable failure, an overdue pending write): one
+    /// pointer per entry, ordered by time, so what is due is one range query.
+    pub fn retry_pointer(
+        connection: &ConnectionId,
+        object: ObjectKind,
+        at: i64,
+        link: &str,
+    ) -> ItemKey {
+        ItemKey::new(
+            partition(connection, object),
+            format!("{RETRY_PREFIX}{:020}#{link}", at.max(0)),
+        )
+    }
+
+    /// The last retry-pointer sort key due at `now`.
+    pub fn retry_due_until(now: i64) -> String {
+        // Links are `hs:…`/`qbo:…`: every one sorts below `~`.
+        format!("{RETRY_PREFIX}{:020}#~", now.max(0))
+    }
+
     /// A batch write kept until its answer is recorded, to be replayed word for word.
     pub fn outbox(connection: &ConnectionId, object: ObjectKind, requestid: &str) -> ItemKey {
         ItemKey::new(partition(connection, object), format!("outbox#{requestid}"))

@@ -268,30 +268,33 @@ impl Store for MemoryStore {
     ) -> Result<Page, StoreError> {
         self.with(table, |rows| {
             // Position of an item in the (index) sort order; also the paging cursor.
-            let mut matching: Vec<(String, Item)> = rows
-                .values()
-                .filter_map(|item| {
-                    let (pk, sk) = if query.on_index {
-                        item.index
-                            .as_ref()
-                            .map(|i| (i.pk.as_str(), i.sk.as_str()))?
-                    } else {
-                        (item.key.pk.as_str(), item.key.sk.as_str())
-                    };
-                    let wanted = pk == query.partition
-                        && query
-                            .sort_prefix
-                            .as_deref()
-                            .is_none_or(|p| sk.starts_with(p))
-                        && !item.is_expired(now_epoch_seconds);
-                    wanted.then(|| {
-                        (
-                            format!("{sk}\u{0}{}\u{0}{}", item.key.pk, item.key.sk),
-                            item.clone(),
-                        )
+            let mut matching: Vec<(String, Item)> =
+                rows.values()
+                    .filter_map(|item| {
+                        let (pk, sk) = if query.on_index {
+                            item.index
+                                .as_ref()
+                                .map(|i| (i.pk.as_str(), i.sk.as_str()))?
+                        } else {
+                            (item.key.pk.as_str(), item.key.sk.as_str())
+                        };
+                        let wanted = pk == query.partition
+                            && query
+                                .sort_prefix
+                                .as_deref()
+                                .is_none_or(|p| sk.starts_with(p))
+                            && query.sort_between.as_ref().is_none_or(|(low, high)| {
+                                sk >= low.as_str() && sk <= high.as_str()
+                            })
+                            && !item.is_expired(now_epoch_seconds);
+                        wanted.then(|| {
+                            (
+                                format!("{sk}\u{0}{}\u{0}{}", item.key.pk, item.key.sk),
+                                item.clone(),
+                            )
+                        })
                     })
-                })
-                .collect();
+                    .collect();
             matching.sort_by(|a, b| a.0.cmp(&b.0));
             if let Some(after) = query.after.as_ref().and_then(|cursor| cursor.0.first()) {
                 matching.retain(|(position, _)| *position > after.1);

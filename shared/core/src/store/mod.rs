@@ -286,6 +286,9 @@ pub struct Query {
     pub partition: String,
     /// Only sort keys starting with this.
     pub sort_prefix: Option<String>,
+    /// Only sort keys from the first to the second, both included (with `sort_prefix`, both
+    /// must start with it).
+    pub sort_between: Option<(String, String)>,
     pub on_index: bool,
     pub limit: Option<u32>,
     pub after: Option<ItemKeyCursor>,
@@ -296,6 +299,7 @@ impl Query {
         Self {
             partition: pk.into(),
             sort_prefix: None,
+            sort_between: None,
             on_index: false,
             limit: None,
             after: None,
@@ -311,6 +315,11 @@ impl Query {
 
     pub fn sort_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.sort_prefix = Some(prefix.into());
+        self
+    }
+
+    pub fn sort_between(mut self, low: impl Into<String>, high: impl Into<String>) -> Self {
+        self.sort_between = Some((low.into(), high.into()));
         self
     }
 

@@ -21,7 +21,7 @@ use super::objects::{self, Incoming, Synced};
 use crate::clock::Clock;
 use crate::connection::registry::{Connection, ConnectionStatus, Connections};
 use crate::connection::tokens::{KeeperBearer, TokenKeeper, TokenOwner};
-use crate::decide::{self, Change, Context, Counterpart, Decision, Skip};
+use crate::decide::{self, Change, Context, Counterpart, Decision, Gone, Skip};
 use crate::domain::{ConnectionId, Direction, ObjectKind, Provider};
 use crate::error_class::ErrorClass;
 use crate::filters::{self, Subject};
@@ -137,8 +137,16 @@ struct Written {
 /// A write that was made: the record's id, version and values on its side.
 type Landed = (String, Option<i64>, Values);
 
-/// A write that was refused: its category, a sentence, and whether trying again may help.
-type Refused = (String, String, bool);
+/// A write that was refused.
+struct Refused {
+    category: String,
+    /// A sentence a bookkeeper understands.
+    message: String,
+    /// Trying again may help.
+    retryable: bool,
+    /// The record written to is no longer there (archived in HubSpot).
+    target_gone: bool,
+}
 
 /// How a record was decided, kept until its entry is written.
 struct Work {
@@ -157,6 +165,23 @@ struct OtherRecord {
     version: Option<i64>,
     values: Values,
     fingerprint: String,
+    gone: Option<Gone>,
+}
+
+impl OtherRecord {
+    /// A record its side no longer answers for.
+    fn missing(id: &str, side: Provider) -> Self {
+        Self {
+            id: id.to_owned(),
+            version: None,
+            values: Values::new(),
+            fingerprint: String::new(),
+            gone: Some(match side {
+                Provider::HubSpot => Gone::Archived,
+                Provider::Qbo => Gone::Deleted,
+            }),
+        }
+    }
 }
 
 fn other(side: Provider) -> Provider {
@@ -300,6 +325,9 @@ impl Run<'_> {
             HashMap::new()
         };
 
+        if incoming.iter().any(|r| !r.merged_ids.is_empty()) {
+            self.absorb_merges(&incoming).await?;
+        }
         let ids: Vec<String> = incoming.iter().map(|r| r.id.clone()).collect();
         let mut entries = self
             .engine
@@ -394,6 +422,7 @@ impl Run<'_> {
                     id: &m.id,
                     version: m.version,
                     fingerprint: &m.fingerprint,
+                    gone: None,
                 }),
                 counterpart,
             };
@@ -437,6 +466,7 @@ impl Run<'_> {
                         id: &there.id,
                         version: there.version,
                         fingerprint: &there.fingerprint,
+                        gone: there.gone,
                     }),
                 );
                 w.decision = decision;
@@ -445,6 +475,77 @@ impl Run<'_> {
         }
 
         self.execute(from, work, &hubspot_context).await
+    }
+
+    /// HubSpot merged records: the merged record keeps one link (its own, else the one it
+    /// takes over, moved to its id) and the other links are released, left out with the
+    /// reason; their QBO records are not changed and never linked again by themselves.
+    async fn absorb_merges(&self, incoming: &[Incoming]) -> Result<(), SyncError> {
+        let (connection, object) = (&self.connection.id, self.object());
+        for record in incoming.iter().filter(|r| !r.merged_ids.is_empty()) {
+            let mut ids = record.merged_ids.clone();
+            ids.push(record.id.clone());
+            let found = self
+                .engine
+                .ledger
+                .find(connection, object, Provider::HubSpot, &ids, self.now)
+                .await?;
+            let own = found.get(&record.id);
+            let mut merged: Vec<&Stored> = record
+                .merged_ids
+                .iter()
+                .filter_map(|id| found.get(id))
+                .collect();
+            merged.sort_by(|a, b| a.entry.link.cmp(&b.entry.link));
+            merged.dedup_by(|a, b| a.entry.link == b.entry.link);
+            let key = self.synced.match_key(&record.values);
+            let entries: Vec<&LedgerEntry> = merged.iter().map(|s| &s.entry).collect();
+            let plan = decide::plan_merge(key.as_deref(), own.map(|s| &s.entry), &entries);
+            let by_link = |link: &str| merged.iter().find(|s| s.entry.link == link).copied();
+            let qbo_of = |entry: &LedgerEntry| {
+                entry
+                    .qbo
+                    .id
+                    .clone()
+                    .unwrap_or_else(|| "(none yet)".to_owned())
+            };
+            let mut groups = Vec::new();
+            if let Some(stored) = plan.moves.as_deref().and_then(by_link) {
+                let mut entry = stored.entry.clone();
+                let old = entry.hubspot.id.clone().unwrap_or_default();
+                entry.hubspot.id = Some(record.id.clone());
+                entry.hubspot.gone = false;
+                entry.record(
+                    self.now,
+                    Provider::HubSpot,
+                    "merged",
+                    format!(
+                        "HubSpot merged record {old} into {}; it keeps the link to QuickBooks record {}",
+                        record.id,
+                        qbo_of(&entry)
+                    ),
+                );
+                groups.push(self.engine.ledger.writes(&entry, Some(stored))?);
+            }
+            for stored in plan.released.iter().filter_map(|l| by_link(l)) {
+                let mut entry = stored.entry.clone();
+                let reason = format!(
+                    "merged into HubSpot record {}; QuickBooks record {} is left as it is and no longer linked",
+                    record.id,
+                    qbo_of(&entry)
+                );
+                entry.hubspot.gone = true;
+                // The merged record's email no longer names this link.
+                entry.match_key = None;
+                entry.mark_excluded(reason.clone());
+                entry.record(self.now, Provider::HubSpot, "excluded", reason);
+                groups.push(self.engine.ledger.writes(&entry, Some(stored))?);
+            }
+            if !groups.is_empty() {
+                self.engine.ledger.commit(groups).await?;
+            }
+        }
+        Ok(())
     }
 
     /// HubSpot contacts: the primary company's name (for display names) and, when a filter
@@ -583,6 +684,7 @@ impl Run<'_> {
                 version: record.version,
                 values: record.values,
                 fingerprint,
+                gone: None,
             });
         }
         Ok(found)
@@ -673,15 +775,24 @@ impl Run<'_> {
         };
         for record in records {
             let fingerprint = self.fingerprint(side, &record.values);
-            found.insert(
-                record.id.clone(),
-                OtherRecord {
-                    id: record.id,
-                    version: record.version,
-                    values: record.values,
-                    fingerprint,
-                },
-            );
+            let other = OtherRecord {
+                id: record.id.clone(),
+                version: record.version,
+                values: record.values,
+                fingerprint,
+                gone: record.gone,
+            };
+            // HubSpot answers a merged id with the record it was merged into.
+            for asked in record.merged_ids.iter().filter(|m| ids.contains(m)) {
+                found.insert(asked.clone(), other.clone());
+            }
+            found.insert(record.id, other);
+        }
+        // What a read that succeeded left out is no longer there.
+        for id in ids {
+            if !found.contains_key(id) {
+                found.insert(id.clone(), OtherRecord::missing(id, side));
+            }
         }
         Ok(found)
     }
@@ -714,6 +825,10 @@ impl Run<'_> {
                 });
             let source_side = entry.side_mut(from);
             source_side.id = Some(w.incoming.id.clone());
+            if w.incoming.gone.is_none() {
+                // Restored, or made active again.
+                source_side.gone = false;
+            }
             let names = hubspot_context
                 .get(&w.incoming.id)
                 .map(|c| c.display_names.clone())
@@ -734,7 +849,17 @@ impl Run<'_> {
                 }
                 Decision::Skip(_) => {
                     applied.unchanged += 1;
-                    record = false;
+                    // A failing entry whose retry came due and is not tried waits longer, so
+                    // the retry sweep does not bring it back on every tick.
+                    let due = w.entry.as_ref().is_some_and(|s| {
+                        s.entry.status == LinkStatus::Failing
+                            && s.entry.retry_at().is_some_and(|(at, _)| at <= self.now)
+                    });
+                    if due {
+                        entry.postpone_retry(self.now);
+                    } else {
+                        record = false;
+                    }
                 }
                 Decision::Exclude(reason) => {
                     let side = entry.side_mut(from);
@@ -747,9 +872,17 @@ impl Run<'_> {
                     entry.record(self.now, from, "excluded", reason.clone());
                     applied.excluded += 1;
                 }
+                Decision::TargetGone { reason } => {
+                    let side = entry.side_mut(from);
+                    side.version = w.incoming.version;
+                    side.fingerprint = Some(w.fingerprint.clone());
+                    entry.side_mut(to).gone = true;
+                    entry.mark_excluded(reason.clone());
+                    entry.record(self.now, from, "excluded", reason.clone());
+                    applied.excluded += 1;
+                }
                 Decision::Fail { category, message } => {
-                    entry.mark_failing(category, message.clone(), false, self.now);
-                    entry.record(self.now, from, "failed", message.clone());
+                    entry.fail(from, category, message.clone(), false, self.now);
                     applied.failed += 1;
                 }
                 Decision::Create => {
@@ -898,9 +1031,29 @@ impl Run<'_> {
                         _ => applied.updated += 1,
                     }
                 }
-                Err((category, message, retryable)) => {
-                    entry.mark_failing(&category, message.clone(), retryable, self.now);
-                    entry.record(self.now, source, "failed", message);
+                Err(refused) if refused.target_gone => {
+                    // Never made again: the link stays, left out, with the reason.
+                    let reason = Gone::Archived.explanation(result.target);
+                    if let Some(w) = work.iter().find(|w| w.incoming.id == result.source_id) {
+                        if result.target == to {
+                            let side = entry.side_mut(from);
+                            side.version = w.incoming.version;
+                            side.fingerprint = Some(w.fingerprint.clone());
+                        }
+                    }
+                    entry.side_mut(result.target).gone = true;
+                    entry.mark_excluded(reason.clone());
+                    entry.record(self.now, source, "excluded", reason);
+                    applied.excluded += 1;
+                }
+                Err(refused) => {
+                    entry.fail(
+                        source,
+                        &refused.category,
+                        refused.message,
+                        refused.retryable,
+                        self.now,
+                    );
                     applied.failed += 1;
                 }
             }
@@ -1186,147 +1339,143 @@ impl Run<'_> {
         Ok(written)
     }
 
-    /// HubSpot writes: creates as upserts by a unique property, updates by id.
+    /// HubSpot writes: creates as upserts by a unique property (the email, else the QBO id),
+    /// updates by id.
     async fn write_to_hubspot(&self, planned: Vec<Planned>) -> Result<Vec<Written>, SyncError> {
         if planned.is_empty() {
             return Ok(Vec::new());
         }
         self.ensure_id_property().await?;
-        let mut written = Vec::new();
         let id_property = self.synced.qbo_id_property().name;
-        let object_type = self.synced.hubspot_type();
-        let (creates, updates): (Vec<Planned>, Vec<Planned>) =
-            planned.into_iter().partition(|p| p.target_id.is_none());
-        let qbo_id = |p: &Planned| p.qbo_id.clone();
-        for chunk in creates.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
-            let mut by_unique: HashMap<String, &Planned> = HashMap::new();
-            let mut email_inputs = Vec::new();
-            let mut id_inputs = Vec::new();
-            for p in chunk {
-                let mut properties = self.hubspot_properties(p);
-                let Some(qbo) = qbo_id(p) else { continue };
+        let mut written = Vec::new();
+        let mut by_email = Vec::new();
+        let mut by_qbo_id = Vec::new();
+        let mut updates = Vec::new();
+        for p in planned {
+            let mut properties = self.hubspot_properties(&p);
+            if let Some(qbo) = &p.qbo_id {
                 properties.insert(id_property.clone(), qbo.clone());
-                let email = p
-                    .values
-                    .get("email")
-                    .filter(|_| self.synced == Synced::Contacts);
-                match email {
-                    Some(email) => {
-                        by_unique.insert(email.clone(), p);
-                        email_inputs.push(BatchInput {
-                            id: Some(email.clone()),
-                            id_property: Some(contacts::EMAIL.into()),
-                            properties,
-                            object_write_trace_id: None,
-                        });
-                    }
-                    None => {
-                        by_unique.insert(qbo.clone(), p);
-                        id_inputs.push(BatchInput {
-                            id: Some(qbo),
-                            id_property: Some(id_property.clone()),
-                            properties,
-                            object_write_trace_id: None,
-                        });
-                    }
-                }
             }
-            for (inputs, key_property) in [
-                (email_inputs, contacts::EMAIL.to_owned()),
-                (id_inputs, id_property.clone()),
-            ] {
-                if inputs.is_empty() {
-                    continue;
-                }
-                let outcome = self.hubspot.batch_upsert(object_type, &inputs).await;
-                let outcome = match outcome {
-                    Ok(outcome) => outcome,
-                    Err(error) if error.class() == ErrorClass::Terminal => {
-                        for input in &inputs {
-                            if let Some(p) = input.id.as_ref().and_then(|k| by_unique.get(k)) {
-                                written.push(failed(p, &SyncError::HubSpot(error.clone())));
-                            }
-                        }
-                        continue;
-                    }
-                    Err(error) => return Err(error.into()),
+            if let Some(target) = p.target_id.clone() {
+                let input = BatchInput {
+                    id: Some(target),
+                    id_property: None,
+                    properties,
+                    object_write_trace_id: None,
                 };
-                let mut answered = HashSet::new();
-                for result in outcome.results {
-                    let key = result.property(&key_property).map(|k| {
-                        if key_property == contacts::EMAIL {
-                            k.to_lowercase()
-                        } else {
-                            k.to_owned()
-                        }
-                    });
-                    let Some(p) = key.as_ref().and_then(|k| by_unique.get(k)) else {
-                        continue;
+                updates.push((p, input));
+                continue;
+            }
+            let Some(qbo) = p.qbo_id.clone() else {
+                written.push(failed(
+                    &p,
+                    &SyncError::HubSpot(HubSpotError::Unreadable(
+                        "a HubSpot record can only be made from a QuickBooks record".into(),
+                    )),
+                ));
+                continue;
+            };
+            let email = p
+                .values
+                .get(contacts::EMAIL)
+                .filter(|_| self.synced == Synced::Contacts)
+                .cloned();
+            match email {
+                Some(email) => {
+                    let input = BatchInput {
+                        id: Some(email),
+                        id_property: Some(contacts::EMAIL.into()),
+                        properties,
+                        object_write_trace_id: None,
                     };
-                    answered.insert(p.source_id.clone());
-                    written.push(self.hubspot_written(p, &result));
+                    by_email.push((p, input));
                 }
-                for input in &inputs {
-                    let Some(p) = input.id.as_ref().and_then(|k| by_unique.get(k)) else {
-                        continue;
+                None => {
+                    let input = BatchInput {
+                        id: Some(qbo),
+                        id_property: Some(id_property.clone()),
+                        properties,
+                        object_write_trace_id: None,
                     };
-                    if answered.contains(&p.source_id) {
-                        continue;
-                    }
-                    let error = outcome
-                        .errors
-                        .iter()
-                        .find(|e| e.ids.iter().any(|id| Some(id) == input.id.as_ref()))
-                        .or(outcome.errors.first());
-                    written.push(hubspot_item_failed(p, error));
+                    by_qbo_id.push((p, input));
                 }
             }
         }
-        for chunk in updates.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
-            let inputs: Vec<BatchInput> = chunk
-                .iter()
-                .map(|p| {
-                    let mut properties = self.hubspot_properties(p);
-                    if let Some(qbo) = qbo_id(p) {
-                        properties.insert(id_property.clone(), qbo);
-                    }
-                    BatchInput {
-                        id: p.target_id.clone(),
-                        id_property: None,
-                        properties,
-                        object_write_trace_id: None,
-                    }
-                })
-                .collect();
-            let outcome = match self.hubspot.batch_update(object_type, &inputs).await {
-                Ok(outcome) => outcome,
-                Err(error) if error.class() == ErrorClass::Terminal => {
-                    written.extend(
-                        chunk
-                            .iter()
-                            .map(|p| failed(p, &SyncError::HubSpot(error.clone()))),
-                    );
-                    continue;
-                }
-                Err(error) => return Err(error.into()),
-            };
-            let by_id: HashMap<&str, &CrmObject> =
-                outcome.results.iter().map(|r| (r.id.as_str(), r)).collect();
-            for p in chunk {
-                let target = p.target_id.as_deref().unwrap_or_default();
-                match by_id.get(target) {
-                    Some(result) => written.push(self.hubspot_written(p, result)),
-                    None => {
-                        let error = outcome
-                            .errors
-                            .iter()
-                            .find(|e| e.ids.iter().any(|id| id == target));
-                        written.push(hubspot_item_failed(p, error));
-                    }
-                }
+        for (group, upsert) in [(by_email, true), (by_qbo_id, true), (updates, false)] {
+            for chunk in group.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+                written.extend(self.hubspot_batch(chunk, upsert).await?);
             }
         }
         Ok(written)
+    }
+
+    /// One batch upsert or update; every input carries its position as `objectWriteTraceId`,
+    /// so each answer and error is matched to its input (also when HubSpot answers a merged
+    /// id with the record it was merged into).
+    async fn hubspot_batch(
+        &self,
+        chunk: &[(Planned, BatchInput)],
+        upsert: bool,
+    ) -> Result<Vec<Written>, SyncError> {
+        let inputs: Vec<BatchInput> = chunk
+            .iter()
+            .enumerate()
+            .map(|(index, (_, input))| BatchInput {
+                object_write_trace_id: Some(index.to_string()),
+                ..input.clone()
+            })
+            .collect();
+        let object_type = self.synced.hubspot_type();
+        let outcome = if upsert {
+            self.hubspot.batch_upsert(object_type, &inputs).await
+        } else {
+            self.hubspot.batch_update(object_type, &inputs).await
+        };
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(error) if error.class() == ErrorClass::Terminal => {
+                let error = SyncError::HubSpot(error);
+                return Ok(chunk.iter().map(|(p, _)| failed(p, &error)).collect());
+            }
+            Err(error) => return Err(error.into()),
+        };
+        let same = |input: &BatchInput, result: &CrmObject| -> bool {
+            match (&input.id_property, &input.id) {
+                (Some(property), Some(value)) => result
+                    .property(property)
+                    .is_some_and(|v| v.eq_ignore_ascii_case(value)),
+                (None, Some(id)) => &result.id == id,
+                _ => false,
+            }
+        };
+        let mut answers: Vec<Option<CrmObject>> = vec![None; chunk.len()];
+        for result in outcome.results {
+            let index = result
+                .object_write_trace_id
+                .as_deref()
+                .and_then(|t| t.parse::<usize>().ok())
+                .filter(|i| *i < chunk.len())
+                .or_else(|| inputs.iter().position(|input| same(input, &result)));
+            if let Some(index) = index {
+                answers[index] = Some(result);
+            }
+        }
+        Ok(chunk
+            .iter()
+            .zip(answers)
+            .enumerate()
+            .map(|(index, ((p, input), answer))| match answer {
+                Some(result) => self.hubspot_written(p, &result),
+                None => {
+                    let trace = index.to_string();
+                    let error = outcome.errors.iter().find(|e| {
+                        e.trace_id.as_deref() == Some(trace.as_str())
+                            || e.ids.iter().any(|id| Some(id) == input.id.as_ref())
+                    });
+                    hubspot_item_failed(p, error)
+                }
+            })
+            .collect())
     }
 
     fn hubspot_properties(&self, planned: &Planned) -> BTreeMap<String, String> {
@@ -1397,6 +1546,21 @@ impl Run<'_> {
                 .outbox(&self.connection.id, self.object(), &requestid, self.now)
                 .await?
             else {
+                // Kept for days; without it the write cannot be replayed safely, and sending
+                // it again could make a second record. A person looks first.
+                let mut groups = Vec::new();
+                for stored in pending {
+                    let mut entry = stored.entry.clone();
+                    entry.fail(
+                        Provider::HubSpot,
+                        "write_outcome_unknown",
+                        "a write to QuickBooks was sent but its answer was lost and can no longer be checked; look for this record in QuickBooks before syncing it again",
+                        false,
+                        self.now,
+                    );
+                    groups.push(self.engine.ledger.writes(&entry, Some(stored))?);
+                }
+                self.engine.ledger.commit(groups).await?;
                 continue;
             };
             let items: Vec<BatchItem> = outbox
@@ -1444,13 +1608,13 @@ impl Run<'_> {
                             status: 400,
                             errors: errors.clone(),
                         };
-                        entry.mark_failing(
+                        entry.fail(
+                            Provider::HubSpot,
                             error.category(),
                             error.to_string(),
                             error.class() == ErrorClass::Retryable,
                             self.now,
                         );
-                        entry.record(self.now, Provider::HubSpot, "failed", error.to_string());
                     }
                     None => continue,
                 }
@@ -1493,10 +1657,19 @@ fn failed(planned: &Planned, error: &SyncError) -> Written {
         ),
         other => ("sync_failed".to_owned(), other.to_string()),
     };
+    // A HubSpot record written over that is not found was archived (or merged away).
+    let target_gone = planned.target == Provider::HubSpot
+        && planned.target_id.is_some()
+        && category == "object_not_found";
     Written {
         source_id: planned.source_id.clone(),
         target: planned.target,
-        outcome: Err((category, message, error.class() == ErrorClass::Retryable)),
+        outcome: Err(Refused {
+            category,
+            message,
+            retryable: error.class() == ErrorClass::Retryable,
+            target_gone,
+        }),
         action: planned.action,
     }
 }

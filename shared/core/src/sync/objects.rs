@@ -134,6 +134,8 @@ pub struct Incoming {
     pub version: Option<i64>,
     pub values: Values,
     pub gone: Option<Gone>,
+    /// HubSpot: the ids merged into this record.
+    pub merged_ids: Vec<String>,
     /// The record as its side sent it (filters on QBO fields read it).
     pub raw: Value,
 }
@@ -151,11 +153,22 @@ pub fn from_hubspot(synced: Synced, fields: &[Field], record: &CrmObject) -> Inc
             .property(synced.hubspot_modified())
             .and_then(epoch_ms)
     });
+    let merged_ids = record
+        .property(contacts::MERGED_IDS)
+        .map(|ids| {
+            ids.split(';')
+                .map(str::trim)
+                .filter(|id| !id.is_empty() && *id != record.id)
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default();
     Incoming {
         id: record.id.clone(),
         version,
         values: mapping::read_hubspot(fields, &record.properties),
         gone: record.archived.then_some(Gone::Archived),
+        merged_ids,
         raw: serde_json::to_value(record).unwrap_or(Value::Null),
     }
 }
@@ -179,6 +192,7 @@ pub fn from_qbo(fields: &[Field], record: &Value) -> Option<Incoming> {
         version,
         values: mapping::read_qbo(fields, record),
         gone,
+        merged_ids: Vec::new(),
         raw: record.clone(),
     })
 }
@@ -221,6 +235,14 @@ mod tests {
             Some("ann@x.com")
         );
         assert_eq!(contact.gone, None);
+        let merged = json!({"id": "60", "properties": {"hs_merged_object_ids": "51;52;60"},
+            "archived": false});
+        assert_eq!(
+            incoming(Synced::Contacts, &fields, Provider::HubSpot, &merged)
+                .unwrap()
+                .merged_ids,
+            ["51", "52"]
+        );
         let archived = json!({"id": "52", "properties": {}, "archived": true});
         assert_eq!(
             incoming(Synced::Contacts, &fields, Provider::HubSpot, &archived)

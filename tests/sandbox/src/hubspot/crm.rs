@@ -453,7 +453,10 @@ async fn merge(
             .parse::<u64>()
             .map_err(|_| ApiError::validation(format!("{text} is not a valid object id")))
     };
-    let (primary, secondary) = (id(&input.primary_object_id)?, id(&input.object_id_to_merge)?);
+    let (primary, secondary) = (
+        id(&input.primary_object_id)?,
+        id(&input.object_id_to_merge)?,
+    );
     let new_id = app.policy().merge_creates_new_id;
     let source = app.source();
     app.write(caller.portal_id, |portal, now| {

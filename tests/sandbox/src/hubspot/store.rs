@@ -373,7 +373,9 @@ impl Portal {
             )));
         };
         if primary == secondary {
-            return Err(ApiError::validation("A record cannot be merged with itself"));
+            return Err(ApiError::validation(
+                "A record cannot be merged with itself",
+            ));
         }
         let (first, second) = (first.clone(), second.clone());
         let mut values = second.properties.clone();
@@ -392,7 +394,10 @@ impl Portal {
         merged_ids.push(secondary.to_string());
         values.insert("hs_merged_object_ids".into(), merged_ids.join(";"));
         if t == ObjectType::Contacts {
-            if let (Some(kept), Some(other)) = (first.properties.get("email"), second.properties.get("email")) {
+            if let (Some(kept), Some(other)) = (
+                first.properties.get("email"),
+                second.properties.get("email"),
+            ) {
                 if !kept.eq_ignore_ascii_case(other) {
                     let mut extra: Vec<String> = first
                         .properties
@@ -412,7 +417,11 @@ impl Portal {
             self.apply(t, primary, values, now, source);
             primary
         };
-        let gone: Vec<u64> = if new_id { vec![primary, secondary] } else { vec![secondary] };
+        let gone: Vec<u64> = if new_id {
+            vec![primary, secondary]
+        } else {
+            vec![secondary]
+        };
         for id in &gone {
             if let Some(record) = self.get_mut(t, *id) {
                 record.merged_into = Some(survivor);
@@ -450,7 +459,10 @@ impl Portal {
             };
             let target = self.associations.entry((t, to, key.2)).or_default();
             for (other, types) in &edges {
-                target.entry(*other).or_default().extend(types.iter().copied());
+                target
+                    .entry(*other)
+                    .or_default()
+                    .extend(types.iter().copied());
             }
             for other in edges.keys() {
                 if let Some(back) = self.associations.get_mut(&(key.2, *other, t)) {
