@@ -1,6 +1,8 @@
 //! Shared set-up of the integration tests: a fresh local AWS endpoint per test, with the
 //! infrastructure template deployed into it.
 
+pub mod harness;
+
 use std::collections::BTreeMap;
 
 use hubspot_qbo_core::config::Config;

@@ -328,6 +328,51 @@ impl Ledger {
         page.items.iter().map(Item::to_value).collect()
     }
 
+    /// Failing entries that wait for a person (of `category`, or all) are tried again at
+    /// `now`, e.g. after a settings change that may fix them. Answers how many.
+    pub async fn retry_failures(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        category: Option<&str>,
+        now: i64,
+    ) -> Result<usize, LedgerError> {
+        let items = self
+            .store
+            .query_all(
+                Table::Ledger,
+                Query::index(keys::status_index(
+                    connection,
+                    object,
+                    LinkStatus::Failing.as_str(),
+                )),
+                now,
+            )
+            .await?;
+        let mut retried = 0;
+        for item in items {
+            let stored = Stored {
+                entry: item.to_value()?,
+                version: item.version,
+            };
+            let mut entry = stored.entry.clone();
+            let Some(failure) = entry.failure.as_mut() else {
+                continue;
+            };
+            if failure.next_retry_at.is_some() || category.is_some_and(|c| failure.category != c) {
+                continue;
+            }
+            failure.next_retry_at = Some(now);
+            match self.commit(vec![self.writes(&entry, Some(&stored))?]).await {
+                Ok(()) => retried += 1,
+                // Written meanwhile: it is being worked on already.
+                Err(LedgerError::Conflict) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(retried)
+    }
+
     /// Every entry of one object in one status.
     pub async fn with_status(
         &self,
@@ -597,5 +642,38 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+        // Until a settings change asks for it to be tried again.
+        assert_eq!(
+            ledger
+                .retry_failures(
+                    &conn(),
+                    ObjectKind::Contact,
+                    Some("rate_limited"),
+                    NOW + 300
+                )
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            ledger
+                .retry_failures(
+                    &conn(),
+                    ObjectKind::Contact,
+                    Some("duplicate_display_name"),
+                    NOW + 300
+                )
+                .await
+                .unwrap(),
+            1
+        );
+        let due = ledger
+            .due(&conn(), ObjectKind::Contact, NOW + 300, 10)
+            .await
+            .unwrap();
+        assert_eq!(
+            (due.len(), due[0].source, due[0].id.as_str()),
+            (1, Provider::HubSpot, "51")
+        );
     }
 }

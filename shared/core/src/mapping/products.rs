@@ -6,6 +6,8 @@ use crate::settings::{EnumValue, FieldKind, MappingDirection};
 /// The HubSpot property where the integration keeps the linked item's id (unique).
 pub const QBO_ID_PROPERTY: &str = "qbo_item_id";
 pub const SKU: &str = "sku";
+/// The HubSpot property where the integration shows the item's QBO income account (by name).
+pub const INCOME_ACCOUNT_PROPERTY: &str = "qbo_income_account";
 /// Items made from HubSpot products without a type are services.
 pub const DEFAULT_ITEM_TYPE: &str = "Service";
 
@@ -26,7 +28,7 @@ pub fn item_types() -> FieldKind {
 
 /// The default mappings (S3), each switchable by its key.
 pub fn default_fields() -> Vec<Field> {
-    use MappingDirection::Both;
+    use MappingDirection::{Both, QboToHubSpot};
     vec![
         Field::new("name", "name", "Name", FieldKind::Text, Both),
         Field::new(SKU, "hs_sku", "Sku", FieldKind::Text, Both),
@@ -46,6 +48,14 @@ pub fn default_fields() -> Vec<Field> {
             Both,
         ),
         Field::new("type", "hs_product_type", "Type", item_types(), Both),
+        // Shown in HubSpot; items made from HubSpot take the income-account setting.
+        Field::new(
+            "income_account",
+            INCOME_ACCOUNT_PROPERTY,
+            "IncomeAccountRef.name",
+            FieldKind::Text,
+            QboToHubSpot,
+        ),
     ]
 }
 

@@ -1345,7 +1345,7 @@ impl Run<'_> {
         if planned.is_empty() {
             return Ok(Vec::new());
         }
-        self.ensure_id_property().await?;
+        self.ensure_own_properties().await?;
         let id_property = self.synced.qbo_id_property().name;
         let mut written = Vec::new();
         let mut by_email = Vec::new();
@@ -1501,8 +1501,9 @@ impl Run<'_> {
         }
     }
 
-    /// Makes the integration's unique `qbo_*_id` property exist (once per portal and process).
-    async fn ensure_id_property(&self) -> Result<(), SyncError> {
+    /// Makes the integration's own properties (the unique `qbo_*_id`, …) exist, once per
+    /// portal and process.
+    async fn ensure_own_properties(&self) -> Result<(), SyncError> {
         let key = (
             self.connection.portal_id.to_string(),
             self.synced.hubspot_type(),
@@ -1516,9 +1517,11 @@ impl Run<'_> {
         {
             return Ok(());
         }
-        self.hubspot
-            .ensure_property(self.synced.hubspot_type(), &self.synced.qbo_id_property())
-            .await?;
+        for property in self.synced.own_properties() {
+            self.hubspot
+                .ensure_property(self.synced.hubspot_type(), &property)
+                .await?;
+        }
         if let Ok(mut ensured) = self.engine.ensured.lock() {
             ensured.insert(key);
         }

@@ -124,6 +124,25 @@ impl Synced {
             has_unique_value: true,
         }
     }
+
+    /// The HubSpot properties the integration makes for itself on this object.
+    pub fn own_properties(self) -> Vec<PropertyDefinition> {
+        let mut own = vec![self.qbo_id_property()];
+        if self == Synced::Products {
+            own.push(PropertyDefinition {
+                name: products::INCOME_ACCOUNT_PROPERTY.into(),
+                label: "QuickBooks income account".into(),
+                property_type: "string".into(),
+                field_type: "text".into(),
+                group_name: "productinformation".into(),
+                description:
+                    "Set by the QuickBooks integration: the item's income account in QuickBooks"
+                        .into(),
+                has_unique_value: false,
+            });
+        }
+        own
+    }
 }
 
 /// A changed record, read into the terms the engine works in.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::cursors::Cursors;
 use super::objects::Synced;
 use crate::domain::{ConnectionId, ObjectKind};
+use crate::ledger::{Ledger, LedgerError};
 use crate::mapping::{contacts, products};
 use crate::settings::{ObjectSettings, SettingsError, SettingsStore};
 use crate::store::{Store, StoreError};
@@ -14,6 +15,7 @@ use crate::store::{Store, StoreError};
 pub struct SyncSettings {
     settings: SettingsStore,
     cursors: Cursors,
+    ledger: Ledger,
 }
 
 /// The default mapping keys of an object (what `disabled_fields` may name).
@@ -30,7 +32,7 @@ pub fn default_keys(object: ObjectKind) -> Vec<&'static str> {
         .collect()
 }
 
-const KNOWN: [&str; 18] = [
+const KNOWN: [&str; 19] = [
     "email",
     "first_name",
     "last_name",
@@ -49,13 +51,15 @@ const KNOWN: [&str; 18] = [
     "description",
     "cost",
     "type",
+    "income_account",
 ];
 
 impl SyncSettings {
     pub fn new(store: Arc<dyn Store>) -> Self {
         Self {
             settings: SettingsStore::new(store.clone()),
-            cursors: Cursors::new(store),
+            cursors: Cursors::new(store.clone()),
+            ledger: Ledger::new(store),
         }
     }
 
@@ -67,9 +71,27 @@ impl SyncSettings {
         now: i64,
         change: impl FnMut(&mut ObjectSettings),
     ) -> Result<Option<ObjectSettings>, SettingsError> {
-        self.settings
+        let before = self.settings.get(connection, object, now).await?;
+        let after = self
+            .settings
             .edit(connection, object, now, &default_keys(object), change)
-            .await
+            .await?;
+        // Display names that were taken may be free under the new rules: try those again.
+        if let (Some(before), Some(after)) = (&before, &after) {
+            let names_changed = before.disambiguate_display_names
+                != after.disambiguate_display_names
+                || before.display_name_from_company != after.display_name_from_company;
+            if names_changed {
+                self.ledger
+                    .retry_failures(connection, object, Some("duplicate_display_name"), now)
+                    .await
+                    .map_err(|e| match e {
+                        LedgerError::Store(e) => SettingsError::Store(e),
+                        LedgerError::Conflict => SettingsError::Changed,
+                    })?;
+            }
+        }
+        Ok(after)
     }
 
     /// Off: nothing of the object syncs, and everything is kept. On again: it resumes from its
