@@ -168,6 +168,16 @@ pub fn display_names(
     names
 }
 
+/// The candidates with `current` (the name the QBO record has) first, when it is one of
+/// them: an update never renames a customer to a name another candidate rule would give.
+pub fn keep_current_name(mut names: Vec<String>, current: Option<&str>) -> Vec<String> {
+    if let Some(at) = current.and_then(|c| names.iter().position(|n| n == c)) {
+        let name = names.remove(at);
+        names.insert(0, name);
+    }
+    names
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,5 +282,22 @@ mod tests {
             match_key(&values(&[("email", "ann@x.com")])).as_deref(),
             Some("ann@x.com")
         );
+    }
+
+    #[test]
+    fn an_update_keeps_the_name_the_customer_has() {
+        let names = || vec!["Acme".to_owned(), "Acme (Ann Lee)".to_owned()];
+        let cases: Vec<(Option<&str>, Vec<&str>)> = vec![
+            (Some("Acme (Ann Lee)"), vec!["Acme (Ann Lee)", "Acme"]),
+            (Some("Acme"), vec!["Acme", "Acme (Ann Lee)"]),
+            (
+                Some("Renamed in QuickBooks"),
+                vec!["Acme", "Acme (Ann Lee)"],
+            ),
+            (None, vec!["Acme", "Acme (Ann Lee)"]),
+        ];
+        for (current, expected) in cases {
+            assert_eq!(keep_current_name(names(), current), expected, "{current:?}");
+        }
     }
 }

@@ -899,6 +899,12 @@ impl Run<'_> {
                     });
                 }
                 Decision::Update { target_id } => {
+                    // A record keeps the display name it has, if that is still a candidate.
+                    let current = w
+                        .other
+                        .as_ref()
+                        .and_then(|o| o.values.get(contacts::DISPLAY_NAME));
+                    let names = contacts::keep_current_name(names, current.map(String::as_str));
                     planned.push(Planned {
                         source_id: w.incoming.id.clone(),
                         target: to,
@@ -1266,16 +1272,19 @@ impl Run<'_> {
     }
 
     /// QBO updates in batches (sparse, with the SyncToken); a stale SyncToken is read again
-    /// once.
+    /// once, and a display name QBO refuses as taken is tried with the next candidate.
     async fn update_in_qbo(&self, updates: Vec<Planned>) -> Result<Vec<Written>, SyncError> {
         let mut written = Vec::new();
-        let mut round = updates;
-        for attempt in 0..2 {
+        // (planned, which display name to try, whether its SyncToken was read again)
+        let mut round: Vec<(Planned, usize, bool)> =
+            updates.into_iter().map(|p| (p, 0, false)).collect();
+        while !round.is_empty() {
+            let mut again = Vec::new();
             let mut stale = Vec::new();
             for chunk in round.chunks(MAX_BATCH_ITEMS) {
                 let mut items = Vec::with_capacity(chunk.len());
-                for (index, planned) in chunk.iter().enumerate() {
-                    let display_name = planned.display_names.first().map(String::as_str);
+                for (index, (planned, name, _)) in chunk.iter().enumerate() {
+                    let display_name = planned.display_names.get(*name).map(String::as_str);
                     let mut body = self.qbo_body(planned, display_name).await?;
                     body.insert(
                         "Id".into(),
@@ -1294,7 +1303,7 @@ impl Run<'_> {
                     });
                 }
                 let results = self.qbo.batch(&items, None).await?;
-                for (index, planned) in chunk.iter().enumerate() {
+                for (index, (planned, name, reread)) in chunk.iter().enumerate() {
                     match results.get(&format!("u{index}")).cloned() {
                         Some(BatchResult::Entity(entity)) => {
                             written.push(self.qbo_written(planned, &entity))
@@ -1304,10 +1313,16 @@ impl Run<'_> {
                                 status: 400,
                                 errors,
                             };
-                            if error.fault_code() == Some(FaultCode::StaleObject) && attempt == 0 {
-                                stale.push(planned.clone());
-                            } else {
-                                written.push(failed(planned, &SyncError::Qbo(error)));
+                            match error.fault_code() {
+                                Some(FaultCode::StaleObject) if !reread => {
+                                    stale.push((planned.clone(), *name, true));
+                                }
+                                Some(FaultCode::DuplicateName)
+                                    if name + 1 < planned.display_names.len() =>
+                                {
+                                    again.push((planned.clone(), name + 1, *reread));
+                                }
+                                _ => written.push(failed(planned, &SyncError::Qbo(error))),
                             }
                         }
                         None => written.push(failed(
@@ -1319,22 +1334,22 @@ impl Run<'_> {
                     }
                 }
             }
-            if stale.is_empty() {
-                break;
-            }
-            let ids: Vec<String> = stale.iter().filter_map(|p| p.target_id.clone()).collect();
-            let now_there = self.read_by_id(Provider::Qbo, &ids).await?;
-            round = stale
-                .into_iter()
-                .map(|mut p| {
+            if !stale.is_empty() {
+                let ids: Vec<String> = stale
+                    .iter()
+                    .filter_map(|(p, _, _)| p.target_id.clone())
+                    .collect();
+                let now_there = self.read_by_id(Provider::Qbo, &ids).await?;
+                again.extend(stale.into_iter().map(|(mut p, name, reread)| {
                     p.target_version = p
                         .target_id
                         .as_ref()
                         .and_then(|id| now_there.get(id))
                         .and_then(|r| r.version);
-                    p
-                })
-                .collect();
+                    (p, name, reread)
+                }));
+            }
+            round = again;
         }
         Ok(written)
     }
