@@ -43,6 +43,9 @@ impl SyncStack {
             ..Options::default()
         };
         adjust(&mut options);
+        if let Some(dir) = &options.log_dir {
+            std::fs::create_dir_all(dir)?;
+        }
         let stack = LocalStack::start(options).await?;
         let sandboxes = stack.sandboxes.as_ref().context("no sandboxes")?;
         let (qbo, hubspot) = (sandboxes.qbo.clone(), sandboxes.hubspot.clone());

@@ -85,6 +85,8 @@ pub enum Skip {
     TargetGone,
     /// Both sides changed and the other side wins; its change comes through on its own.
     LostConflict,
+    /// A linked record's change that this direction's filters keep from flowing.
+    Filtered,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,6 +105,10 @@ pub enum Decision {
     Link {
         target_id: String,
         push: bool,
+    },
+    /// Both changed since the last sync and this side wins: its values go over the other's.
+    Overwrite {
+        target_id: String,
     },
     /// Both changed since the last sync and the other side wins: its values come back here.
     UpdateBack {
@@ -192,6 +198,11 @@ pub fn decide(change: &Change<'_>, context: &Context<'_>) -> Decision {
         };
     }
     if let Some(reason) = &context.excluded {
+        // Filters choose which records enter the sync and, per direction, whose changes flow:
+        // a linked record keeps its link (and its other direction); only this change stays.
+        if entry.side(other).id.is_some() {
+            return Decision::Skip(Skip::Filtered);
+        }
         return Decision::Exclude(reason.clone());
     }
     let unchanged = seen.fingerprint.as_deref() == Some(change.fingerprint);
@@ -211,7 +222,7 @@ pub fn decide(change: &Change<'_>, context: &Context<'_>) -> Decision {
                     || now.version > known.version);
             if other_changed && !unchanged {
                 return if conflict_winner == change.from {
-                    Decision::Update { target_id }
+                    Decision::Overwrite { target_id }
                 } else {
                     Decision::UpdateBack {
                         target_id: change.id.to_owned(),
@@ -321,6 +332,9 @@ mod tests {
         let entry = linked(("51", 100, "hs-a"), ("7", 3, "qbo-a"));
         let mut archived = entry.clone();
         archived.qbo.gone = true;
+        let mut unlinked = entry.clone();
+        unlinked.qbo = SideState::default();
+        unlinked.mark_excluded("left out");
         let mut failing = entry.clone();
         failing.fail(Provider::HubSpot, "rate_limited", "busy", true, 5);
         let two_way = |conflict| Context {
@@ -395,7 +409,7 @@ mod tests {
                     counterpart: Some(qbo_changed),
                     ..two_way(ConflictWinner::HubSpot)
                 },
-                Decision::Update { target_id: "7".into() },
+                Decision::Overwrite { target_id: "7".into() },
             ),
             (
                 "unchanged but failing: tried again",
@@ -434,10 +448,20 @@ mod tests {
                 Decision::Exclude("archived in HubSpot".into()),
             ),
             (
-                "a filter leaves a linked record out",
+                "a filter keeps a linked record's change from flowing, not its link",
                 from_hubspot(101, "hs-b"),
                 Context {
                     excluded: Some("left out".into()),
+                    ..two_way(ConflictWinner::QuickBooks)
+                },
+                Decision::Skip(Skip::Filtered),
+            ),
+            (
+                "a filter leaves a record out that was never linked",
+                from_hubspot(101, "hs-b"),
+                Context {
+                    excluded: Some("left out".into()),
+                    entry: Some(&unlinked),
                     ..two_way(ConflictWinner::QuickBooks)
                 },
                 Decision::Exclude("left out".into()),

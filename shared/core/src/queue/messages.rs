@@ -51,7 +51,13 @@ pub fn change_messages(
         if chunk.is_empty() {
             return Ok(());
         }
+        // FIFO deduplication spans the whole queue: the id names the connection and object
+        // too, or two companies' records with equal ids and versions would drop each other.
         let mut hash = Sha256::new();
+        hash.update(connection.to_string().as_bytes());
+        hash.update([0]);
+        hash.update(object.to_string().as_bytes());
+        hash.update([0]);
         for (version_key, _) in chunk.iter() {
             hash.update(version_key.as_bytes());
             hash.update([0]);
@@ -213,6 +219,21 @@ mod tests {
             "a new version is a new message"
         );
         assert_eq!(changed[1].dedup_id, messages[1].dedup_id);
+        // Equal ids and versions of another object or company are other records.
+        let ids = |connection: &str, object| {
+            change_messages(
+                &ConnectionId::parse(connection).unwrap(),
+                object,
+                Provider::Qbo,
+                vec![("1@0".into(), serde_json::json!({"Id": "1"}))],
+            )
+            .unwrap()
+            .remove(0)
+            .dedup_id
+        };
+        let customer = ids("c1", ObjectKind::Contact);
+        assert_ne!(customer, ids("c1", ObjectKind::Product));
+        assert_ne!(customer, ids("c2", ObjectKind::Contact));
         let big: Vec<(String, serde_json::Value)> = (0..3)
             .map(|i| {
                 (

@@ -898,7 +898,18 @@ impl Run<'_> {
                         action: "created",
                     });
                 }
-                Decision::Update { target_id } => {
+                Decision::Update { target_id } | Decision::Overwrite { target_id } => {
+                    if matches!(w.decision, Decision::Overwrite { .. }) {
+                        entry.record(
+                            self.now,
+                            from,
+                            "conflict",
+                            format!(
+                                "both sides changed; {} wins (the conflict setting)",
+                                from.label()
+                            ),
+                        );
+                    }
                     // A record keeps the display name it has, if that is still a candidate.
                     let current = w
                         .other

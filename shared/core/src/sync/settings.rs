@@ -9,13 +9,14 @@ use super::objects::Synced;
 use crate::domain::{ConnectionId, ObjectKind};
 use crate::ledger::{Ledger, LedgerError};
 use crate::mapping::{contacts, products};
-use crate::settings::{ObjectSettings, SettingsError, SettingsStore};
-use crate::store::{Store, StoreError};
+use crate::settings::{default_settings, ObjectSettings, SettingsError, SettingsStore};
+use crate::store::{Store, StoreError, TransactOutcome};
 
 pub struct SyncSettings {
     settings: SettingsStore,
     cursors: Cursors,
     ledger: Ledger,
+    store: Arc<dyn Store>,
 }
 
 /// The default mapping keys of an object (what `disabled_fields` may name).
@@ -59,7 +60,8 @@ impl SyncSettings {
         Self {
             settings: SettingsStore::new(store.clone()),
             cursors: Cursors::new(store.clone()),
-            ledger: Ledger::new(store),
+            ledger: Ledger::new(store.clone()),
+            store,
         }
     }
 
@@ -107,8 +109,35 @@ impl SyncSettings {
             .await
     }
 
+    /// Adds an object that has no settings (deleted, or new) with the recommended defaults of
+    /// `today`; the next round reads it from the start, and the ledger links what it already
+    /// knows instead of making it again. Answers whether it was added (false: it has settings).
+    pub async fn add_with_defaults(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        today: time::Date,
+        now: i64,
+    ) -> Result<bool, SettingsError> {
+        let defaults: Vec<ObjectSettings> = default_settings(today)
+            .into_iter()
+            .filter(|s| s.object == object)
+            .collect();
+        let (writes, _) = self
+            .settings
+            .default_writes(connection, &defaults, now)
+            .await?;
+        if writes.is_empty() {
+            return Ok(false);
+        }
+        match self.store.transact(writes).await? {
+            TransactOutcome::Written => Ok(true),
+            TransactOutcome::Conflict { .. } => Ok(false),
+        }
+    }
+
     /// Removes the object's settings and cursors; its ledger stays (the history of what was
-    /// linked). Connecting again writes the defaults, and reading starts over.
+    /// linked). Adding it again writes the defaults, and reading starts over.
     pub async fn delete(
         &self,
         connection: &ConnectionId,
