@@ -41,6 +41,16 @@ async fn every_function_reads_a_complete_configuration_from_the_template() -> an
             );
         }
         assert_eq!(config.hubspot.app_id, "1000001");
+        assert_eq!(
+            (
+                config.limits.qbo_requests_per_minute,
+                config.limits.qbo_batches_per_minute,
+                config.limits.hubspot_requests_per_10s,
+                config.limits.hubspot_searches_per_second
+            ),
+            (500, 40, 110, 5),
+            "{logical_id}: the providers' limits come from the template"
+        );
         let key = deployed
             .manifest
             .resources

@@ -171,7 +171,11 @@ def main():
             "binary": binary,
             "timeout": configuration.get("Timeout", 3),
             "memory": configuration.get("MemorySize", 128),
-            "environment": configuration.get("Environment", {}).get("Variables", {}),
+            # Lambda keeps variables as strings; the endpoint leaves a Number parameter's
+            # default a number, so make it what Lambda would hold.
+            "environment": {
+                k: str(v) for k, v in configuration.get("Environment", {}).get("Variables", {}).items()
+            },
             "url": None,
             "schedules": [],
             "queues": [],
