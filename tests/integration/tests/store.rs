@@ -532,6 +532,9 @@ async fn transactions_write_everything_or_nothing(store: &dyn Store) {
         TransactOutcome::Conflict { index: 1 },
         "the guard is absent"
     );
+    // The put before the failed check was undone with the transaction.
+    let stored = store.get(Table::Connections, &record, NOW).await.unwrap();
+    assert_eq!(stored.map(|i| i.doc["by"].clone()), Some(json!("first")));
     assert_eq!(
         store.transact(guarded(None)).await.unwrap(),
         TransactOutcome::Written

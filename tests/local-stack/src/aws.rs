@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
-use crate::paths::venv_bin;
+use crate::paths::{repo_root, venv_bin};
 use crate::process::{die_with_parent, free_port, wait_until_answering};
 
 pub const REGION: &str = "us-east-1";
@@ -16,12 +16,15 @@ pub struct LocalAws {
 }
 
 impl LocalAws {
-    /// Starts a fresh endpoint on a free port and waits until it answers.
+    /// Starts a fresh endpoint on a free port and waits until it answers: moto's server, with
+    /// transactions that roll back by item rather than by copying whole tables (see the script).
     pub async fn start() -> anyhow::Result<Self> {
-        let program = venv_bin("moto_server");
+        let program = venv_bin("python");
+        let script = repo_root().join("tests/local-stack/scripts/moto_server.py");
         let port = free_port()?;
         let mut command = Command::new(&program);
         command
+            .arg(&script)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())

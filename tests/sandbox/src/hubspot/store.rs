@@ -9,7 +9,7 @@ use super::objects::{builtin_properties, ObjectType, PropertyType};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use time::OffsetDateTime;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,6 +228,9 @@ pub struct Portal {
     pub next_id: u64,
     pub next_label_id: u32,
     pub changes: Vec<Change>,
+    /// Live records by the value of each unique property (emails in lower case), so that
+    /// lookups and uniqueness checks do not read every record.
+    unique: HashMap<(ObjectType, String), HashMap<String, u64>>,
 }
 
 /// Property values as written: JSON values that become strings.
@@ -253,6 +256,7 @@ impl Portal {
             next_id: 10_001,
             next_label_id: 1_000,
             changes: Vec::new(),
+            unique: HashMap::new(),
         }
     }
 
@@ -284,6 +288,41 @@ impl Portal {
         self.records.get_mut(&t).and_then(|m| m.get_mut(&id))
     }
 
+    /// Indexes a live record's unique values.
+    fn index_unique(&mut self, t: ObjectType, id: u64) {
+        let Some(record) = self.live(t, id) else {
+            return;
+        };
+        let entries: Vec<(String, String)> = record
+            .properties
+            .iter()
+            .filter(|(name, value)| !value.is_empty() && self.is_unique(t, name))
+            .map(|(name, value)| (name.clone(), unique_value(name, value)))
+            .collect();
+        for (name, value) in entries {
+            self.unique.entry((t, name)).or_default().insert(value, id);
+        }
+    }
+
+    /// Forgets a record's unique values (those still naming it).
+    fn unindex_unique(&mut self, t: ObjectType, id: u64) {
+        let Some(record) = self.get(t, id) else {
+            return;
+        };
+        let entries: Vec<(String, String)> = record
+            .properties
+            .iter()
+            .map(|(name, value)| (name.clone(), unique_value(name, value)))
+            .collect();
+        for (name, value) in entries {
+            if let Some(values) = self.unique.get_mut(&(t, name)) {
+                if values.get(&value) == Some(&id) {
+                    values.remove(&value);
+                }
+            }
+        }
+    }
+
     fn allocate_id(&mut self) -> u64 {
         let id = self.next_id;
         self.next_id += 1;
@@ -302,6 +341,14 @@ impl Portal {
 
     /// The live record whose `prop` equals `value` (case-insensitive for email).
     pub fn find_by(&self, t: ObjectType, prop: &str, value: &str) -> Option<u64> {
+        if self.is_unique(t, prop) {
+            return self
+                .unique
+                .get(&(t, prop.to_owned()))
+                .and_then(|values| values.get(&unique_value(prop, value)))
+                .copied()
+                .filter(|id| self.live(t, *id).is_some());
+        }
         self.table(t)
             .filter(|r| !r.archived)
             .find(|r| {
@@ -423,6 +470,7 @@ impl Portal {
             vec![secondary]
         };
         for id in &gone {
+            self.unindex_unique(t, *id);
             if let Some(record) = self.get_mut(t, *id) {
                 record.merged_into = Some(survivor);
                 record.archived = true;
@@ -613,6 +661,7 @@ impl Portal {
         };
         derive(t, &mut record, now);
         self.records.entry(t).or_default().insert(id, record);
+        self.index_unique(t, id);
         self.changes.push(Change {
             portal_id: self.id,
             object_type: t,
@@ -653,7 +702,11 @@ impl Portal {
         source: &Source,
     ) -> bool {
         let portal_id = self.id;
-        let Some(record) = self.get_mut(t, id).filter(|r| !r.archived) else {
+        if self.live(t, id).is_none() {
+            return false;
+        }
+        self.unindex_unique(t, id);
+        let Some(record) = self.get_mut(t, id) else {
             return false;
         };
         let mut changed = Vec::new();
@@ -671,6 +724,7 @@ impl Portal {
         }
         record.updated_at = now;
         derive(t, record, now);
+        self.index_unique(t, id);
         for (name, value) in changed {
             self.changes.push(Change {
                 portal_id,
@@ -693,7 +747,11 @@ impl Portal {
         source: &Source,
     ) -> bool {
         let portal_id = self.id;
-        let Some(record) = self.get_mut(t, id).filter(|r| !r.archived) else {
+        if self.live(t, id).is_none() {
+            return false;
+        }
+        self.unindex_unique(t, id);
+        let Some(record) = self.get_mut(t, id) else {
             return false;
         };
         record.archived = true;
@@ -1127,6 +1185,15 @@ fn derive(t: ObjectType, record: &mut Record, now: OffsetDateTime) {
             p.insert("hs_total_discount".into(), money_text(discount));
             p.insert("amount".into(), money_text(gross - discount));
         }
+    }
+}
+
+/// How a unique value is looked up: emails without case.
+fn unique_value(property: &str, value: &str) -> String {
+    if property == "email" {
+        value.to_lowercase()
+    } else {
+        value.to_owned()
     }
 }
 
