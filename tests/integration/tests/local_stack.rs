@@ -218,6 +218,35 @@ async fn malformed_work_is_parked_with_its_body_and_nothing_waits_behind_it() ->
 }
 
 #[tokio::test]
+async fn a_killed_instance_is_replaced_and_answers_again() -> anyhow::Result<()> {
+    let stack = LocalStack::start(Options {
+        run_schedules: false,
+        ..options()
+    })
+    .await?;
+    let poller = stack.function("ScheduledPollFunction")?;
+    let before = poller.pids();
+    assert_eq!(before.len(), 1);
+    poller.kill_instances();
+    let started = std::time::Instant::now();
+    while poller.pids().is_empty() || poller.pids() == before {
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(10),
+            "no new instance"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!alive(before[0]), "the old instance is gone");
+    let answer = poller
+        .invoke(&local_stack::triggers::scheduled_event(
+            "arn:aws:events:us-east-1:1:rule/x",
+        ))
+        .await?;
+    assert!(matches!(answer, Invocation::Response(_)), "{answer:?}");
+    stack.shutdown().await
+}
+
+#[tokio::test]
 async fn shutdown_leaves_no_process_behind() -> anyhow::Result<()> {
     let stack = LocalStack::start(options()).await?;
     let pids: Vec<u32> = stack.functions.values().flat_map(|f| f.pids()).collect();

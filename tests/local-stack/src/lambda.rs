@@ -1,9 +1,11 @@
 //! Runs a real function binary the way Lambda does: the process talks to a Lambda Runtime API
 //! server (`AWS_LAMBDA_RUNTIME_API`) that hands it one invocation at a time and takes back the
-//! response or the error.
+//! response or the error. An instance that exits is replaced by a new one, and what it was
+//! doing ends in an error, as Lambda reports a runtime that exited.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
 
 use crate::process::die_with_parent;
 
@@ -57,8 +59,93 @@ pub struct FunctionHost {
     pub logical_id: String,
     pub timeout: Duration,
     submit: mpsc::Sender<Pending>,
-    instances: Vec<Child>,
+    /// The process id of each instance slot (0 while it is being replaced).
+    pids: Vec<Arc<AtomicU32>>,
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
+    stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<()>,
+}
+
+/// How to start one instance.
+#[derive(Clone)]
+struct Launch {
+    logical_id: String,
+    name: String,
+    binary: PathBuf,
+    memory_mb: u32,
+    environment: Vec<(String, String)>,
+    runtime_api: String,
+    log_file: Option<PathBuf>,
+}
+
+impl Launch {
+    fn spawn(&self) -> anyhow::Result<Child> {
+        let mut command = Command::new(&self.binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .envs(self.environment.iter().map(|(k, v)| (k, v)))
+            .env("AWS_LAMBDA_RUNTIME_API", &self.runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", &self.name)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                self.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", self.name),
+            )
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        if let Some(path) = &self.log_file {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            command.stdout(file.try_clone()?).stderr(file);
+        }
+        die_with_parent(&mut command);
+        command
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))
+    }
+}
+
+/// Keeps one instance slot running until `stop`: an instance that exits is replaced, and the
+/// invocations in flight end in `Runtime.ExitError`.
+async fn supervise(
+    launch: Launch,
+    api: Arc<RuntimeApi>,
+    mut child: Child,
+    pid: Arc<AtomicU32>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        pid.store(child.id().unwrap_or(0), Ordering::SeqCst);
+        tokio::select! {
+            status = child.wait() => {
+                pid.store(0, Ordering::SeqCst);
+                tracing::warn!(function = %launch.logical_id, ?status,
+                    "an instance exited; starting a new one");
+                api.fail_in_flight().await;
+            }
+            _ = stop.changed() => {
+                let _ = child.kill().await;
+                pid.store(0, Ordering::SeqCst);
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        child = match launch.spawn() {
+            Ok(child) => child,
+            Err(error) => {
+                tracing::error!(function = %launch.logical_id, %error, "could not start a new instance");
+                return;
+            }
+        };
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -96,7 +183,7 @@ impl FunctionHost {
                 post(invocation_error),
             )
             .route("/2018-06-01/runtime/init/error", post(init_error))
-            .with_state(api);
+            .with_state(api.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let runtime_api = listener.local_addr()?.to_string();
         let server = tokio::spawn(async move {
@@ -108,46 +195,38 @@ impl FunctionHost {
                 spec.binary.display()
             );
         }
-        let mut instances = Vec::new();
+        let launch = Launch {
+            logical_id: spec.logical_id.to_owned(),
+            name: spec.name.to_owned(),
+            binary: spec.binary.to_owned(),
+            memory_mb: spec.memory_mb,
+            environment: spec.environment.clone(),
+            runtime_api,
+            log_file: spec.log_file.clone(),
+        };
+        let (stop, stopped) = watch::channel(false);
+        let mut pids = Vec::new();
+        let mut supervisors = Vec::new();
         for _ in 0..spec.instances.max(1) {
-            let mut command = Command::new(spec.binary);
-            command
-                .env_clear()
-                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                .envs(spec.environment.iter().map(|(k, v)| (k, v)))
-                .env("AWS_LAMBDA_RUNTIME_API", &runtime_api)
-                .env("AWS_LAMBDA_FUNCTION_NAME", spec.name)
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-                .env(
-                    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                    spec.memory_mb.to_string(),
-                )
-                .env(
-                    "AWS_LAMBDA_LOG_GROUP_NAME",
-                    format!("/aws/lambda/{}", spec.name),
-                )
-                .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
-                .stdin(std::process::Stdio::null())
-                .kill_on_drop(true);
-            if let Some(path) = &spec.log_file {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)?;
-                command.stdout(file.try_clone()?).stderr(file);
-            }
-            die_with_parent(&mut command);
-            instances.push(
-                command
-                    .spawn()
-                    .with_context(|| format!("starting {}", spec.binary.display()))?,
-            );
+            // The first start of each instance is checked here; later ones by its supervisor.
+            let child = launch.spawn()?;
+            let pid = Arc::new(AtomicU32::new(child.id().unwrap_or(0)));
+            pids.push(pid.clone());
+            supervisors.push(tokio::spawn(supervise(
+                launch.clone(),
+                api.clone(),
+                child,
+                pid,
+                stopped.clone(),
+            )));
         }
         Ok(Self {
             logical_id: spec.logical_id.to_owned(),
             timeout: spec.timeout,
             submit,
-            instances,
+            pids,
+            supervisors,
+            stop,
             server,
         })
     }
@@ -176,13 +255,28 @@ impl FunctionHost {
 
     /// Process ids of the running instances.
     pub fn pids(&self) -> Vec<u32> {
-        self.instances.iter().filter_map(Child::id).collect()
+        self.pids
+            .iter()
+            .map(|pid| pid.load(Ordering::SeqCst))
+            .filter(|pid| *pid != 0)
+            .collect()
+    }
+
+    /// Kills every instance at once, as a crash would (each is replaced by a new one).
+    pub fn kill_instances(&self) {
+        for pid in self.pids() {
+            // SAFETY: sending a signal to a child process of ours; no memory is shared.
+            unsafe {
+                libc::kill(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
     }
 
     /// Stops every instance and the Runtime API server.
-    pub async fn stop(mut self) {
-        for child in &mut self.instances {
-            let _ = child.kill().await;
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        for supervisor in self.supervisors {
+            let _ = supervisor.await;
         }
         self.server.abort();
     }
@@ -259,6 +353,18 @@ async fn invocation_error(
 async fn init_error(body: Bytes) -> StatusCode {
     tracing::error!(error = %String::from_utf8_lossy(&body), "a function failed to start");
     StatusCode::ACCEPTED
+}
+
+impl RuntimeApi {
+    /// Ends every invocation in flight as Lambda ends those of a runtime that exited.
+    async fn fail_in_flight(&self) {
+        for (_, sender) in self.in_flight.lock().await.drain() {
+            let _ = sender.send(Invocation::Error {
+                error_type: "Runtime.ExitError".into(),
+                error_message: "the function's process exited".into(),
+            });
+        }
+    }
 }
 
 async fn answer(api: &RuntimeApi, id: &str, invocation: Invocation) -> StatusCode {

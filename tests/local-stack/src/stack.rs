@@ -26,6 +26,8 @@ pub struct Options {
     pub schedule_period: Option<Duration>,
     /// Let failed SQS messages come back after this long instead of the visibility timeout.
     pub retry_after: Option<Duration>,
+    /// Deliver this share of processed messages again (SQS delivers at least once).
+    pub duplicate_deliveries: f64,
     /// Instances per function (Lambda's concurrency, locally).
     pub instances: usize,
     pub run_schedules: bool,
@@ -44,6 +46,7 @@ impl Default for Options {
             parameters: Parameters::new(),
             schedule_period: None,
             retry_after: None,
+            duplicate_deliveries: 0.0,
             instances: 1,
             run_schedules: true,
             run_queues: true,
@@ -179,6 +182,7 @@ impl LocalStack {
                         queue,
                         trigger: trigger.clone(),
                         retry_after: options.retry_after,
+                        duplicate_deliveries: options.duplicate_deliveries,
                     };
                     self.tasks
                         .push(tokio::spawn(poller.run(self.stop.subscribe())));

@@ -95,6 +95,23 @@ pub struct SqsPoller {
     pub trigger: QueueTrigger,
     /// Locally, a failed message may come back sooner than the queue's visibility timeout.
     pub retry_after: Option<Duration>,
+    /// This share of processed messages is delivered again instead of deleted.
+    pub duplicate_deliveries: f64,
+}
+
+/// Whether a processed message is delivered again: decided by its receipt, so each delivery
+/// draws anew.
+fn deliver_again(message: &Message, share: f64) -> bool {
+    use std::hash::{Hash, Hasher};
+    if share <= 0.0 {
+        return false;
+    }
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    message
+        .receipt_handle()
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    (hasher.finish() % 10_000) as f64 / 10_000.0 < share
 }
 
 impl SqsPoller {
@@ -161,12 +178,17 @@ impl SqsPoller {
                 Vec::new()
             }
         };
+        let (again, done): (Vec<&Message>, Vec<&Message>) = done
+            .into_iter()
+            .partition(|m| deliver_again(m, self.duplicate_deliveries));
         self.delete(&done).await?;
         let failed: Vec<&Message> = messages
             .iter()
             .filter(|m| !done.iter().any(|d| d.message_id == m.message_id))
+            .filter(|m| !again.iter().any(|d| d.message_id == m.message_id))
             .collect();
         self.expedite_retry(&failed).await?;
+        self.redeliver(&again).await?;
         Ok(messages.len())
     }
 
@@ -222,6 +244,20 @@ impl SqsPoller {
             .set_entries(Some(entries))
             .send()
             .await?;
+        Ok(())
+    }
+
+    /// A processed message made visible again at once: a duplicate delivery.
+    async fn redeliver(&self, messages: &[&Message]) -> anyhow::Result<()> {
+        for message in messages {
+            self.sqs
+                .change_message_visibility()
+                .queue_url(&self.queue.url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .visibility_timeout(0)
+                .send()
+                .await?;
+        }
         Ok(())
     }
 

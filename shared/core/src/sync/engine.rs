@@ -1221,15 +1221,14 @@ impl Run<'_> {
                     }
                 }
                 self.engine.ledger.commit(groups).await?;
-                // What was just written is what the final write must name.
+                // What was just written is what the final write must name (a versioned write
+                // makes the next version).
                 for (planned, _) in chunk {
                     if let Some((entry, previous)) = next.get_mut(&planned.source_id) {
-                        let stored = self
-                            .engine
-                            .ledger
-                            .get(&self.connection.id, self.object(), &entry.link, self.now)
-                            .await?;
-                        *previous = stored;
+                        *previous = Some(Stored {
+                            entry: entry.clone(),
+                            version: previous.as_ref().map_or(1, |p| p.version + 1),
+                        });
                     }
                 }
                 let results = self.qbo.batch(&items, Some(&requestid)).await?;

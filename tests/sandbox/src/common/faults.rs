@@ -26,6 +26,9 @@ pub enum FaultAction {
     Delay,
     /// Handle the request (the write happens), then close the connection without answering.
     DropResponse,
+    /// Handle the request (the write happens), then hold the answer for `latency_ms` before
+    /// sending it: a window in which the caller can be stopped after the write.
+    DelayAnswer,
     /// Hold the request for `latency_ms` (default 130 s), then close the connection; nothing is written.
     Timeout,
 }
@@ -206,6 +209,11 @@ pub async fn fault_layer(
             let response = next.run(request).await;
             drop(response);
             hang_up(connection).await
+        }
+        FaultAction::DelayAnswer => {
+            let response = next.run(request).await;
+            tokio::time::sleep(Duration::from_millis(rule.latency_ms.unwrap_or(0))).await;
+            response
         }
         FaultAction::Timeout => {
             tokio::time::sleep(Duration::from_millis(rule.latency_ms.unwrap_or(130_000))).await;
