@@ -1,13 +1,11 @@
 //! Shared set-up of the integration tests: a fresh local AWS endpoint per test, with the
 //! infrastructure template deployed into it.
 
-pub mod harness;
-
-use std::collections::BTreeMap;
+pub use local_stack::harness;
 
 use hubspot_qbo_core::config::Config;
 use local_stack::aws::LocalAws;
-use local_stack::manifest::{self, Manifest, Parameters};
+use local_stack::manifest::{self, Manifest};
 
 pub struct Deployed {
     pub aws: LocalAws,
@@ -15,20 +13,7 @@ pub struct Deployed {
     pub sdk: aws_config::SdkConfig,
 }
 
-/// Test credentials; none of them is real.
-pub fn test_parameters() -> Parameters {
-    BTreeMap::from(
-        [
-            ("HubSpotAppId", "1000001"),
-            ("HubSpotClientId", "test-hubspot-client"),
-            ("HubSpotClientSecret", "test-hubspot-secret"),
-            ("QboClientId", "test-qbo-client"),
-            ("QboClientSecret", "test-qbo-secret"),
-            ("QboWebhookVerifierToken", "test-verifier-token"),
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned())),
-    )
-}
+pub use local_stack::harness::test_parameters;
 
 impl Deployed {
     pub async fn start() -> anyhow::Result<Self> {

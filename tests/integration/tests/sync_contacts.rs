@@ -139,6 +139,10 @@ async fn contacts_flow_both_ways_match_by_email_and_echoes_write_nothing() -> an
 
     // Our own writes come back on the next rounds and cause no write.
     let before = (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?);
+    assert!(
+        before.0 > 0 && before.1 > 0,
+        "writes are counted: {before:?}"
+    );
     s.sync().await?;
     s.sync().await?;
     let after = (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?);

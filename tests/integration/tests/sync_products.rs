@@ -173,6 +173,10 @@ async fn items_become_products_by_sku_and_products_become_items_two_way() -> any
 
     // Quiet rounds write nothing.
     let before = (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?);
+    assert!(
+        before.0 > 0 && before.1 > 0,
+        "writes are counted: {before:?}"
+    );
     s.sync().await?;
     assert_eq!(
         (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?),

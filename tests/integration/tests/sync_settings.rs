@@ -100,6 +100,10 @@ async fn both_conflict_settings_decide_whose_change_wins() -> anyhow::Result<()>
     }
     // And it rests there.
     let before = (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?);
+    assert!(
+        before.0 > 0 && before.1 > 0,
+        "writes are counted: {before:?}"
+    );
     s.sync().await?;
     assert_eq!(
         (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?),

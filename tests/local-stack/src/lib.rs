@@ -10,6 +10,7 @@
 
 pub mod aws;
 pub mod demo;
+pub mod harness;
 pub mod lambda;
 pub mod manifest;
 pub mod paths;

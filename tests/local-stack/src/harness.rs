@@ -10,12 +10,27 @@ use hubspot_qbo_core::ledger::{Ledger, LedgerEntry, LinkStatus};
 use hubspot_qbo_core::runtime::Services;
 use hubspot_qbo_core::settings::ObjectSettings;
 use hubspot_qbo_core::sync::settings::SyncSettings;
-use local_stack::demo;
-use local_stack::lambda::Invocation;
-use local_stack::stack::{LocalStack, Options};
 use serde_json::{json, Value};
 
-use crate::test_parameters;
+use crate::demo;
+use crate::lambda::Invocation;
+use crate::manifest::Parameters;
+use crate::stack::{LocalStack, Options};
+
+/// App credentials for a local stack; none of them is real.
+pub fn test_parameters() -> Parameters {
+    [
+        ("HubSpotAppId", "1000001"),
+        ("HubSpotClientId", "test-hubspot-client"),
+        ("HubSpotClientSecret", "test-hubspot-secret"),
+        ("QboClientId", "test-qbo-client"),
+        ("QboClientSecret", "test-qbo-secret"),
+        ("QboWebhookVerifierToken", "test-verifier-token"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
 
 /// A running local stack whose queues are consumed and whose schedule runs when asked.
 pub struct SyncStack {
@@ -62,6 +77,14 @@ impl SyncStack {
         })
     }
 
+    /// The demo company and portal, filled (see [`demo::seed`]) and connected; the initial
+    /// sync has run.
+    pub async fn demo_pair(&self, size: demo::DemoSize) -> anyhow::Result<Pair<'_>> {
+        demo::seed(&self.qbo, &self.hubspot, size).await?;
+        let portal = demo::PORTAL.parse::<u64>()?;
+        self.connect(demo::REALM.to_owned(), portal).await
+    }
+
     /// A new empty company and portal, connected; the initial sync has run.
     pub async fn pair(&self) -> anyhow::Result<Pair<'_>> {
         let realm: Value = self
@@ -87,6 +110,10 @@ impl SyncStack {
             .json()
             .await?;
         let portal = portal["portal_id"].as_u64().context("no portal id")?;
+        self.connect(realm, portal).await
+    }
+
+    async fn connect(&self, realm: String, portal: u64) -> anyhow::Result<Pair<'_>> {
         let qbo_token = self.token(&self.qbo, json!({"realm_id": realm})).await?;
         let hubspot_token = self
             .token(&self.hubspot, json!({"portal_id": portal}))
@@ -137,7 +164,7 @@ impl SyncStack {
     pub async fn round(&self) -> anyhow::Result<Value> {
         let poller = self.stack.function("ScheduledPollFunction")?;
         match poller
-            .invoke(&local_stack::triggers::scheduled_event(
+            .invoke(&crate::triggers::scheduled_event(
                 "arn:aws:events:us-east-1:1:rule/poll",
             ))
             .await?
@@ -178,34 +205,102 @@ impl SyncStack {
         anyhow::bail!("the queues did not drain within four minutes")
     }
 
-    /// Writes (creates and updates) a sandbox answered, across every endpoint.
-    pub async fn writes(&self, sandbox: &str) -> anyhow::Result<u64> {
-        let counters: Value = self
+    /// Posts to a sandbox's control API and answers its JSON.
+    pub async fn control(&self, sandbox: &str, path: &str, body: Value) -> anyhow::Result<Value> {
+        let response = self
             .http
-            .get(format!("{sandbox}/_sandbox/counters"))
+            .post(format!("{sandbox}{path}"))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        anyhow::ensure!(status.is_success(), "{path} answered {status}: {text}");
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn control_get(&self, sandbox: &str, path: &str) -> anyhow::Result<Value> {
+        Ok(self
+            .http
+            .get(format!("{sandbox}{path}"))
             .send()
             .await?
+            .error_for_status()?
             .json()
-            .await?;
+            .await?)
+    }
+
+    /// Adds a fault rule to a sandbox; answers its id.
+    pub async fn add_fault(&self, sandbox: &str, rule: Value) -> anyhow::Result<u64> {
+        let added = self.control(sandbox, "/_sandbox/faults", rule).await?;
+        let id = added["id"]
+            .as_u64()
+            .or_else(|| added[0]["id"].as_u64())
+            .or_else(|| added["rules"][0]["id"].as_u64());
+        id.with_context(|| format!("no rule id in {added}"))
+    }
+
+    /// The fault rules of a sandbox with their hits.
+    pub async fn faults(&self, sandbox: &str) -> anyhow::Result<Vec<Value>> {
+        let listed = self.control_get(sandbox, "/_sandbox/faults").await?;
+        Ok(listed
+            .as_array()
+            .or_else(|| listed["rules"].as_array())
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    pub async fn clear_faults(&self, sandbox: &str) -> anyhow::Result<()> {
+        self.http
+            .delete(format!("{sandbox}/_sandbox/faults"))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// Every endpoint's counters (`"POST /path"` → `{total, by_status}`).
+    pub async fn counters(&self, sandbox: &str) -> anyhow::Result<serde_json::Map<String, Value>> {
+        let counters = self.control_get(sandbox, "/_sandbox/counters").await?;
         Ok(counters["endpoints"]
             .as_object()
-            .into_iter()
-            .flatten()
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// How many answers of a status a sandbox gave, across endpoints.
+    pub async fn answered(&self, sandbox: &str, status: u16) -> anyhow::Result<u64> {
+        Ok(self
+            .counters(sandbox)
+            .await?
+            .values()
+            .filter_map(|c| c["by_status"][status.to_string()].as_u64())
+            .sum())
+    }
+
+    /// Writes (creates and updates) a sandbox answered, across every endpoint.
+    pub async fn writes(&self, sandbox: &str) -> anyhow::Result<u64> {
+        let reads = [
+            "/query",
+            "/search",
+            "batch/read",
+            "/oauth",
+            "/properties",
+            "/_sandbox",
+        ];
+        self.counters(sandbox)
+            .await?
+            .iter()
             .filter(|(key, _)| {
                 (key.starts_with("POST") || key.starts_with("PATCH"))
-                    && ![
-                        "/query",
-                        "/search",
-                        "batch/read",
-                        "/oauth",
-                        "/properties",
-                        "/_sandbox",
-                    ]
-                    .iter()
-                    .any(|skip| key.contains(skip))
+                    && !reads.iter().any(|read| key.contains(read))
             })
-            .filter_map(|(_, c)| c["total"].as_u64())
-            .sum())
+            .map(|(key, c)| {
+                c["count"]
+                    .as_u64()
+                    .with_context(|| format!("no count for {key}"))
+            })
+            .sum()
     }
 
     pub async fn stop(self) -> anyhow::Result<()> {
@@ -307,6 +402,55 @@ impl Pair<'_> {
             .json()
             .await?;
         Ok(dump["objects"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Fills the company with generated customers and items (made now, so they are changes
+    /// since the last read).
+    pub async fn qbo_generate(&self, customers: usize, items: usize) -> anyhow::Result<()> {
+        self.stack
+            .control(
+                &self.stack.qbo,
+                "/_sandbox/seed/generate",
+                json!({"seed": 11, "realm_id": self.realm, "company_name": "Generated",
+                    "customers": customers, "items": items, "invoices": 0, "estimates": 0,
+                    "sales_receipts": 0}),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Creates records through the batch API, 100 a call (throttling off meanwhile).
+    pub async fn hubspot_create_many(
+        &self,
+        object_type: &str,
+        records: Vec<Value>,
+    ) -> anyhow::Result<()> {
+        let limits = self
+            .stack
+            .control_get(&self.stack.hubspot, "/_sandbox/throttle")
+            .await?;
+        let mut off = limits.clone();
+        off["enabled"] = Value::Bool(false);
+        self.stack
+            .control(&self.stack.hubspot, "/_sandbox/throttle", off)
+            .await?;
+        let result = async {
+            for chunk in records.chunks(100) {
+                let inputs: Vec<Value> = chunk.iter().map(|p| json!({ "properties": p })).collect();
+                self.hubspot_api(
+                    reqwest::Method::POST,
+                    &format!("/crm/v3/objects/{object_type}/batch/create"),
+                    Some(json!({ "inputs": inputs })),
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        self.stack
+            .control(&self.stack.hubspot, "/_sandbox/throttle", limits)
+            .await?;
+        result
     }
 
     // HubSpot: writes as a person in HubSpot makes them, reads through the sandbox's view.
