@@ -535,6 +535,46 @@ async fn transactions_write_everything_or_nothing(store: &dyn Store) {
     // The put before the failed check was undone with the transaction.
     let stored = store.get(Table::Connections, &record, NOW).await.unwrap();
     assert_eq!(stored.map(|i| i.doc["by"].clone()), Some(json!("first")));
+    // Counters move with the transaction they are in, and only when it goes through.
+    let counts = ItemKey::new("tx#counts", "counts");
+    let counted = |expected: Option<u64>| {
+        vec![
+            TransactWrite::Add {
+                table: Table::Connections,
+                key: counts.clone(),
+                deltas: vec![("synced".into(), 2), ("failing".into(), -1)],
+            },
+            TransactWrite::Check {
+                table: Table::Connections,
+                key: guard.clone(),
+                expected,
+            },
+        ]
+    };
+    assert_eq!(
+        store.transact(counted(Some(1))).await.unwrap(),
+        TransactOutcome::Conflict { index: 1 }
+    );
+    assert!(store
+        .get(Table::Connections, &counts, NOW)
+        .await
+        .unwrap()
+        .is_none());
+    for _ in 0..2 {
+        assert_eq!(
+            store.transact(counted(None)).await.unwrap(),
+            TransactOutcome::Written
+        );
+    }
+    let stored = store
+        .get(Table::Connections, &counts, NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (stored.doc["synced"].clone(), stored.doc["failing"].clone()),
+        (json!(4), json!(-2))
+    );
     assert_eq!(
         store.transact(guarded(None)).await.unwrap(),
         TransactOutcome::Written

@@ -358,6 +358,24 @@ impl Pair<'_> {
             .with_context(|| format!("creating a {entity}: {answer}"))
     }
 
+    /// A batch request (`{"BatchItemRequest": [...]}`); answers the batch response.
+    pub async fn qbo_batch(&self, body: Value) -> anyhow::Result<Value> {
+        let response = self
+            .http()
+            .post(format!(
+                "{}/v3/company/{}/batch?minorversion=75",
+                self.stack.qbo, self.realm
+            ))
+            .bearer_auth(&self.qbo_token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let answer: Value = response.json().await?;
+        anyhow::ensure!(status.is_success(), "batch answered {status}: {answer}");
+        Ok(answer)
+    }
+
     /// Reads an entity by id.
     pub async fn qbo_read(&self, entity: &str, id: &str) -> anyhow::Result<Value> {
         let answer: Value = self

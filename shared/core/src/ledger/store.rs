@@ -1,7 +1,8 @@
 //! Where the ledger is kept (the ledger table). Each entry lives under its link id; pointers
 //! from each side's record id and from the match key lead to it, and are written in the same
 //! transaction as the entry, so a link is never half-recorded. Entries are indexed by status
-//! (with the failure category), so counts and lists per status are queries.
+//! (with the failure category), so lists per status are queries; the counts per status are
+//! one item, moved in the same transactions as the entries.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +31,21 @@ pub struct Stored {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pointer {
     link: String,
+}
+
+/// The writes that store one entry (or an outbox), and the status move they make.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Writes {
+    writes: Vec<TransactWrite>,
+    moves: Option<StatusMove>,
+}
+
+/// An entry going from one status (none: new) to another, on its object's counts item.
+#[derive(Debug, Clone, PartialEq)]
+struct StatusMove {
+    counts: ItemKey,
+    from: Option<LinkStatus>,
+    to: LinkStatus,
 }
 
 /// An entry due to be read again: the side and id of the record to read.
@@ -191,7 +207,7 @@ impl Ledger {
         &self,
         entry: &LedgerEntry,
         previous: Option<&Stored>,
-    ) -> Result<Vec<TransactWrite>, StoreError> {
+    ) -> Result<Writes, StoreError> {
         let (index_pk, index_sk) = status_index(entry);
         let item = Item::from_value(
             keys::entry(&entry.connection_id, entry.object, &entry.link),
@@ -280,18 +296,35 @@ impl Ledger {
                 });
             }
         }
-        Ok(writes)
+        let from = previous.map(|p| p.entry.status);
+        let moves = (from != Some(entry.status)).then(|| StatusMove {
+            counts: keys::status_counts(&entry.connection_id, entry.object),
+            from,
+            to: entry.status,
+        });
+        Ok(Writes { writes, moves })
     }
 
     /// Makes the writes of several entries, each entry's writes in one transaction (and as
-    /// many entries per transaction as fit). A conflict means someone else wrote meanwhile.
-    pub async fn commit(&self, groups: Vec<Vec<TransactWrite>>) -> Result<(), LedgerError> {
-        let mut batch: Vec<TransactWrite> = Vec::new();
+    /// many entries per transaction as fit), with the counts they move. A conflict means
+    /// someone else wrote meanwhile; nothing of that transaction was written.
+    pub async fn commit(&self, groups: Vec<Writes>) -> Result<(), LedgerError> {
+        let mut batch: Vec<Writes> = Vec::new();
+        let mut size = 0;
         for group in groups {
-            if batch.len() + group.len() > MAX_TRANSACTION_WRITES {
+            // One place in each transaction is kept for each counts item it moves.
+            let counted = batch
+                .iter()
+                .chain(std::iter::once(&group))
+                .filter_map(|g| g.moves.as_ref().map(|m| &m.counts))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            if !batch.is_empty() && size + group.writes.len() + counted > MAX_TRANSACTION_WRITES {
                 self.transact(std::mem::take(&mut batch)).await?;
+                size = 0;
             }
-            batch.extend(group);
+            size += group.writes.len();
+            batch.push(group);
         }
         if !batch.is_empty() {
             self.transact(batch).await?;
@@ -299,7 +332,38 @@ impl Ledger {
         Ok(())
     }
 
-    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<(), LedgerError> {
+    async fn transact(&self, groups: Vec<Writes>) -> Result<(), LedgerError> {
+        let mut deltas: std::collections::BTreeMap<ItemKey, HashMap<LinkStatus, i64>> =
+            std::collections::BTreeMap::new();
+        let mut writes = Vec::new();
+        for group in groups {
+            if let Some(moved) = group.moves {
+                let counts = deltas.entry(moved.counts).or_default();
+                if let Some(from) = moved.from {
+                    *counts.entry(from).or_default() -= 1;
+                }
+                *counts.entry(moved.to).or_default() += 1;
+            }
+            writes.extend(group.writes);
+        }
+        for (key, counts) in deltas {
+            let deltas: Vec<(String, i64)> = LinkStatus::ALL
+                .iter()
+                .filter_map(|s| {
+                    counts
+                        .get(s)
+                        .filter(|d| **d != 0)
+                        .map(|d| (s.as_str().to_owned(), *d))
+                })
+                .collect();
+            if !deltas.is_empty() {
+                writes.push(TransactWrite::Add {
+                    table: Table::Ledger,
+                    key,
+                    deltas,
+                });
+            }
+        }
         match self.store.transact(writes).await? {
             TransactOutcome::Written => Ok(()),
             TransactOutcome::Conflict { .. } => Err(LedgerError::Conflict),
@@ -393,26 +457,28 @@ impl Ledger {
             .collect()
     }
 
-    /// How many entries of one object are in each status.
+    /// How many entries of one object are in each status (one read).
     pub async fn counts(
         &self,
         connection: &ConnectionId,
         object: ObjectKind,
         now: i64,
     ) -> Result<HashMap<LinkStatus, usize>, StoreError> {
-        let mut counts = HashMap::new();
-        for status in LinkStatus::ALL {
-            let items = self
-                .store
-                .query_all(
-                    Table::Ledger,
-                    Query::index(keys::status_index(connection, object, status.as_str())),
-                    now,
-                )
-                .await?;
-            counts.insert(status, items.len());
-        }
-        Ok(counts)
+        let item = self
+            .store
+            .get(Table::Ledger, &keys::status_counts(connection, object), now)
+            .await?;
+        Ok(LinkStatus::ALL
+            .into_iter()
+            .map(|status| {
+                let count = item
+                    .as_ref()
+                    .and_then(|i| i.doc.get(status.as_str()))
+                    .and_then(Value::as_i64)
+                    .unwrap_or(0);
+                (status, count.max(0) as usize)
+            })
+            .collect())
     }
 
     /// The write that keeps an outbox, for the transaction that marks its entries pending.
@@ -421,12 +487,15 @@ impl Ledger {
         connection: &ConnectionId,
         object: ObjectKind,
         outbox: &Outbox,
-    ) -> Result<TransactWrite, StoreError> {
+    ) -> Result<Writes, StoreError> {
         let item = Item::from_value(keys::outbox(connection, object, &outbox.requestid), outbox)?
             .expiring_at(outbox.sent_at + OUTBOX_DAYS * 86_400);
-        Ok(TransactWrite::Put {
-            table: Table::Ledger,
-            item,
+        Ok(Writes {
+            writes: vec![TransactWrite::Put {
+                table: Table::Ledger,
+                item,
+            }],
+            moves: None,
         })
     }
 
@@ -554,6 +623,15 @@ mod tests {
                 .unwrap()
                 .is_empty(),
             "nothing of the rival was written"
+        );
+        let counts = ledger
+            .counts(&conn(), ObjectKind::Contact, NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            LinkStatus::ALL.map(|s| counts[&s]),
+            [1, 0, 0, 0],
+            "the counts moved with the writes, and not with the refused ones"
         );
     }
 

@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, PutRequest, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, TransactWriteItem, WriteRequest,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -572,6 +572,26 @@ impl Store for DynamoStore {
                             .build(),
                     )?;
                     TransactWriteItem::builder().condition_check(check).build()
+                }
+                TransactWrite::Add { table, key, deltas } => {
+                    let mut expression = Vec::new();
+                    let mut names = HashMap::new();
+                    let mut values = HashMap::new();
+                    for (index, (attribute, by)) in deltas.iter().enumerate() {
+                        expression.push(format!("#a{index} :v{index}"));
+                        names.insert(format!("#a{index}"), attribute.clone());
+                        values.insert(format!(":v{index}"), n(*by));
+                    }
+                    let update = built(
+                        Update::builder()
+                            .table_name(self.table(table))
+                            .set_key(Some(key_attributes(&key)))
+                            .update_expression(format!("ADD {}", expression.join(", ")))
+                            .set_expression_attribute_names(Some(names))
+                            .set_expression_attribute_values(Some(values))
+                            .build(),
+                    )?;
+                    TransactWriteItem::builder().update(update).build()
                 }
             };
             items.push(item);

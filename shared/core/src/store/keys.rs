@@ -121,6 +121,11 @@ pub mod ledger {
         ItemKey::new(partition(connection, object), format!("key#{key}"))
     }
 
+    /// How many entries of one object are in each status (attributes named by status).
+    pub fn status_counts(connection: &ConnectionId, object: ObjectKind) -> ItemKey {
+        ItemKey::new(partition(connection, object), "counts")
+    }
+
     pub const RETRY_PREFIX: &str = "retry#";
 
     /// When an entry is next read again (a retryable failure, an overdue pending write): one

@@ -188,7 +188,9 @@ impl Store for MemoryStore {
                 TransactWrite::Check {
                     table, expected, ..
                 } => (*table, *expected),
-                TransactWrite::Put { .. } | TransactWrite::Delete { .. } => continue,
+                TransactWrite::Put { .. }
+                | TransactWrite::Delete { .. }
+                | TransactWrite::Add { .. } => continue,
             };
             let current = tables
                 .get(&table)
@@ -222,6 +224,22 @@ impl Store for MemoryStore {
                     tables.entry(table).or_default().remove(&key);
                 }
                 TransactWrite::Check { .. } => {}
+                TransactWrite::Add { table, key, deltas } => {
+                    let item = tables
+                        .entry(table)
+                        .or_default()
+                        .entry(key.clone())
+                        .or_insert_with(|| Item::new(key, Document::new()));
+                    for (attribute, by) in deltas {
+                        let value = item
+                            .doc
+                            .get(&attribute)
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0)
+                            + by;
+                        item.doc.insert(attribute, Value::from(value));
+                    }
+                }
             }
         }
         Ok(TransactOutcome::Written)

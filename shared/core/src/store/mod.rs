@@ -224,6 +224,13 @@ pub enum TransactWrite {
         key: ItemKey,
         expected: Option<u64>,
     },
+    /// Adds to numeric attributes of the item (each created at 0, the item too): counters kept
+    /// in step with the writes beside them.
+    Add {
+        table: Table,
+        key: ItemKey,
+        deltas: Vec<(String, i64)>,
+    },
 }
 
 impl TransactWrite {
@@ -232,7 +239,8 @@ impl TransactWrite {
             TransactWrite::PutVersioned { item, .. } | TransactWrite::Put { item, .. } => &item.key,
             TransactWrite::Delete { key, .. }
             | TransactWrite::DeleteVersioned { key, .. }
-            | TransactWrite::Check { key, .. } => key,
+            | TransactWrite::Check { key, .. }
+            | TransactWrite::Add { key, .. } => key,
         }
     }
 
@@ -242,7 +250,8 @@ impl TransactWrite {
             | TransactWrite::Put { table, .. }
             | TransactWrite::Delete { table, .. }
             | TransactWrite::DeleteVersioned { table, .. }
-            | TransactWrite::Check { table, .. } => *table,
+            | TransactWrite::Check { table, .. }
+            | TransactWrite::Add { table, .. } => *table,
         }
     }
 }

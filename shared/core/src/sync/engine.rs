@@ -153,6 +153,8 @@ struct Work {
     incoming: Incoming,
     fingerprint: String,
     match_key: Option<String>,
+    /// Why this direction's filters leave the record out, if they do.
+    excluded: Option<String>,
     entry: Option<Stored>,
     decision: Decision,
     /// The other side's record, when it was read (matched or linked).
@@ -356,10 +358,26 @@ impl Run<'_> {
                 let fingerprint = self.fingerprint(from, &record.values);
                 let match_key = self.synced.match_key(&record.values);
                 let entry = entries.get(&record.id).cloned();
+                let invoices = hubspot_context
+                    .get(&record.id)
+                    .map(|c: &HubSpotExtra| c.invoices.as_slice())
+                    .unwrap_or(&[]);
+                let properties = properties_of(&record.raw);
+                let subject = match from {
+                    Provider::HubSpot => Subject::HubSpot {
+                        properties: &properties,
+                        invoices,
+                    },
+                    Provider::Qbo => Subject::Qbo(&record.raw),
+                };
+                let excluded = filters::evaluate(filters, subject)
+                    .err()
+                    .map(|e| e.explanation());
                 Work {
                     incoming: record,
                     fingerprint,
                     match_key,
+                    excluded,
                     entry,
                     decision: Decision::Skip(Skip::Unchanged),
                     other: None,
@@ -367,10 +385,11 @@ impl Run<'_> {
             })
             .collect();
 
-        // Keys held by other links, and unlinked records of the other side with the same key.
+        // Keys held by other links, and unlinked records of the other side with the same key
+        // (not looked up for records that are left out anyway).
         let wanted: Vec<String> = work
             .iter()
-            .filter(|w| w.entry.is_none())
+            .filter(|w| w.entry.is_none() && w.excluded.is_none() && w.incoming.gone.is_none())
             .filter_map(|w| w.match_key.clone())
             .collect();
         let holders = self
@@ -386,21 +405,7 @@ impl Run<'_> {
         let matched = self.find_by_key(other(from), &free).await?;
 
         let decide_one = |w: &Work, counterpart: Option<Counterpart<'_>>| {
-            let invoices = hubspot_context
-                .get(&w.incoming.id)
-                .map(|c: &HubSpotExtra| c.invoices.as_slice())
-                .unwrap_or(&[]);
-            let properties = properties_of(&w.incoming.raw);
-            let subject = match from {
-                Provider::HubSpot => Subject::HubSpot {
-                    properties: &properties,
-                    invoices,
-                },
-                Provider::Qbo => Subject::Qbo(&w.incoming.raw),
-            };
-            let excluded = filters::evaluate(filters, subject)
-                .err()
-                .map(|e| e.explanation());
+            let excluded = w.excluded.clone();
             let unsyncable = (self.synced == Synced::Products
                 && self.settings.require_sku
                 && w.match_key.is_none())
@@ -1200,7 +1205,7 @@ impl Run<'_> {
                     sha(&refs)
                 };
                 // Recorded before sending: the entries pending, the batch in the outbox.
-                let mut groups = vec![vec![self.engine.ledger.outbox_write(
+                let mut groups = vec![self.engine.ledger.outbox_write(
                     &self.connection.id,
                     self.object(),
                     &Outbox {
@@ -1208,7 +1213,7 @@ impl Run<'_> {
                         items: items.iter().map(batch_request).collect(),
                         sent_at: self.now,
                     },
-                )?]];
+                )?];
                 for (index, (planned, _)) in chunk.iter().enumerate() {
                     if let Some((entry, previous)) = next.get_mut(&planned.source_id) {
                         entry.status = LinkStatus::Pending;
