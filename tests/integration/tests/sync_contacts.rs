@@ -101,6 +101,12 @@ async fn contacts_flow_both_ways_match_by_email_and_echoes_write_nothing() -> an
         bo_customer[0]["Id"].as_str().map(str::to_owned)
     );
     assert_eq!(entry.match_key.as_deref(), Some("bo@example.com"));
+    let bo_contact = p.hubspot_with("contacts", "email", "bo@example.com").await?;
+    assert_eq!(
+        property(&bo_contact[0], "qbo_customer_id"),
+        bo_customer[0]["Id"].as_str(),
+        "the customer's id is written back to the contact it was made from"
+    );
     assert!(
         entry.activity.iter().any(|a| a.action == "created"),
         "{:?}",
@@ -148,6 +154,19 @@ async fn contacts_flow_both_ways_match_by_email_and_echoes_write_nothing() -> an
     let after = (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?);
     assert_eq!(after, before, "quiet rounds wrote to a sandbox");
     assert_eq!(p.counts(CONTACT).await?.0, 3);
+
+    // A link id someone cleared in HubSpot is written again, and nothing else is.
+    let bo_id = bo["id"].as_str().unwrap_or_default();
+    p.hubspot_update("contacts", bo_id, json!({"qbo_customer_id": ""}))
+        .await?;
+    let qbo_writes = s.writes(&s.qbo).await?;
+    s.sync().await?;
+    let bo_contact = p.hubspot_with("contacts", "email", "bo@example.com").await?;
+    assert_eq!(
+        property(&bo_contact[0], "qbo_customer_id"),
+        bo_customer[0]["Id"].as_str()
+    );
+    assert_eq!(s.writes(&s.qbo).await?, qbo_writes, "QuickBooks is not written");
     s.stop().await
 }
 

@@ -150,6 +150,12 @@ async fn items_become_products_by_sku_and_products_become_items_two_way() -> any
         )
     );
     assert!(!items.iter().any(|i| i["Name"] == "No SKU product"));
+    let hub_service = p.hubspot_with("products", "hs_sku", "H-1").await?;
+    assert_eq!(
+        property(&hub_service[0], "qbo_item_id"),
+        made[0]["Id"].as_str(),
+        "the item's id is written back to the product it was made from"
+    );
 
     // Products without a SKU sync once that rule is switched off (from their next change).
     p.settings(PRODUCT, |c| c.require_sku = false).await?;

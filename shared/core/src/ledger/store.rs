@@ -382,7 +382,7 @@ impl Ledger {
             .store
             .query(
                 Table::Ledger,
-                Query::partition(keys::partition(connection, object))
+                Query::partition(keys::retry_partition(connection, object))
                     .sort_prefix(keys::RETRY_PREFIX)
                     .sort_between(keys::RETRY_PREFIX, keys::retry_due_until(now))
                     .limit(limit),

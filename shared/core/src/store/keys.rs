@@ -137,9 +137,15 @@ pub mod ledger {
         link: &str,
     ) -> ItemKey {
         ItemKey::new(
-            partition(connection, object),
+            retry_partition(connection, object),
             format!("{RETRY_PREFIX}{:020}#{link}", at.max(0)),
         )
+    }
+
+    /// The retry pointers of one connection and object, apart from its entries so that what is
+    /// due is read without passing over them.
+    pub fn retry_partition(connection: &ConnectionId, object: ObjectKind) -> String {
+        format!("ledger-retry#{connection}#{object}")
     }
 
     /// The last retry-pointer sort key due at `now`.

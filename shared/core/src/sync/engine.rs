@@ -1080,12 +1080,112 @@ impl Run<'_> {
                 }
             }
         }
+        if from == Provider::HubSpot {
+            self.write_back_ids(&work, &mut next, &mut applied).await?;
+        }
         let groups = next
             .values()
             .map(|(entry, previous)| self.engine.ledger.writes(entry, previous.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         self.engine.ledger.commit(groups).await?;
         Ok(applied)
+    }
+
+    /// A HubSpot record linked to a QBO record holds its id in `qbo_*_id` (the key HubSpot
+    /// upserts by, and what people and later objects look up): written after a create in QBO,
+    /// and again whenever a record arrives without it. Only that property is written; its echo
+    /// changes no mapped value. A refused write leaves the entry failing, so the retry sweep
+    /// reads the record again and writes what is still missing.
+    async fn write_back_ids(
+        &self,
+        work: &[Work],
+        next: &mut HashMap<String, (LedgerEntry, Option<Stored>)>,
+        applied: &mut Applied,
+    ) -> Result<(), SyncError> {
+        let id_property = self.synced.qbo_id_property().name;
+        let mut missing: Vec<(Planned, BatchInput)> = Vec::new();
+        for w in work {
+            let entry = match next.get(&w.incoming.id) {
+                Some((entry, _)) => entry,
+                None => match &w.entry {
+                    Some(stored) => &stored.entry,
+                    None => continue,
+                },
+            };
+            if entry.status != LinkStatus::Synced || w.incoming.gone.is_some() {
+                continue;
+            }
+            let Some(qbo_id) = entry.qbo.id.clone().filter(|_| !entry.qbo.gone) else {
+                continue;
+            };
+            let held = w.incoming.raw["properties"][id_property.as_str()].as_str();
+            if held == Some(qbo_id.as_str()) {
+                continue;
+            }
+            let planned = Planned {
+                source_id: w.incoming.id.clone(),
+                target: Provider::HubSpot,
+                target_id: Some(w.incoming.id.clone()),
+                target_version: None,
+                values: Values::new(),
+                display_names: Vec::new(),
+                qbo_id: Some(qbo_id.clone()),
+                action: "linked",
+            };
+            let input = BatchInput {
+                id: Some(w.incoming.id.clone()),
+                id_property: None,
+                properties: BTreeMap::from([(id_property.clone(), qbo_id)]),
+                object_write_trace_id: None,
+            };
+            missing.push((planned, input));
+        }
+        if missing.is_empty() {
+            return Ok(());
+        }
+        self.ensure_own_properties().await?;
+        for chunk in missing.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            // What was written in QBO is recorded whatever HubSpot answers here.
+            let written = match self.hubspot_batch(chunk, false).await {
+                Ok(written) => written,
+                Err(error) => chunk.iter().map(|(p, _)| failed(p, &error)).collect(),
+            };
+            for result in written {
+                let Err(refused) = result.outcome else {
+                    continue;
+                };
+                let Some(w) = work.iter().find(|w| w.incoming.id == result.source_id) else {
+                    continue;
+                };
+                let (entry, _) = next.entry(result.source_id.clone()).or_insert_with(|| {
+                    let stored = w.entry.clone();
+                    (
+                        stored.as_ref().map(|s| s.entry.clone()).unwrap_or_else(|| {
+                            LedgerEntry::new(
+                                self.connection.id.clone(),
+                                self.object(),
+                                Provider::HubSpot,
+                                &w.incoming.id,
+                                self.now,
+                            )
+                        }),
+                        stored,
+                    )
+                });
+                entry.fail(
+                    Provider::HubSpot,
+                    &refused.category,
+                    format!(
+                        "linked, but the QuickBooks id could not be written to the HubSpot record: {}",
+                        refused.message
+                    ),
+                    refused.retryable || refused.target_gone,
+                    self.now,
+                );
+                applied.failed += 1;
+            }
+        }
+        Ok(())
     }
 
     /// Values of `from`'s record as they would be written to the other side.
