@@ -23,7 +23,7 @@ help:
 	@echo "make lint    rustfmt, clippy -D warnings, cfn-lint and sam validate --lint"
 	@echo "make build   arm64 bootstrap zips for every function in dist/"
 	@echo "make deploy  build, then sam deploy --guided into your AWS account (never run by CI)"
-	@echo "make bench   benchmarks"
+	@echo "make bench   throughput, API calls and memory of the sync on the local stack (bench/results.json, README table)"
 	@echo "make clean   remove build outputs and the virtualenv"
 
 # --- tools -------------------------------------------------------------------------------
@@ -79,8 +79,9 @@ deploy: build
 	AWS_DEFAULT_REGION=$${AWS_REGION:-us-east-1} sam build --beta-features --template-file infra/template.yaml
 	sam deploy --guided --capabilities CAPABILITY_IAM
 
-bench:
-	@echo "No benchmarks yet: they arrive with the benchmark work (see README)."
+# BENCH_SIZE=small for a quick run; writes bench/results.json and the README's table.
+bench: venv build-local
+	cargo run --quiet -p bench --bin bench
 
 clean:
 	cargo clean

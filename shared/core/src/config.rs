@@ -96,6 +96,30 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// The providers' rate limits the integration paces itself by.
     pub limits: Limits,
+    /// How long one AWS call (DynamoDB, SQS, KMS) may take.
+    pub aws_timeouts: AwsTimeouts,
+}
+
+/// Bounds of one AWS SDK operation (all its retries) and of one attempt of it. The operation
+/// stays well inside the token-refresh lease (30 s), so work under a lease cannot outlive it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AwsTimeouts {
+    pub operation: std::time::Duration,
+    pub attempt: std::time::Duration,
+}
+
+impl AwsTimeouts {
+    /// The most an operation may be given.
+    pub const MAX_OPERATION_SECONDS: u32 = 9;
+}
+
+impl Default for AwsTimeouts {
+    fn default() -> Self {
+        Self {
+            operation: std::time::Duration::from_secs(5),
+            attempt: std::time::Duration::from_secs(2),
+        }
+    }
 }
 
 /// The providers' limits, per company and per portal (configurable: HubSpot's values are
@@ -197,21 +221,55 @@ impl Config {
                 let defaults = Limits::default();
                 Limits {
                     qbo_requests_per_minute: env
-                        .count("QBO_REQUESTS_PER_MINUTE", defaults.qbo_requests_per_minute)?,
+                        .limit("QBO_REQUESTS_PER_MINUTE", defaults.qbo_requests_per_minute)?,
                     qbo_batches_per_minute: env
-                        .count("QBO_BATCHES_PER_MINUTE", defaults.qbo_batches_per_minute)?,
-                    hubspot_requests_per_10s: env.count(
+                        .limit("QBO_BATCHES_PER_MINUTE", defaults.qbo_batches_per_minute)?,
+                    hubspot_requests_per_10s: env.limit(
                         "HUBSPOT_REQUESTS_PER_10S",
                         defaults.hubspot_requests_per_10s,
                     )?,
-                    hubspot_searches_per_second: env.count(
+                    hubspot_searches_per_second: env.limit(
                         "HUBSPOT_SEARCHES_PER_SECOND",
                         defaults.hubspot_searches_per_second,
                     )?,
                 }
             },
+            aws_timeouts: aws_timeouts(&env)?,
         })
     }
+}
+
+/// `AWS_OPERATION_TIMEOUT_SECONDS` (at most 9) and `AWS_ATTEMPT_TIMEOUT_SECONDS` (at most the
+/// operation's).
+fn aws_timeouts(env: &Env<'_>) -> Result<AwsTimeouts, ConfigError> {
+    let defaults = AwsTimeouts::default();
+    let operation = env.count(
+        "AWS_OPERATION_TIMEOUT_SECONDS",
+        defaults.operation.as_secs() as u32,
+    )?;
+    if operation > AwsTimeouts::MAX_OPERATION_SECONDS {
+        return Err(ConfigError::Invalid {
+            name: "AWS_OPERATION_TIMEOUT_SECONDS",
+            reason: format!(
+                "must be at most {} (a token refresh holds its lease for 30 seconds)",
+                AwsTimeouts::MAX_OPERATION_SECONDS
+            ),
+        });
+    }
+    let attempt = env.count(
+        "AWS_ATTEMPT_TIMEOUT_SECONDS",
+        (defaults.attempt.as_secs() as u32).min(operation),
+    )?;
+    if attempt > operation {
+        return Err(ConfigError::Invalid {
+            name: "AWS_ATTEMPT_TIMEOUT_SECONDS",
+            reason: "must be at most AWS_OPERATION_TIMEOUT_SECONDS".into(),
+        });
+    }
+    Ok(AwsTimeouts {
+        operation: std::time::Duration::from_secs(operation.into()),
+        attempt: std::time::Duration::from_secs(attempt.into()),
+    })
 }
 
 /// `QBO_ENVIRONMENT` is `production` or `sandbox`; unset, Intuit's sandbox API host means sandbox.
@@ -278,6 +336,17 @@ impl Env<'_> {
                     name,
                     reason: "must be a positive whole number".into(),
                 }),
+        }
+    }
+
+    /// A provider limit: at least 2 calls per window (pacing by time slots cannot keep one).
+    fn limit(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
+        match self.count(name, default)? {
+            n if n >= 2 => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                reason: "must be at least 2".into(),
+            }),
         }
     }
 
@@ -367,8 +436,46 @@ mod tests {
         ));
 
         let mut env = full_env();
+        env.insert("HUBSPOT_SEARCHES_PER_SECOND", "1");
+        assert!(matches!(
+            load(&env),
+            Err(ConfigError::Invalid {
+                name: "HUBSPOT_SEARCHES_PER_SECOND",
+                ..
+            })
+        ));
+
+        let mut env = full_env();
         env.insert("QBO_ALLOW_SANDBOX_COMPANIES", "maybe");
         assert!(matches!(load(&env), Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn aws_timeouts_default_and_are_bounded_by_the_token_lease() {
+        let env = full_env();
+        assert_eq!(load(&env).unwrap().aws_timeouts, AwsTimeouts::default());
+        type Case = (&'static str, &'static str, Result<(u64, u64), &'static str>);
+        let cases: &[Case] = &[
+            ("9", "6", Ok((9, 6))),
+            ("1", "", Ok((1, 1))),
+            ("10", "2", Err("AWS_OPERATION_TIMEOUT_SECONDS")),
+            ("4", "5", Err("AWS_ATTEMPT_TIMEOUT_SECONDS")),
+            ("0", "", Err("AWS_OPERATION_TIMEOUT_SECONDS")),
+        ];
+        for (operation, attempt, expected) in cases {
+            let mut env = full_env();
+            env.insert("AWS_OPERATION_TIMEOUT_SECONDS", operation);
+            env.insert("AWS_ATTEMPT_TIMEOUT_SECONDS", attempt);
+            let got = match load(&env) {
+                Ok(c) => Ok((
+                    c.aws_timeouts.operation.as_secs(),
+                    c.aws_timeouts.attempt.as_secs(),
+                )),
+                Err(ConfigError::Invalid { name, .. }) => Err(name),
+                Err(other) => panic!("{other:?}"),
+            };
+            assert_eq!(&got, expected, "{operation}/{attempt}");
+        }
     }
 
     #[test]

@@ -17,11 +17,6 @@ use crate::qbo::{QboClient, QboError, QboLimits};
 use crate::queue::{sqs::SqsQueue, Queue};
 use crate::store::{dynamodb::DynamoStore, Store};
 
-/// The longest one AWS SDK operation (all its retries) may take, and one attempt of it. Bounded
-/// so that work under a lease (a token refresh) cannot outlive the lease.
-pub const SDK_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
-pub const SDK_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
-
 /// How long a call waits for a free slot of its company's or portal's budget.
 pub const PACING_MAX_WAIT: Duration = Duration::from_secs(15);
 
@@ -49,8 +44,8 @@ impl Services {
             .to_builder()
             .timeout_config(
                 TimeoutConfig::builder()
-                    .operation_timeout(SDK_OPERATION_TIMEOUT)
-                    .operation_attempt_timeout(SDK_ATTEMPT_TIMEOUT)
+                    .operation_timeout(config.aws_timeouts.operation)
+                    .operation_attempt_timeout(config.aws_timeouts.attempt)
                     .build(),
             )
             .build();

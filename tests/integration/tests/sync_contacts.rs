@@ -101,7 +101,9 @@ async fn contacts_flow_both_ways_match_by_email_and_echoes_write_nothing() -> an
         bo_customer[0]["Id"].as_str().map(str::to_owned)
     );
     assert_eq!(entry.match_key.as_deref(), Some("bo@example.com"));
-    let bo_contact = p.hubspot_with("contacts", "email", "bo@example.com").await?;
+    let bo_contact = p
+        .hubspot_with("contacts", "email", "bo@example.com")
+        .await?;
     assert_eq!(
         property(&bo_contact[0], "qbo_customer_id"),
         bo_customer[0]["Id"].as_str(),
@@ -161,12 +163,18 @@ async fn contacts_flow_both_ways_match_by_email_and_echoes_write_nothing() -> an
         .await?;
     let qbo_writes = s.writes(&s.qbo).await?;
     s.sync().await?;
-    let bo_contact = p.hubspot_with("contacts", "email", "bo@example.com").await?;
+    let bo_contact = p
+        .hubspot_with("contacts", "email", "bo@example.com")
+        .await?;
     assert_eq!(
         property(&bo_contact[0], "qbo_customer_id"),
         bo_customer[0]["Id"].as_str()
     );
-    assert_eq!(s.writes(&s.qbo).await?, qbo_writes, "QuickBooks is not written");
+    assert_eq!(
+        s.writes(&s.qbo).await?,
+        qbo_writes,
+        "QuickBooks is not written"
+    );
     s.stop().await
 }
 

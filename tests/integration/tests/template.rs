@@ -51,6 +51,11 @@ async fn every_function_reads_a_complete_configuration_from_the_template() -> an
             (500, 40, 110, 5),
             "{logical_id}: the providers' limits come from the template"
         );
+        assert_eq!(
+            config.aws_timeouts,
+            hubspot_qbo_core::config::AwsTimeouts::default(),
+            "{logical_id}: the AWS call bounds come from the template"
+        );
         let key = deployed
             .manifest
             .resources

@@ -71,5 +71,47 @@ def transact_write_items(self, transact_items):
 
 models.DynamoDBBackend.transact_write_items = transact_write_items
 
+
+def _timed(path):
+    """With LOCAL_AWS_TIMINGS set, the time spent per operation is written to that file every
+    few seconds (to see what the local endpoint is busy with)."""
+    import json
+    import threading
+    import time
+
+    from moto.moto_server import werkzeug_app
+
+    totals = {}
+    lock = threading.Lock()
+    call = werkzeug_app.DomainDispatcherApplication.__call__
+
+    def timed_call(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET") or environ.get("PATH_INFO", "")
+        began = time.monotonic()
+        try:
+            return call(self, environ, start_response)
+        finally:
+            spent = time.monotonic() - began
+            with lock:
+                count, total, worst = totals.get(target, (0, 0.0, 0.0))
+                totals[target] = (count + 1, total + spent, max(worst, spent))
+
+    def dump():
+        while True:
+            time.sleep(5)
+            with lock:
+                rows = {k: {"calls": c, "seconds": round(t, 2), "worst": round(w, 2)} for k, (c, t, w) in totals.items()}
+            with open(path, "w") as out:
+                json.dump(rows, out, indent=1, sort_keys=True)
+
+    werkzeug_app.DomainDispatcherApplication.__call__ = timed_call
+    threading.Thread(target=dump, daemon=True).start()
+
+
 if __name__ == "__main__":
+    import os
+
+    if os.environ.get("LOCAL_AWS_TIMINGS"):
+        _timed(os.environ["LOCAL_AWS_TIMINGS"])
     sys.exit(main())
+

@@ -174,12 +174,15 @@ impl SyncStack {
         }
     }
 
-    /// Waits until no message waits, is in flight or is delayed on either queue.
+    /// Waits until no message waits, is in flight or is delayed on either queue. Gives up when
+    /// the count stops moving for two minutes (work that cannot finish), not at a fixed time,
+    /// so that large syncs may take what they need.
     pub async fn settle(&self) -> anyhow::Result<()> {
         let sqs = aws_sdk_sqs::Client::new(&self.stack.aws.sdk_config().await);
         let started = Instant::now();
+        let mut last = (u64::MAX, Instant::now());
         let mut quiet = 0;
-        while started.elapsed() < Duration::from_secs(240) {
+        loop {
             let mut waiting = 0;
             for name in ["SyncQueue", "PollQueue"] {
                 let attributes = sqs
@@ -200,9 +203,21 @@ impl SyncStack {
             if quiet >= 3 {
                 return Ok(());
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            if waiting != last.0 {
+                last = (waiting, Instant::now());
+            }
+            anyhow::ensure!(
+                last.1.elapsed() < Duration::from_secs(120),
+                "the queues stopped draining: {waiting} messages for two minutes"
+            );
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(900),
+                "the queues did not drain within fifteen minutes"
+            );
+            // Counting a long queue costs the local endpoint time: look less often then.
+            let pause = if waiting > 10 { 1000 } else { 250 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
         }
-        anyhow::bail!("the queues did not drain within four minutes")
     }
 
     /// Posts to a sandbox's control API and answers its JSON.

@@ -77,6 +77,17 @@ impl LocalStack {
         for (key, value) in sandboxes.iter().flat_map(Sandboxes::endpoint_parameters) {
             options.parameters.entry(key).or_insert(value);
         }
+        // The local AWS endpoint answers one call at a time and, under a sync of thousands of
+        // records, slower than DynamoDB: its calls get the most time the template allows.
+        for (key, value) in [
+            ("AwsOperationTimeoutSeconds", "9"),
+            ("AwsAttemptTimeoutSeconds", "6"),
+        ] {
+            options
+                .parameters
+                .entry(key.to_owned())
+                .or_insert_with(|| value.to_owned());
+        }
         let deployed = match LocalAws::start().await {
             Ok(aws) => {
                 match manifest::deploy(&aws.endpoint, &options.stack_name, &options.parameters)

@@ -112,7 +112,7 @@ pub struct Policy {
     pub refresh_margin: Duration,
     /// How long a refresher holds the lease. It is renewed right before the provider call, so it
     /// must outlast that call ([`crate::oauth::PROVIDER_TIMEOUT`]) plus sealing and storing the
-    /// answer (two SDK operations, each bounded by [`crate::runtime::SDK_OPERATION_TIMEOUT`]).
+    /// answer (two SDK operations, each bounded by at most [`crate::config::AwsTimeouts::MAX_OPERATION_SECONDS`]).
     pub lease: Duration,
     /// How long a caller waits for someone else's refresh before giving up (retryably).
     pub wait: Duration,
@@ -1100,8 +1100,9 @@ mod tests {
 
     #[test]
     fn the_lease_outlasts_everything_done_under_it() {
-        let after_renewal =
-            crate::oauth::PROVIDER_TIMEOUT + 2 * crate::runtime::SDK_OPERATION_TIMEOUT;
+        let longest_aws_call =
+            Duration::from_secs(crate::config::AwsTimeouts::MAX_OPERATION_SECONDS.into());
+        let after_renewal = crate::oauth::PROVIDER_TIMEOUT + 2 * longest_aws_call;
         assert!(
             after_renewal < Policy::default().lease,
             "{after_renewal:?} of work under a {:?} lease",

@@ -1,13 +1,15 @@
 //! The providers' rate limits, kept together by every worker of one QuickBooks company or one
 //! HubSpot portal: the polls, every object's sync and the workflow actions share one budget.
 //!
-//! A limit of `L` calls per rolling window `W` is enforced with fixed time slots of length `S`
-//! shared in the store: a call takes a number in the current slot (an atomic counter) and goes
-//! ahead only if the number is within `floor(L × S / (W + S))`. Any window of length `W`
-//! overlaps at most `W / S + 1` slots, so no window ever sees more than `L` calls, whatever the
-//! number of workers and however their clocks fall within a slot. A worker that finds the slot
-//! full sleeps until the next one. (For QuickBooks' 500 calls a minute with 1-second slots that
-//! is 8 calls a second, 96 % of the limit; for HubSpot's 110 per 10 seconds, 10 a second.)
+//! A limit of `L` calls per rolling window `W` is enforced with fixed time slots shared in the
+//! store: a call takes a number in the current slot (an atomic counter) and goes ahead only if
+//! the number is within the slot's `k` calls. With `m = floor(L / k) - 1` and slots of length
+//! `S = W / m` (rounded up), any window of length `W` overlaps at most `m + 1` slots, so no
+//! window ever sees more than `k × (m + 1) <= L` calls, whatever the number of workers and
+//! however their clocks fall within a slot; the sustained rate is `k × m` per `W`. A worker that
+//! finds the slot full sleeps until the next one. `k` is one call per 50 of the limit (at least
+//! one), so QuickBooks' 40 batches a minute pace at 39 (one every 1.54 s), its 500 requests at
+//! 490, HubSpot's 110 per 10 seconds at 108, and its 5 searches a second at 4.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -24,32 +26,39 @@ use crate::store::{Store, StoreError, Table};
 pub struct RateLimit {
     /// Names the budget in the store (with the company or portal it belongs to).
     pub name: &'static str,
-    /// Calls allowed per window.
+    /// Calls allowed per window (at least 2: one call per window cannot be kept with slots).
     pub limit: u32,
     pub window: Duration,
-    /// The length of the shared slots.
-    pub slot: Duration,
 }
 
 impl RateLimit {
-    /// Calls allowed in one slot, so that no rolling window exceeds the limit (at least one).
+    /// Calls allowed in one slot: one per 50 of the limit, at least one.
     pub fn per_slot(&self) -> u32 {
-        let slot = self.slot.as_millis().max(1);
-        let window = self.window.as_millis();
-        ((u128::from(self.limit) * slot) / (window + slot)).max(1) as u32
+        (self.limit / 50).max(1)
+    }
+
+    /// Slots per window: `floor(L / k) - 1`, at least one.
+    fn slots_per_window(&self) -> u32 {
+        (self.limit / self.per_slot()).saturating_sub(1).max(1)
+    }
+
+    /// The length of the shared slots, rounded up to the millisecond (longer is safer).
+    pub fn slot(&self) -> Duration {
+        let window = self.window.as_millis() as u64;
+        Duration::from_millis(window.div_ceil(u64::from(self.slots_per_window())).max(1))
     }
 
     /// The limit scaled (a sandbox whose limits are multiplied for benchmarks).
     pub fn scaled(self, factor: f64) -> Self {
         Self {
-            limit: ((f64::from(self.limit) * factor).floor() as u32).max(1),
+            limit: ((f64::from(self.limit) * factor).floor() as u32).max(2),
             ..self
         }
     }
 
     /// The sustained rate the slots allow, in calls per second.
     pub fn paced_rate(&self) -> f64 {
-        f64::from(self.per_slot()) / self.slot.as_secs_f64()
+        f64::from(self.per_slot()) / self.slot().as_secs_f64()
     }
 }
 
@@ -58,14 +67,12 @@ pub const QBO_REQUESTS: RateLimit = RateLimit {
     name: "qbo",
     limit: 500,
     window: Duration::from_secs(60),
-    slot: Duration::from_secs(1),
 };
 /// QuickBooks: 40 batch requests a minute per company and app.
 pub const QBO_BATCHES: RateLimit = RateLimit {
     name: "qbo-batch",
     limit: 40,
     window: Duration::from_secs(60),
-    slot: Duration::from_secs(6),
 };
 /// HubSpot, public apps: about 110 requests per 10 seconds per portal (UNCONFIRMED value; set
 /// `HUBSPOT_REQUESTS_PER_10S`).
@@ -73,14 +80,12 @@ pub const HUBSPOT_REQUESTS: RateLimit = RateLimit {
     name: "hubspot",
     limit: 110,
     window: Duration::from_secs(10),
-    slot: Duration::from_secs(1),
 };
 /// HubSpot search: about 5 requests a second per portal (UNCONFIRMED value).
 pub const HUBSPOT_SEARCHES: RateLimit = RateLimit {
     name: "hubspot-search",
     limit: 5,
     window: Duration::from_secs(1),
-    slot: Duration::from_millis(250),
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -145,7 +150,7 @@ impl StorePacer {
 #[async_trait]
 impl Pacer for StorePacer {
     async fn acquire(&self, limit: &RateLimit, owner: &str) -> Result<(), PaceError> {
-        let slot_ms = limit.slot.as_millis().max(1) as i64;
+        let slot_ms = limit.slot().as_millis().max(1) as i64;
         let started = self.clock.now_ms();
         loop {
             let now = self.clock.now_ms();
@@ -184,35 +189,65 @@ mod tests {
 
     #[test]
     fn slots_never_let_a_rolling_window_exceed_the_limit() {
+        // (limit, calls per slot, slot length in ms, calls per window sustained)
         let cases = [
-            (QBO_REQUESTS, 8, 8.0),
-            (QBO_BATCHES, 3, 0.5),
-            (HUBSPOT_REQUESTS, 10, 10.0),
-            (HUBSPOT_SEARCHES, 1, 4.0),
+            (QBO_REQUESTS, 10, 1225, 490.0),
+            (QBO_BATCHES, 1, 1539, 39.0),
+            (QBO_BATCHES.scaled(4.0), 3, 1154, 156.0),
+            (HUBSPOT_REQUESTS, 2, 186, 108.0),
+            (HUBSPOT_REQUESTS.scaled(0.2), 1, 477, 21.0),
+            (HUBSPOT_SEARCHES, 1, 250, 4.0),
+            (QBO_REQUESTS.scaled(10.0), 100, 1225, 4900.0),
         ];
-        for (limit, per_slot, rate) in cases {
-            assert_eq!(limit.per_slot(), per_slot, "{}", limit.name);
-            assert!((limit.paced_rate() - rate).abs() < 1e-9, "{}", limit.name);
-            // The worst case: a window spanning W/S + 1 slots, each full.
-            let slots_in_window = limit.window.as_millis() / limit.slot.as_millis() + 1;
+        for (limit, per_slot, slot_ms, sustained) in cases {
+            let name = format!("{} {}", limit.name, limit.limit);
+            assert_eq!(limit.per_slot(), per_slot, "{name}");
+            assert_eq!(limit.slot().as_millis(), slot_ms, "{name}");
+            let per_window = limit.paced_rate() * limit.window.as_secs_f64();
+            assert!(
+                per_window <= sustained + 1e-9 && per_window > sustained * 0.99,
+                "{name}: {per_window}"
+            );
+            // The worst case: a window overlapping ceil(W/S) + 1 slots, each full.
+            let slot = limit.slot().as_millis();
+            let slots_in_window = limit.window.as_millis().div_ceil(slot) + 1;
             assert!(
                 slots_in_window * u128::from(limit.per_slot()) <= u128::from(limit.limit),
-                "{}",
-                limit.name
+                "{name}"
             );
         }
-        let scaled = QBO_REQUESTS.scaled(10.0);
-        assert_eq!((scaled.limit, scaled.per_slot()), (5000, 81));
+        // Every limit from 2 to 1,000 keeps the guarantee, and paces at 75 % of it or more
+        // (96 % from 40 up).
+        for limit in 2..=1000 {
+            let rate = RateLimit {
+                name: "any",
+                limit,
+                window: Duration::from_secs(60),
+            };
+            let slots_in_window = 60_000u128.div_ceil(rate.slot().as_millis()) + 1;
+            assert!(slots_in_window * u128::from(rate.per_slot()) <= u128::from(limit));
+            let share = rate.paced_rate() * 60.0 / f64::from(limit);
+            let floor = if limit >= 40 {
+                0.96
+            } else if limit >= 4 {
+                0.75
+            } else {
+                0.5
+            };
+            assert!(share >= floor - 1e-9, "{limit}: {share}");
+        }
     }
 
     #[tokio::test]
     async fn workers_share_one_budget_per_owner() {
         let store = Arc::new(MemoryStore::new());
-        let manual = ManualClock::at_ms(1_900_000_000_000);
+        // At the start of a slot.
+        let slot_ms = QBO_REQUESTS.slot().as_millis() as i64;
+        let manual = ManualClock::at_ms(1_900_000_000_000 / slot_ms * slot_ms);
         let pacer_a = StorePacer::new(store.clone(), manual.clock(), Duration::ZERO);
         let pacer_b = StorePacer::new(store.clone(), manual.clock(), Duration::ZERO);
-        // Two workers take the company's eight calls of this second between them.
-        for i in 0..8 {
+        // Two workers take the company's calls of this slot between them.
+        for i in 0..QBO_REQUESTS.per_slot() {
             let pacer = if i % 2 == 0 { &pacer_a } else { &pacer_b };
             pacer.acquire(&QBO_REQUESTS, "realm-1").await.unwrap();
         }
@@ -224,8 +259,8 @@ mod tests {
         }
         // Another company has its own budget.
         pacer_a.acquire(&QBO_REQUESTS, "realm-2").await.unwrap();
-        // The next second brings eight more.
-        manual.advance_ms(1000);
+        // The next slot brings more.
+        manual.advance_ms(slot_ms);
         pacer_b.acquire(&QBO_REQUESTS, "realm-1").await.unwrap();
     }
 

@@ -28,8 +28,15 @@ pub enum SyncRequest {
     },
 }
 
-/// The most records one change message carries.
-pub const MAX_RECORDS_PER_MESSAGE: usize = 100;
+/// The most records one change message carries: what one HubSpot batch call takes (100) for
+/// QBO records, which are written to HubSpot; for HubSpot records, which are written to QBO in
+/// batches of 30, a multiple of 30 (90), so that no QBO batch call of a message goes half full.
+pub fn max_records_per_message(from: Provider) -> usize {
+    match from {
+        Provider::Qbo => 100,
+        Provider::HubSpot => 90,
+    }
+}
 /// The most bytes of records one change message carries (SQS takes 256 KiB in all).
 pub const MAX_RECORD_BYTES_PER_MESSAGE: usize = 200 * 1024;
 
@@ -78,9 +85,10 @@ pub fn change_messages(
         ));
         Ok(())
     };
+    let most = max_records_per_message(from);
     for (version_key, record) in records {
         let size = record.to_string().len();
-        if chunk.len() == MAX_RECORDS_PER_MESSAGE || bytes + size > MAX_RECORD_BYTES_PER_MESSAGE {
+        if chunk.len() == most || bytes + size > MAX_RECORD_BYTES_PER_MESSAGE {
             flush(&mut chunk, &mut messages)?;
             bytes = 0;
         }
@@ -194,7 +202,19 @@ mod tests {
             records.clone(),
         )
         .unwrap();
-        assert_eq!(messages.len(), 3, "100 + 100 + 50");
+        assert_eq!(
+            messages.len(),
+            3,
+            "90 + 90 + 70: three full QBO batches each"
+        );
+        let from_qbo = change_messages(
+            &connection,
+            ObjectKind::Contact,
+            Provider::Qbo,
+            records.clone(),
+        )
+        .unwrap();
+        assert_eq!(from_qbo.len(), 3, "100 + 100 + 50: one HubSpot batch each");
         assert!(messages
             .iter()
             .all(|m| m.group_id.as_deref() == Some("c1:contact")));

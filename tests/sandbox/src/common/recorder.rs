@@ -135,6 +135,23 @@ pub fn endpoint_key(method: &str, path: &str, query: &str) -> String {
     key
 }
 
+/// Paths that carry a token (HubSpot's token metadata endpoints) name it `{token}`.
+fn redact_path(path: &str) -> String {
+    let mut after_token_segment = false;
+    path.split('/')
+        .map(|seg| {
+            let secret = after_token_segment && !seg.is_empty();
+            after_token_segment = seg == "access-tokens" || seg == "refresh-tokens";
+            if secret {
+                "{token}"
+            } else {
+                seg
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn redact_query(query: &str) -> String {
     form_urlencoded::Serializer::new(String::new())
         .extend_pairs(form_urlencoded::parse(query.as_bytes()).map(|(k, v)| {
@@ -178,9 +195,9 @@ pub async fn record_layer(
         at: at
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap_or_default(),
-        endpoint: endpoint_key(&method, &path, &query),
+        endpoint: endpoint_key(&method, &redact_path(&path), &query),
         method,
-        path,
+        path: redact_path(&path),
         query: redact_query(&query),
         status: response.status().as_u16(),
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
@@ -214,6 +231,22 @@ mod tests {
         assert_eq!(
             endpoint_key("GET", "/v3/company/9/customer/42", ""),
             "GET /v3/company/{id}/customer/{id}"
+        );
+    }
+
+    #[test]
+    fn tokens_in_paths_are_redacted() {
+        assert_eq!(
+            redact_path("/oauth/v1/access-tokens/CNTuWgG0AFTK"),
+            "/oauth/v1/access-tokens/{token}"
+        );
+        assert_eq!(
+            redact_path("/oauth/v1/refresh-tokens/abc-123"),
+            "/oauth/v1/refresh-tokens/{token}"
+        );
+        assert_eq!(
+            redact_path("/crm/v3/objects/contacts"),
+            "/crm/v3/objects/contacts"
         );
     }
 

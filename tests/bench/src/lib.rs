@@ -1,0 +1,549 @@
+//! Benchmarks of the sync on the local stack (the real function binaries, both sandboxes with
+//! their rate limits on, the local AWS endpoint). Each scenario starts a fresh stack, fills one
+//! side with records the other side does not have, runs the initial sync to the end and
+//! measures:
+//!
+//! - **records/s** against the **bound**: the fastest any integration could go under the
+//!   providers' limits (QuickBooks: requests and batch requests per minute per company; HubSpot:
+//!   requests per 10 s per portal) when it makes only the minimum calls below;
+//! - **API calls** against the **minimum** the batch sizes allow: the source read in its largest
+//!   pages, one lookup per 100 match keys on the other side, writes in full batches (QuickBooks
+//!   30, HubSpot 100) and, for records made in QuickBooks, the id written back to HubSpot;
+//! - the 429s either sandbox answered (our own pacing should cause none);
+//! - object-sync's peak resident memory (`VmHWM`) over the run, whose invocations carry up to ten
+//!   messages of 90–100 records.
+//!
+//! The limits may be scaled (both the sandboxes' and the integration's, by the same factor), so
+//! that the providers' limits, not this machine, bind; the bound is computed with the same factor.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use hubspot_qbo_core::domain::{Direction, ObjectKind, Provider};
+use local_stack::harness::SyncStack;
+use serde_json::{json, Value};
+
+/// The providers' published limits, per company and per portal.
+pub const QBO_REQUESTS_PER_MINUTE: f64 = 500.0;
+pub const QBO_BATCHES_PER_MINUTE: f64 = 40.0;
+pub const HUBSPOT_REQUESTS_PER_10_SECONDS: f64 = 110.0;
+pub const HUBSPOT_SEARCHES_PER_SECOND: f64 = 5.0;
+/// The memory a function should stay under to run at Lambda's 128 MB.
+pub const RSS_BOUND_MIB: f64 = 64.0;
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub object: ObjectKind,
+    pub from: Provider,
+    pub records: usize,
+    /// The QuickBooks limits are this times the real ones.
+    pub qbo_scale: f64,
+    /// The HubSpot limits are this times the real ones.
+    pub hubspot_scale: f64,
+}
+
+/// The scenarios at a size: `default` (10,000 contacts and 2,000 products each way) or
+/// `small` (the smoke run of the test suite).
+pub fn scenarios(size: &str) -> anyhow::Result<Vec<Scenario>> {
+    let (contacts, products) = match size {
+        "default" => (10_000, 2_000),
+        "small" => (120, 60),
+        other => anyhow::bail!("unknown BENCH_SIZE {other:?} (default or small)"),
+    };
+    let scenario = |name: &str, object, from, records, qbo_scale, hubspot_scale| Scenario {
+        name: name.to_owned(),
+        object,
+        from,
+        records,
+        qbo_scale,
+        hubspot_scale,
+    };
+    Ok(vec![
+        // HubSpot binds writes from QuickBooks: at 0.2 of its limit (22 requests per 10 s),
+        // below what the local endpoint sustains.
+        scenario(
+            "contacts_qbo_to_hubspot",
+            ObjectKind::Contact,
+            Provider::Qbo,
+            contacts,
+            1.0,
+            0.2,
+        ),
+        // QuickBooks' 40 batches a minute bind writes from HubSpot: four times that.
+        scenario(
+            "contacts_hubspot_to_qbo",
+            ObjectKind::Contact,
+            Provider::HubSpot,
+            contacts,
+            4.0,
+            1.0,
+        ),
+        scenario(
+            "products_qbo_to_hubspot",
+            ObjectKind::Product,
+            Provider::Qbo,
+            products,
+            1.0,
+            0.2,
+        ),
+        scenario(
+            "products_hubspot_to_qbo",
+            ObjectKind::Product,
+            Provider::HubSpot,
+            products,
+            4.0,
+            1.0,
+        ),
+    ])
+}
+
+/// API calls per provider, and QuickBooks batch calls and HubSpot searches among them.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Calls {
+    pub qbo: f64,
+    pub qbo_batches: f64,
+    pub hubspot: f64,
+    pub hubspot_searches: f64,
+}
+
+impl Calls {
+    pub fn total(&self) -> f64 {
+        self.qbo + self.hubspot
+    }
+}
+
+/// The fewest calls an initial sync of `read` records (of which `written` are written to the
+/// other side) can make, with the other side empty. Products are looked up in HubSpot by SKU
+/// with search (100 values a call); contacts by email with a batch read.
+pub fn minimum_calls(
+    object: ObjectKind,
+    from: Provider,
+    two_way: bool,
+    read: usize,
+    written: usize,
+) -> Calls {
+    let pages = |n: usize, page: usize| (n / page + 1) as f64;
+    let full = |n: usize, batch: usize| n.div_ceil(batch) as f64;
+    match from {
+        Provider::Qbo => Calls {
+            // Pages of 1,000 until one comes back short; the empty portal's one list page.
+            qbo: pages(read, 1000),
+            qbo_batches: 0.0,
+            hubspot: if two_way { 1.0 } else { 0.0 } + 2.0 * full(written, 100),
+            hubspot_searches: if object == ObjectKind::Product {
+                full(written, 100)
+            } else {
+                0.0
+            },
+        },
+        Provider::HubSpot => {
+            let batches = full(written, 30);
+            Calls {
+                // The empty company's one query, lookups of 100 keys, full batches.
+                qbo: if two_way { 1.0 } else { 0.0 } + full(written, 100) + batches,
+                qbo_batches: batches,
+                // List pages of 100, then the QuickBooks ids written back, 100 a call.
+                hubspot: pages(read, 100) + full(written, 100),
+                hubspot_searches: 0.0,
+            }
+        }
+    }
+}
+
+/// The fastest records/s under the limits (times `qbo_scale`, `hubspot_scale`) for `calls`
+/// made for `records` records: the tightest limit decides.
+pub fn bound_records_per_second(
+    calls: &Calls,
+    records: usize,
+    qbo_scale: f64,
+    hubspot_scale: f64,
+) -> f64 {
+    let n = records.max(1) as f64;
+    let limits = [
+        (calls.qbo, QBO_REQUESTS_PER_MINUTE * qbo_scale / 60.0),
+        (calls.qbo_batches, QBO_BATCHES_PER_MINUTE * qbo_scale / 60.0),
+        (
+            calls.hubspot,
+            HUBSPOT_REQUESTS_PER_10_SECONDS * hubspot_scale / 10.0,
+        ),
+        (calls.hubspot_searches, searches_per_second(hubspot_scale)),
+    ];
+    limits
+        .iter()
+        .filter(|(needed, _)| *needed > 0.0)
+        .map(|(needed, per_second)| per_second * n / needed)
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// HubSpot's search limit at a scale (at least 2 a second: pacing cannot keep fewer).
+fn searches_per_second(hubspot_scale: f64) -> f64 {
+    (HUBSPOT_SEARCHES_PER_SECOND * hubspot_scale)
+        .round()
+        .max(2.0)
+}
+
+fn round(value: f64, places: i32) -> f64 {
+    let factor = 10f64.powi(places);
+    (value * factor).round() / factor
+}
+
+/// What a sandbox answered: API calls (its control API and OAuth left out), batch calls
+/// (QuickBooks) or searches (HubSpot) among them, and 429s.
+async fn api_calls(s: &SyncStack, sandbox: &str) -> anyhow::Result<(u64, u64, u64)> {
+    let counters = s.counters(sandbox).await?;
+    let mut calls = 0;
+    let mut batches = 0;
+    let mut throttled = 0;
+    for (endpoint, counter) in &counters {
+        if endpoint.contains("/_sandbox") || endpoint.contains("/oauth") {
+            continue;
+        }
+        let count = counter["count"]
+            .as_u64()
+            .with_context(|| format!("no count for {endpoint}"))?;
+        calls += count;
+        if endpoint.ends_with("/batch") || endpoint.ends_with("/search") {
+            batches += count;
+        }
+        throttled += counter["by_status"]["429"].as_u64().unwrap_or(0);
+    }
+    Ok((calls, batches, throttled))
+}
+
+/// Resets the peak memory figure of each process (`clear_refs` 5).
+fn reset_peak_rss(pids: &[u32]) {
+    for pid in pids {
+        // A process that is gone has no figure to reset.
+        let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+    }
+}
+
+/// The largest `VmHWM` among the processes, in MiB.
+fn peak_rss_mib(pids: &[u32]) -> f64 {
+    pids.iter()
+        .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .filter_map(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .fold(0.0, f64::max)
+        / 1024.0
+}
+
+/// Runs one scenario on a fresh local stack and answers its figures.
+pub async fn run(scenario: &Scenario) -> anyhow::Result<Value> {
+    let qbo_scale = scenario.qbo_scale;
+    let hubspot_scale = scenario.hubspot_scale;
+    let hubspot_per_10s = (HUBSPOT_REQUESTS_PER_10_SECONDS * hubspot_scale).round() as u64;
+    let searches = searches_per_second(hubspot_scale) as u64;
+    let s = SyncStack::start_with(&format!("bench-{}", scenario.name), |o| {
+        for (name, value) in [
+            (
+                "QboRequestsPerMinute",
+                (QBO_REQUESTS_PER_MINUTE * qbo_scale).round() as u64,
+            ),
+            (
+                "QboBatchesPerMinute",
+                (QBO_BATCHES_PER_MINUTE * qbo_scale).round() as u64,
+            ),
+            ("HubSpotRequestsPer10Seconds", hubspot_per_10s),
+            ("HubSpotSearchesPerSecond", searches),
+        ] {
+            o.parameters.insert(name.into(), value.to_string());
+        }
+    })
+    .await?;
+    let outcome = measure(&s, scenario, hubspot_per_10s, searches).await;
+    s.stop().await?;
+    outcome
+}
+
+async fn measure(
+    s: &SyncStack,
+    scenario: &Scenario,
+    hubspot_per_10s: u64,
+    searches: u64,
+) -> anyhow::Result<Value> {
+    let mut limits = s.control_get(&s.qbo, "/_sandbox/throttle").await?;
+    limits["enabled"] = json!(true);
+    limits["scale"] = json!(scenario.qbo_scale);
+    s.control(&s.qbo, "/_sandbox/throttle", limits).await?;
+    let mut limits = s.control_get(&s.hubspot, "/_sandbox/throttle").await?;
+    limits["enabled"] = json!(true);
+    limits["burst_max"] = json!(hubspot_per_10s);
+    limits["search_per_second"] = json!(searches);
+    s.control(&s.hubspot, "/_sandbox/throttle", limits).await?;
+
+    let p = s.pair().await?;
+    let n = scenario.records;
+    let settings = p
+        .settings(scenario.object, |c| {
+            if scenario.from == Provider::HubSpot {
+                c.filters.hubspot_to_qbo.clear();
+                if c.direction == Direction::QboToHubSpot {
+                    c.direction = Direction::TwoWay;
+                }
+            }
+        })
+        .await?;
+    let two_way = settings.direction == Direction::TwoWay;
+    // Only this object is polled, so every call counted is its own.
+    for other in ObjectKind::ALL
+        .into_iter()
+        .filter(|o| *o != scenario.object)
+    {
+        p.settings(other, |c| c.enabled = false).await?;
+    }
+    match (scenario.from, scenario.object) {
+        (Provider::Qbo, ObjectKind::Contact) => p.qbo_generate(n, 0).await?,
+        (Provider::Qbo, _) => p.qbo_generate(0, n).await?,
+        (Provider::HubSpot, ObjectKind::Contact) => {
+            let contacts = (0..n)
+                .map(|i| json!({"email": format!("bench{i}@contacts.example"), "firstname": "Bench", "lastname": format!("Person {i}")}))
+                .collect();
+            p.hubspot_create_many("contacts", contacts).await?;
+        }
+        (Provider::HubSpot, _) => {
+            let products = (0..n)
+                .map(|i| json!({"name": format!("Bench product {i}"), "hs_sku": format!("BENCH-{i:05}"), "price": format!("{}.{:02}", 10 + i % 90, i % 100)}))
+                .collect();
+            p.hubspot_create_many("products", products).await?;
+        }
+    }
+    let read = match (scenario.from, scenario.object) {
+        (Provider::Qbo, ObjectKind::Contact) => p.qbo_all("Customer").await?.len(),
+        (Provider::Qbo, _) => p.qbo_all("Item").await?.len(),
+        (Provider::HubSpot, ObjectKind::Contact) => n,
+        (Provider::HubSpot, _) => n,
+    };
+
+    let before = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+    let worker = s.stack.function("ObjectSyncFunction")?.clone();
+    reset_peak_rss(&worker.pids());
+    let started = Instant::now();
+    s.sync().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss = peak_rss_mib(&worker.pids());
+    let after = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+
+    let (synced, failing, excluded, pending) = p.counts(scenario.object).await?;
+    anyhow::ensure!(
+        // Every record made here syncs; of QuickBooks' own, those the sync leaves out (no SKU,
+        // the sandbox's built-in items) are excluded with a reason.
+        synced > 0
+            && failing == 0
+            && pending == 0
+            && synced + excluded >= read
+            && (scenario.from == Provider::Qbo || synced == read),
+        "{}: {synced} synced, {failing} failing, {excluded} excluded, {pending} pending of {read}",
+        scenario.name
+    );
+    let measured = Calls {
+        qbo: (after.0 .0 - before.0 .0) as f64,
+        qbo_batches: (after.0 .1 - before.0 .1) as f64,
+        hubspot: (after.1 .0 - before.1 .0) as f64,
+        hubspot_searches: (after.1 .1 - before.1 .1) as f64,
+    };
+    let throttled = (after.0 .2 - before.0 .2, after.1 .2 - before.1 .2);
+    let minimum = minimum_calls(scenario.object, scenario.from, two_way, read, synced);
+    let rate = synced as f64 / seconds;
+    let bound =
+        bound_records_per_second(&minimum, synced, scenario.qbo_scale, scenario.hubspot_scale);
+    let calls_json = |c: &Calls| {
+        json!({"qbo": c.qbo, "qbo_batches": c.qbo_batches, "hubspot": c.hubspot,
+            "hubspot_searches": c.hubspot_searches, "total": c.total()})
+    };
+    Ok(json!({
+        "name": scenario.name,
+        "object": scenario.object.to_string(),
+        "from": scenario.from.as_str(),
+        "records_read": read,
+        "records_synced": synced,
+        "records_excluded": excluded,
+        "seconds": round(seconds, 2),
+        "records_per_second": round(rate, 1),
+        "throughput": {
+            "bound_records_per_second": round(bound, 1),
+            "ratio_to_bound": round(rate / bound, 3),
+        },
+        "limits_scale": {"qbo": scenario.qbo_scale, "hubspot": scenario.hubspot_scale},
+        "api_calls": calls_json(&measured),
+        "minimum_api_calls": calls_json(&minimum),
+        "calls_per_record": round(measured.total() / synced as f64, 4),
+        "minimum_calls_per_record": round(minimum.total() / synced as f64, 4),
+        "calls_ratio_to_minimum": round(measured.total() / minimum.total(), 3),
+        "answered_429": {"qbo": throttled.0, "hubspot": throttled.1},
+        "object_sync_peak_rss": {
+            "mib": round(peak_rss, 1),
+            "bound_mib": RSS_BOUND_MIB,
+            "ratio_to_bound": round(peak_rss / RSS_BOUND_MIB, 3),
+        },
+    }))
+}
+
+/// The results file: the machine, the size, and every scenario's figures.
+pub fn results(size: &str, scenarios: Vec<Value>) -> Value {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let memory_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| round(kb / 1024.0 / 1024.0, 1));
+    let at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    json!({
+        "generated_at": at,
+        "size": size,
+        "machine": {"cores": cores, "memory_gib": memory_gib, "build": "debug binaries, local AWS endpoint (moto)"},
+        "how": "make bench (BENCH_SIZE=small for the smoke run); each scenario is a fresh local stack, its initial sync measured from the poll to the last queue message",
+        "scenarios": scenarios,
+    })
+}
+
+/// The README's performance table for `results`.
+pub fn table(results: &Value) -> String {
+    let mut out = String::new();
+    let machine = &results["machine"];
+    out.push_str(&format!(
+        "Measured {} on {} cores, {} GiB ({}), size `{}`. Limits: the providers' own, times the scale shown (the sandboxes' and the integration's alike; the bound uses the same factor).\n\n",
+        results["generated_at"].as_str().unwrap_or(""),
+        machine["cores"],
+        machine["memory_gib"],
+        machine["build"].as_str().unwrap_or(""),
+        results["size"].as_str().unwrap_or(""),
+    ));
+    out.push_str("| scenario | records | seconds | records/s | bound records/s | ratio_to_bound | calls/record | minimum | calls ratio | 429s | limits scale (QBO, HubSpot) | object-sync peak RSS |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for s in results["scenarios"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}, {} | {} MiB |\n",
+            s["name"].as_str().unwrap_or(""),
+            s["records_synced"],
+            s["seconds"],
+            s["records_per_second"],
+            s["throughput"]["bound_records_per_second"],
+            s["throughput"]["ratio_to_bound"],
+            s["calls_per_record"],
+            s["minimum_calls_per_record"],
+            s["calls_ratio_to_minimum"],
+            s["answered_429"]["qbo"].as_u64().unwrap_or(0)
+                + s["answered_429"]["hubspot"].as_u64().unwrap_or(0),
+            s["limits_scale"]["qbo"],
+            s["limits_scale"]["hubspot"],
+            s["object_sync_peak_rss"]["mib"],
+        ));
+    }
+    out
+}
+
+pub const TABLE_BEGIN: &str = "<!-- bench:begin -->";
+pub const TABLE_END: &str = "<!-- bench:end -->";
+
+/// `readme` with the text between the table markers replaced by `table`.
+pub fn with_table(readme: &str, table: &str) -> anyhow::Result<String> {
+    let begin = readme
+        .find(TABLE_BEGIN)
+        .context("the README has no bench table marker")?
+        + TABLE_BEGIN.len();
+    let end = readme[begin..]
+        .find(TABLE_END)
+        .context("the README has no end-of-table marker")?
+        + begin;
+    Ok(format!("{}\n{}{}", &readme[..begin], table, &readme[end..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_minimum_counts_full_pages_and_batches() {
+        type Case = (ObjectKind, Provider, bool, usize, usize, Calls);
+        let cases: &[Case] = &[
+            (
+                ObjectKind::Contact,
+                Provider::Qbo,
+                true,
+                10_000,
+                10_000,
+                Calls {
+                    qbo: 11.0,
+                    qbo_batches: 0.0,
+                    hubspot: 201.0,
+                    hubspot_searches: 0.0,
+                },
+            ),
+            (
+                ObjectKind::Product,
+                Provider::Qbo,
+                false,
+                2_000,
+                1_200,
+                Calls {
+                    qbo: 3.0,
+                    qbo_batches: 0.0,
+                    hubspot: 24.0,
+                    hubspot_searches: 12.0,
+                },
+            ),
+            (
+                ObjectKind::Contact,
+                Provider::HubSpot,
+                true,
+                90,
+                90,
+                Calls {
+                    qbo: 1.0 + 1.0 + 3.0,
+                    qbo_batches: 3.0,
+                    hubspot: 1.0 + 1.0,
+                    hubspot_searches: 0.0,
+                },
+            ),
+        ];
+        for (object, from, two_way, read, written, expected) in cases {
+            assert_eq!(
+                &minimum_calls(*object, *from, *two_way, *read, *written),
+                expected,
+                "{from:?} {read}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_tightest_limit_sets_the_bound() {
+        // From HubSpot: 40 batches a minute of 30 records = 20 records/s.
+        let from_hubspot =
+            minimum_calls(ObjectKind::Contact, Provider::HubSpot, true, 3_000, 3_000);
+        let bound = bound_records_per_second(&from_hubspot, 3_000, 1.0, 1.0);
+        assert!((bound - 20.0).abs() < 0.01, "{bound}");
+        assert!((bound_records_per_second(&from_hubspot, 3_000, 4.0, 1.0) - 80.0).abs() < 0.01);
+        // From QuickBooks: 11 HubSpot requests/s, two per 100 records = 550 records/s.
+        let from_qbo = minimum_calls(ObjectKind::Contact, Provider::Qbo, false, 100_000, 100_000);
+        let bound = bound_records_per_second(&from_qbo, 100_000, 1.0, 1.0);
+        assert!((bound - 550.0).abs() < 1.0, "{bound}");
+        // Products also search, 5 a second of 100 SKUs: 500 records/s binds first.
+        let products = minimum_calls(ObjectKind::Product, Provider::Qbo, false, 100_000, 100_000);
+        let bound = bound_records_per_second(&products, 100_000, 1.0, 1.0);
+        assert!((bound - 500.0).abs() < 1.0, "{bound}");
+    }
+
+    #[test]
+    fn the_table_replaces_only_what_is_between_the_markers() {
+        let readme = format!("intro\n{TABLE_BEGIN}\nold\n{TABLE_END}\nafter\n");
+        let updated = with_table(&readme, "| new |\n").unwrap();
+        assert_eq!(
+            updated,
+            format!("intro\n{TABLE_BEGIN}\n| new |\n{TABLE_END}\nafter\n")
+        );
+        assert!(with_table("no markers", "x").is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! The benchmark's smoke run (`BENCH_SIZE=small`), part of the test suite: every scenario runs
+//! to the end, and its figures are possible ones — no faster than the providers' limits allow,
+//! no fewer calls than the batch sizes allow, no 429 from our own pacing, a memory figure read.
+
+use serde_json::Value;
+
+#[tokio::test]
+async fn the_small_benchmark_runs_and_its_figures_hold_together() -> anyhow::Result<()> {
+    let mut figures = Vec::new();
+    for scenario in bench::scenarios("small")? {
+        let measured = bench::run(&scenario).await?;
+        let number = |path: &[&str]| -> f64 {
+            path.iter()
+                .fold(&measured, |v: &Value, k| &v[*k])
+                .as_f64()
+                .unwrap_or(f64::NAN)
+        };
+        let name = &scenario.name;
+        assert!(number(&["records_synced"]) > 0.0, "{name}: {measured}");
+        let ratio = number(&["throughput", "ratio_to_bound"]);
+        assert!(
+            ratio > 0.0 && ratio <= 1.05,
+            "{name}: faster than the limits allow? {measured}"
+        );
+        assert!(
+            number(&["calls_ratio_to_minimum"]) >= 1.0,
+            "{name}: fewer calls than the minimum? {measured}"
+        );
+        assert_eq!(
+            number(&["answered_429", "qbo"]) + number(&["answered_429", "hubspot"]),
+            0.0,
+            "{name}: our pacing hit a limit: {measured}"
+        );
+        assert!(
+            number(&["object_sync_peak_rss", "mib"]) > 1.0,
+            "{name}: {measured}"
+        );
+        figures.push(measured);
+    }
+    let results = bench::results("small", figures);
+    let table = bench::table(&results);
+    for scenario in bench::scenarios("small")? {
+        assert!(table.contains(&format!("| {} |", scenario.name)), "{table}");
+    }
+    Ok(())
+}
