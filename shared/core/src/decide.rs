@@ -211,7 +211,14 @@ pub fn decide(change: &Change<'_>, context: &Context<'_>) -> Decision {
         return Decision::Skip(Skip::Unchanged);
     }
     let Some(target_id) = entry.side(other).id.clone() else {
-        return Decision::Create;
+        // Never linked (its create failed): matched again, as a new record would be.
+        return match &context.matched {
+            Some(found) => Decision::Link {
+                target_id: found.id.to_owned(),
+                push: !two_way || conflict_winner == change.from,
+            },
+            None => Decision::Create,
+        };
     };
     if two_way {
         if let Some(now) = &context.counterpart {
@@ -337,6 +344,9 @@ mod tests {
         unlinked.mark_excluded("left out");
         let mut failing = entry.clone();
         failing.fail(Provider::HubSpot, "rate_limited", "busy", true, 5);
+        let mut never_linked = entry.clone();
+        never_linked.qbo = SideState::default();
+        never_linked.fail(Provider::HubSpot, "duplicate_record", "exists", true, 5);
         let two_way = |conflict| Context {
             direction: Some(Direction::TwoWay),
             conflict: Some(conflict),
@@ -467,6 +477,25 @@ mod tests {
                 Decision::Exclude("left out".into()),
             ),
             ("new", from_hubspot(1, "hs-a"), Context::default(), Decision::Create),
+            (
+                "a record whose create failed is created again when nothing matches",
+                from_hubspot(101, "hs-b"),
+                Context {
+                    entry: Some(&never_linked),
+                    ..two_way(ConflictWinner::QuickBooks)
+                },
+                Decision::Create,
+            ),
+            (
+                "a record whose create failed links what it matches now",
+                from_hubspot(101, "hs-b"),
+                Context {
+                    entry: Some(&never_linked),
+                    matched: Some(matched.clone()),
+                    ..two_way(ConflictWinner::QuickBooks)
+                },
+                Decision::Link { target_id: "9".into(), push: false },
+            ),
             (
                 "new, matched by email, two-way, QuickBooks wins",
                 from_hubspot(1, "hs-a"),

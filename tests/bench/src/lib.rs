@@ -7,7 +7,7 @@
 //!   providers' limits (QuickBooks: requests and batch requests per minute per company; HubSpot:
 //!   requests per 10 s per portal) when it makes only the minimum calls below;
 //! - **API calls** against the **minimum** the batch sizes allow: the source read in its largest
-//!   pages, one lookup per 100 match keys on the other side, writes in full batches (QuickBooks
+//!   pages (QuickBooks 1,000, HubSpot search 200), one lookup per 100 match keys on the other side, writes in full batches (QuickBooks
 //!   30, HubSpot 100) and, for records made in QuickBooks, the id written back to HubSpot;
 //! - the 429s either sandbox answered (our own pacing should cause none);
 //! - object-sync's peak resident memory (`VmHWM`) over the run, whose invocations carry up to ten
@@ -114,25 +114,29 @@ impl Calls {
 }
 
 /// The fewest calls an initial sync of `read` records (of which `written` are written to the
-/// other side) can make, with the other side empty. Products are looked up in HubSpot by SKU
-/// with search (100 values a call); contacts by email with a batch read.
+/// other side, `keyless` of them without a match key) can make, with the other side empty.
+/// Products are looked up in HubSpot by SKU with search (100 values a call), contacts by email
+/// with a batch read; records without a key are not looked up. HubSpot records are upserted by
+/// the QuickBooks id, 100 a call.
 pub fn minimum_calls(
     object: ObjectKind,
     from: Provider,
     two_way: bool,
     read: usize,
     written: usize,
+    keyless: usize,
 ) -> Calls {
     let pages = |n: usize, page: usize| (n / page + 1) as f64;
     let full = |n: usize, batch: usize| n.div_ceil(batch) as f64;
+    let keyed = written.saturating_sub(keyless);
     match from {
         Provider::Qbo => Calls {
             // Pages of 1,000 until one comes back short; the empty portal's one list page.
             qbo: pages(read, 1000),
             qbo_batches: 0.0,
-            hubspot: if two_way { 1.0 } else { 0.0 } + 2.0 * full(written, 100),
+            hubspot: if two_way { 1.0 } else { 0.0 } + 2.0 * full(keyed, 100) + full(keyless, 100),
             hubspot_searches: if object == ObjectKind::Product {
-                full(written, 100)
+                full(keyed, 100)
             } else {
                 0.0
             },
@@ -143,8 +147,9 @@ pub fn minimum_calls(
                 // The empty company's one query, lookups of 100 keys, full batches.
                 qbo: if two_way { 1.0 } else { 0.0 } + full(written, 100) + batches,
                 qbo_batches: batches,
-                // List pages of 100, then the QuickBooks ids written back, 100 a call.
-                hubspot: pages(read, 100) + full(written, 100),
+                // Search pages of 200 (HubSpot's largest), then the QuickBooks ids written
+                // back, 100 a call.
+                hubspot: pages(read, 200) + full(written, 100),
                 hubspot_searches: 0.0,
             }
         }
@@ -314,11 +319,22 @@ async fn measure(
             p.hubspot_create_many("products", products).await?;
         }
     }
-    let read = match (scenario.from, scenario.object) {
-        (Provider::Qbo, ObjectKind::Contact) => p.qbo_all("Customer").await?.len(),
-        (Provider::Qbo, _) => p.qbo_all("Item").await?.len(),
-        (Provider::HubSpot, ObjectKind::Contact) => n,
-        (Provider::HubSpot, _) => n,
+    // Records read, and (QuickBooks customers) those without an email.
+    let (read, keyless) = match (scenario.from, scenario.object) {
+        (Provider::Qbo, ObjectKind::Contact) => {
+            let customers = p.qbo_all("Customer").await?;
+            let keyless = customers
+                .iter()
+                .filter(|c| {
+                    c["PrimaryEmailAddr"]["Address"]
+                        .as_str()
+                        .is_none_or(|e| e.trim().is_empty())
+                })
+                .count();
+            (customers.len(), keyless)
+        }
+        (Provider::Qbo, _) => (p.qbo_all("Item").await?.len(), 0),
+        (Provider::HubSpot, _) => (n, 0),
     };
 
     let before = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
@@ -349,7 +365,14 @@ async fn measure(
         hubspot_searches: (after.1 .1 - before.1 .1) as f64,
     };
     let throttled = (after.0 .2 - before.0 .2, after.1 .2 - before.1 .2);
-    let minimum = minimum_calls(scenario.object, scenario.from, two_way, read, synced);
+    let minimum = minimum_calls(
+        scenario.object,
+        scenario.from,
+        two_way,
+        read,
+        synced,
+        keyless,
+    );
     let rate = synced as f64 / seconds;
     let bound =
         bound_records_per_second(&minimum, synced, scenario.qbo_scale, scenario.hubspot_scale);
@@ -364,6 +387,7 @@ async fn measure(
         "records_read": read,
         "records_synced": synced,
         "records_excluded": excluded,
+        "records_without_match_key": keyless,
         "seconds": round(seconds, 2),
         "records_per_second": round(rate, 1),
         "throughput": {
@@ -467,7 +491,7 @@ mod tests {
 
     #[test]
     fn the_minimum_counts_full_pages_and_batches() {
-        type Case = (ObjectKind, Provider, bool, usize, usize, Calls);
+        type Case = (ObjectKind, Provider, bool, usize, usize, usize, Calls);
         let cases: &[Case] = &[
             (
                 ObjectKind::Contact,
@@ -475,10 +499,11 @@ mod tests {
                 true,
                 10_000,
                 10_000,
+                1_000,
                 Calls {
                     qbo: 11.0,
                     qbo_batches: 0.0,
-                    hubspot: 201.0,
+                    hubspot: 1.0 + 90.0 + 100.0,
                     hubspot_searches: 0.0,
                 },
             ),
@@ -488,6 +513,7 @@ mod tests {
                 false,
                 2_000,
                 1_200,
+                0,
                 Calls {
                     qbo: 3.0,
                     qbo_batches: 0.0,
@@ -501,6 +527,7 @@ mod tests {
                 true,
                 90,
                 90,
+                0,
                 Calls {
                     qbo: 1.0 + 1.0 + 3.0,
                     qbo_batches: 3.0,
@@ -509,9 +536,9 @@ mod tests {
                 },
             ),
         ];
-        for (object, from, two_way, read, written, expected) in cases {
+        for (object, from, two_way, read, written, keyless, expected) in cases {
             assert_eq!(
-                &minimum_calls(*object, *from, *two_way, *read, *written),
+                &minimum_calls(*object, *from, *two_way, *read, *written, *keyless),
                 expected,
                 "{from:?} {read}"
             );
@@ -521,17 +548,37 @@ mod tests {
     #[test]
     fn the_tightest_limit_sets_the_bound() {
         // From HubSpot: 40 batches a minute of 30 records = 20 records/s.
-        let from_hubspot =
-            minimum_calls(ObjectKind::Contact, Provider::HubSpot, true, 3_000, 3_000);
+        let from_hubspot = minimum_calls(
+            ObjectKind::Contact,
+            Provider::HubSpot,
+            true,
+            3_000,
+            3_000,
+            0,
+        );
         let bound = bound_records_per_second(&from_hubspot, 3_000, 1.0, 1.0);
         assert!((bound - 20.0).abs() < 0.01, "{bound}");
         assert!((bound_records_per_second(&from_hubspot, 3_000, 4.0, 1.0) - 80.0).abs() < 0.01);
         // From QuickBooks: 11 HubSpot requests/s, two per 100 records = 550 records/s.
-        let from_qbo = minimum_calls(ObjectKind::Contact, Provider::Qbo, false, 100_000, 100_000);
+        let from_qbo = minimum_calls(
+            ObjectKind::Contact,
+            Provider::Qbo,
+            false,
+            100_000,
+            100_000,
+            0,
+        );
         let bound = bound_records_per_second(&from_qbo, 100_000, 1.0, 1.0);
         assert!((bound - 550.0).abs() < 1.0, "{bound}");
         // Products also search, 5 a second of 100 SKUs: 500 records/s binds first.
-        let products = minimum_calls(ObjectKind::Product, Provider::Qbo, false, 100_000, 100_000);
+        let products = minimum_calls(
+            ObjectKind::Product,
+            Provider::Qbo,
+            false,
+            100_000,
+            100_000,
+            0,
+        );
         let bound = bound_records_per_second(&products, 100_000, 1.0, 1.0);
         assert!((bound - 500.0).abs() < 1.0, "{bound}");
     }

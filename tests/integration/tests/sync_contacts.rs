@@ -299,3 +299,110 @@ async fn display_names_come_from_the_company_and_a_taken_name_fails_until_disamb
         .any(|c| c["DisplayName"] == "Una Berg"));
     s.stop().await
 }
+
+#[tokio::test]
+async fn a_contact_hubspot_refuses_fails_alone_and_links_on_its_retry() -> anyhow::Result<()> {
+    let s = SyncStack::start("contact-conflict").await?;
+    let p = s.pair().await?;
+    let held = p
+        .hubspot_create(
+            "contacts",
+            json!({"email": "held@example.com", "firstname": "Held"}),
+        )
+        .await?;
+    for (name, email) in [
+        ("Free One", "free1@example.com"),
+        ("Held Here", "held@example.com"),
+        ("Free Two", "free2@example.com"),
+    ] {
+        p.qbo_create(
+            "Customer",
+            json!({"DisplayName": name, "PrimaryEmailAddr": {"Address": email}}),
+        )
+        .await?;
+    }
+    // The lookup by email misses the contact that holds one of them (as if it were made a
+    // moment later): HubSpot refuses the batch of creates as a whole.
+    let missed = s
+        .add_fault(
+            &s.hubspot,
+            json!({"method": "POST", "path": "/crm/v3/objects/contacts/batch/read",
+                "action": "respond", "status": 200,
+                "body": {"status": "COMPLETE", "results": [], "startedAt": "2026-01-01T00:00:00Z",
+                    "completedAt": "2026-01-01T00:00:00Z"}, "times": 1}),
+        )
+        .await?;
+    // And HubSpot refuses that batch as a whole (as it may), not per record.
+    s.add_fault(
+        &s.hubspot,
+        json!({"method": "POST", "path": "/crm/v3/objects/contacts/batch/upsert",
+            "action": "respond", "status": 409,
+            "body": {"status": "error", "category": "CONFLICT",
+                "message": "Contact already exists. Existing ID: 10001"}, "times": 1}),
+    )
+    .await?;
+    s.sync().await?;
+    let left = s.faults(&s.hubspot).await?;
+    assert!(
+        !left.iter().any(|r| r["id"] == missed),
+        "the one-time fault was used: {left:?}"
+    );
+    let upserts = &s.counters(&s.hubspot).await?["POST /crm/v3/objects/contacts/batch/upsert"];
+    assert_eq!(
+        (
+            upserts["count"].as_u64(),
+            upserts["by_status"]["409"].as_u64()
+        ),
+        (Some(4), Some(1)),
+        "the batch refused as a whole, then each record alone: {upserts}"
+    );
+    let contacts = p.hubspot_all("contacts").await?;
+    assert_eq!(contacts.len(), 3, "the two free ones made, nothing doubled");
+    let failing = p.entries(CONTACT, LinkStatus::Failing).await?;
+    assert_eq!(failing.len(), 1, "only the refused one fails");
+    let failure = failing[0].failure.clone().expect("a reason");
+    assert!(
+        failure.category == "duplicate_record"
+            && failure.message.contains("already exists")
+            && failure.next_retry_at.is_some(),
+        "{failure:?}"
+    );
+
+    // Its retry (made due now) looks the email up again and links the contact that holds it.
+    assert_eq!(p.retry_now(CONTACT, "duplicate_record").await?, 1);
+    s.sync().await?;
+    let contacts = p.hubspot_all("contacts").await?;
+    assert_eq!(contacts.len(), 3);
+    let held_now = contacts
+        .iter()
+        .find(|c| c["id"] == held["id"])
+        .expect("still there");
+    assert!(property(held_now, "qbo_customer_id").is_some());
+    assert_eq!(
+        p.counts(CONTACT).await?,
+        (3, 0, 0, 0),
+        "the contact's own left-out entry gave way to the link"
+    );
+
+    // The common case: a contact the HubSpot filter leaves out is linked, not doubled, by the
+    // customer with its email.
+    let left_out = p
+        .hubspot_create("contacts", json!({"email": "later@example.com"}))
+        .await?;
+    s.sync().await?;
+    assert_eq!(p.counts(CONTACT).await?.2, 1, "left out by the filter");
+    p.qbo_create(
+        "Customer",
+        json!({"DisplayName": "Later", "PrimaryEmailAddr": {"Address": "later@example.com"}}),
+    )
+    .await?;
+    s.sync().await?;
+    let contacts = p
+        .hubspot_with("contacts", "email", "later@example.com")
+        .await?;
+    assert_eq!(contacts.len(), 1);
+    assert_eq!(contacts[0]["id"], left_out["id"]);
+    assert!(property(&contacts[0], "qbo_customer_id").is_some());
+    assert_eq!(p.counts(CONTACT).await?, (4, 0, 0, 0));
+    s.stop().await
+}

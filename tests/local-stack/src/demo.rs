@@ -256,22 +256,7 @@ impl Demo {
         let mut quiet = 0;
         let mut last = Value::Null;
         while started.elapsed() < Duration::from_secs(300) {
-            let mut waiting = 0;
-            for name in ["SyncQueue", "PollQueue"] {
-                let attributes = sqs
-                    .get_queue_attributes()
-                    .queue_url(&stack.manifest.queue(name)?.url)
-                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                    .send()
-                    .await?;
-                waiting += attributes
-                    .attributes()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(k, _)| k.as_str().starts_with("ApproximateNumberOfMessages"))
-                    .filter_map(|(_, v)| v.parse::<u64>().ok())
-                    .sum::<u64>();
-            }
+            let waiting = stack.messages_waiting(&sqs).await?;
             let counts = self.counts().await?;
             quiet = if waiting == 0 && counts == last {
                 quiet + 1

@@ -183,22 +183,7 @@ impl SyncStack {
         let mut last = (u64::MAX, Instant::now());
         let mut quiet = 0;
         loop {
-            let mut waiting = 0;
-            for name in ["SyncQueue", "PollQueue"] {
-                let attributes = sqs
-                    .get_queue_attributes()
-                    .queue_url(&self.stack.manifest.queue(name)?.url)
-                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-                    .send()
-                    .await?;
-                waiting += attributes
-                    .attributes()
-                    .into_iter()
-                    .flatten()
-                    .filter(|(k, _)| k.as_str().starts_with("ApproximateNumberOfMessages"))
-                    .filter_map(|(_, v)| v.parse::<u64>().ok())
-                    .sum::<u64>();
-            }
+            let waiting = self.stack.messages_waiting(&sqs).await?;
             quiet = if waiting == 0 { quiet + 1 } else { 0 };
             if quiet >= 3 {
                 return Ok(());
@@ -652,6 +637,14 @@ impl Pair<'_> {
             counts[&LinkStatus::Excluded],
             counts[&LinkStatus::Pending],
         ))
+    }
+
+    /// Makes the failing entries of a category due for retry now (as their time coming would).
+    pub async fn retry_now(&self, object: ObjectKind, category: &str) -> anyhow::Result<usize> {
+        Ok(self
+            .ledger()
+            .retry_failures(&self.connection, object, Some(category), self.now())
+            .await?)
     }
 
     pub async fn entries(

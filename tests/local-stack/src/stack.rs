@@ -218,6 +218,27 @@ impl LocalStack {
     }
 
     /// Stops triggers, functions and the local endpoint, and waits for them to end.
+    /// Messages waiting, in flight or delayed on the sync and poll queues together.
+    pub async fn messages_waiting(&self, sqs: &aws_sdk_sqs::Client) -> anyhow::Result<u64> {
+        let mut waiting = 0;
+        for name in ["SyncQueue", "PollQueue"] {
+            let attributes = sqs
+                .get_queue_attributes()
+                .queue_url(&self.manifest.queue(name)?.url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                .send()
+                .await?;
+            waiting += attributes
+                .attributes()
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| k.as_str().starts_with("ApproximateNumberOfMessages"))
+                .filter_map(|(_, v)| v.parse::<u64>().ok())
+                .sum::<u64>();
+        }
+        Ok(waiting)
+    }
+
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         for task in self.tasks {

@@ -147,6 +147,26 @@ pub struct KeeperBearer {
     pub owner: TokenOwner,
 }
 
+impl KeeperBearer {
+    /// The bearers of a connection's two owners: its QuickBooks company, its HubSpot portal.
+    pub fn both(
+        keeper: &Arc<TokenKeeper>,
+        realm: &crate::domain::RealmId,
+        portal: &crate::domain::PortalId,
+    ) -> (KeeperBearer, KeeperBearer) {
+        (
+            KeeperBearer {
+                keeper: keeper.clone(),
+                owner: TokenOwner::Realm(realm.clone()),
+            },
+            KeeperBearer {
+                keeper: keeper.clone(),
+                owner: TokenOwner::Portal(portal.clone()),
+            },
+        )
+    }
+}
+
 fn bearer_error(error: TokenError) -> BearerError {
     match error {
         TokenError::ReconnectRequired { .. } | TokenError::NotConnected { .. } => {

@@ -45,7 +45,8 @@ pub struct Writes {
 struct StatusMove {
     counts: ItemKey,
     from: Option<LinkStatus>,
-    to: LinkStatus,
+    /// `None`: the entry is removed.
+    to: Option<LinkStatus>,
 }
 
 /// An entry due to be read again: the side and id of the record to read.
@@ -300,9 +301,47 @@ impl Ledger {
         let moves = (from != Some(entry.status)).then(|| StatusMove {
             counts: keys::status_counts(&entry.connection_id, entry.object),
             from,
-            to: entry.status,
+            to: Some(entry.status),
         });
         Ok(Writes { writes, moves })
+    }
+
+    /// Removes an entry that never linked two records (left out, or failing before its first
+    /// write), with its pointers and its place in the counts, so that the record it holds can
+    /// be linked by another entry. Conditioned on the version read: `Conflict` if it changed.
+    pub async fn remove(&self, stored: &Stored) -> Result<(), LedgerError> {
+        let entry = &stored.entry;
+        let mut writes = vec![TransactWrite::DeleteVersioned {
+            table: Table::Ledger,
+            key: keys::entry(&entry.connection_id, entry.object, &entry.link),
+            expected: stored.version,
+        }];
+        for side in [Provider::HubSpot, Provider::Qbo] {
+            if let Some(id) = entry.side(side).id.as_deref() {
+                writes.push(TransactWrite::Delete {
+                    table: Table::Ledger,
+                    key: keys::record_pointer(&entry.connection_id, entry.object, side, id),
+                });
+            }
+        }
+        if let Some(key) = &entry.match_key {
+            writes.push(TransactWrite::Delete {
+                table: Table::Ledger,
+                key: keys::key_pointer(&entry.connection_id, entry.object, key),
+            });
+        }
+        if let Some((at, _)) = entry.retry_at() {
+            writes.push(TransactWrite::Delete {
+                table: Table::Ledger,
+                key: keys::retry_pointer(&entry.connection_id, entry.object, at, &entry.link),
+            });
+        }
+        let moves = Some(StatusMove {
+            counts: keys::status_counts(&entry.connection_id, entry.object),
+            from: Some(entry.status),
+            to: None,
+        });
+        self.transact(vec![Writes { writes, moves }]).await
     }
 
     /// Makes the writes of several entries, each entry's writes in one transaction (and as
@@ -342,7 +381,9 @@ impl Ledger {
                 if let Some(from) = moved.from {
                     *counts.entry(from).or_default() -= 1;
                 }
-                *counts.entry(moved.to).or_default() += 1;
+                if let Some(to) = moved.to {
+                    *counts.entry(to).or_default() += 1;
+                }
             }
             writes.extend(group.writes);
         }
@@ -392,8 +433,9 @@ impl Ledger {
         page.items.iter().map(Item::to_value).collect()
     }
 
-    /// Failing entries that wait for a person (of `category`, or all) are tried again at
-    /// `now`, e.g. after a settings change that may fix them. Answers how many.
+    /// Failing entries (of `category`, or all) are tried again at `now` — those that wait for a
+    /// person and those whose retry is later — e.g. after a settings change that may fix them,
+    /// or when someone asks. Answers how many.
     pub async fn retry_failures(
         &self,
         connection: &ConnectionId,
@@ -423,7 +465,8 @@ impl Ledger {
             let Some(failure) = entry.failure.as_mut() else {
                 continue;
             };
-            if failure.next_retry_at.is_some() || category.is_some_and(|c| failure.category != c) {
+            let due = failure.next_retry_at.is_some_and(|at| at <= now);
+            if due || category.is_some_and(|c| failure.category != c) {
                 continue;
             }
             failure.next_retry_at = Some(now);
@@ -636,6 +679,63 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_entry_that_never_linked_is_removed_with_its_pointers_and_count() {
+        let ledger = Ledger::new(Arc::new(MemoryStore::new()));
+        let mut entry = LedgerEntry::new(conn(), ObjectKind::Contact, Provider::Qbo, "2", NOW);
+        entry.match_key = Some("held@x.com".into());
+        entry.fail(Provider::Qbo, "duplicate_record", "exists", true, NOW);
+        ledger
+            .commit(vec![ledger.writes(&entry, None).unwrap()])
+            .await
+            .unwrap();
+        let stored = ledger
+            .get(&conn(), ObjectKind::Contact, &entry.link, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let counts = ledger
+            .counts(&conn(), ObjectKind::Contact, NOW)
+            .await
+            .unwrap();
+        assert_eq!(counts[&LinkStatus::Failing], 1);
+        // Only at the version read.
+        let mut stale = stored.clone();
+        stale.version += 1;
+        assert!(matches!(
+            ledger.remove(&stale).await,
+            Err(LedgerError::Conflict)
+        ));
+        ledger.remove(&stored).await.unwrap();
+        assert!(ledger
+            .get(&conn(), ObjectKind::Contact, &entry.link, NOW)
+            .await
+            .unwrap()
+            .is_none());
+        let counts = ledger
+            .counts(&conn(), ObjectKind::Contact, NOW)
+            .await
+            .unwrap();
+        assert_eq!(counts[&LinkStatus::Failing], 0);
+        assert!(ledger
+            .due(&conn(), ObjectKind::Contact, NOW + 99_999, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // Its record and key are free: a new entry claims them.
+        let mut again = LedgerEntry::new(conn(), ObjectKind::Contact, Provider::Qbo, "2", NOW);
+        again.match_key = Some("held@x.com".into());
+        ledger
+            .commit(vec![ledger.writes(&again, None).unwrap()])
+            .await
+            .unwrap();
+        assert!(ledger
+            .key_holders(&conn(), ObjectKind::Contact, &["held@x.com".into()], NOW)
+            .await
+            .unwrap()
+            .contains_key("held@x.com"));
+    }
+
+    #[tokio::test]
     async fn retries_come_due_in_time_order_and_leave_with_the_failure() {
         let ledger = Ledger::new(Arc::new(MemoryStore::new()));
         let mut stored = Vec::new();
@@ -752,6 +852,38 @@ mod tests {
         assert_eq!(
             (due.len(), due[0].source, due[0].id.as_str()),
             (1, Provider::HubSpot, "51")
+        );
+        // A retry scheduled later is brought forward when asked for.
+        let stored = ledger
+            .get(&conn(), ObjectKind::Contact, "hs:51", NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut later = stored.entry.clone();
+        later.fail(Provider::HubSpot, "rate_limited", "busy", true, NOW + 300);
+        ledger
+            .commit(vec![ledger.writes(&later, Some(&stored)).unwrap()])
+            .await
+            .unwrap();
+        assert!(ledger
+            .due(&conn(), ObjectKind::Contact, NOW + 301, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(
+            ledger
+                .retry_failures(&conn(), ObjectKind::Contact, None, NOW + 301)
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            ledger
+                .due(&conn(), ObjectKind::Contact, NOW + 301, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
         );
     }
 }

@@ -24,7 +24,7 @@ use time::OffsetDateTime;
 
 use crate::clock::Clock;
 use crate::connection::registry::{ConnectionStatus, Connections};
-use crate::connection::tokens::{KeeperBearer, TokenKeeper, TokenOwner};
+use crate::connection::tokens::{KeeperBearer, TokenKeeper};
 use crate::domain::{ObjectKind, Provider};
 use crate::error_class::ErrorClass;
 use crate::hubspot::{
@@ -178,14 +178,8 @@ impl Reader {
         }
         let fields = synced.fields(&settings);
         let properties = synced.hubspot_properties(&fields);
-        let qbo_bearer = KeeperBearer {
-            keeper: self.tokens.clone(),
-            owner: TokenOwner::Realm(connection.realm_id.clone()),
-        };
-        let hubspot_bearer = KeeperBearer {
-            keeper: self.tokens.clone(),
-            owner: TokenOwner::Portal(connection.portal_id.clone()),
-        };
+        let (qbo_bearer, hubspot_bearer) =
+            KeeperBearer::both(&self.tokens, &connection.realm_id, &connection.portal_id);
         let side = Side {
             reader: self,
             task,

@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 use super::objects::{self, Incoming, Synced};
 use crate::clock::Clock;
 use crate::connection::registry::{Connection, ConnectionStatus, Connections};
-use crate::connection::tokens::{KeeperBearer, TokenKeeper, TokenOwner};
+use crate::connection::tokens::{KeeperBearer, TokenKeeper};
 use crate::decide::{self, Change, Context, Counterpart, Decision, Gone, Skip};
 use crate::domain::{ConnectionId, Direction, ObjectKind, Provider};
 use crate::error_class::ErrorClass;
@@ -186,6 +186,14 @@ impl OtherRecord {
     }
 }
 
+/// Of a record and its counterpart, the one in QBO.
+fn qbo_side<'a>(from: Provider, record: &'a str, counterpart: &'a str) -> &'a str {
+    match from {
+        Provider::Qbo => record,
+        Provider::HubSpot => counterpart,
+    }
+}
+
 fn other(side: Provider) -> Provider {
     match side {
         Provider::HubSpot => Provider::Qbo,
@@ -259,14 +267,8 @@ impl Engine {
         if !settings.enabled {
             return Ok(Applied::default());
         }
-        let qbo_bearer = KeeperBearer {
-            keeper: self.tokens.clone(),
-            owner: TokenOwner::Realm(connection.realm_id.clone()),
-        };
-        let hubspot_bearer = KeeperBearer {
-            keeper: self.tokens.clone(),
-            owner: TokenOwner::Portal(connection.portal_id.clone()),
-        };
+        let (qbo_bearer, hubspot_bearer) =
+            KeeperBearer::both(&self.tokens, &connection.realm_id, &connection.portal_id);
         let run = Run {
             engine: self,
             connection: &connection,
@@ -387,9 +389,17 @@ impl Run<'_> {
 
         // Keys held by other links, and unlinked records of the other side with the same key
         // (not looked up for records that are left out anyway).
+        // Records never linked: new ones, and those whose create failed (matched again).
+        let unlinked = |w: &Work| {
+            w.entry
+                .as_ref()
+                .is_none_or(|s| s.entry.side(other(from)).id.is_none())
+                && w.excluded.is_none()
+                && w.incoming.gone.is_none()
+        };
         let wanted: Vec<String> = work
             .iter()
-            .filter(|w| w.entry.is_none() && w.excluded.is_none() && w.incoming.gone.is_none())
+            .filter(|w| unlinked(w))
             .filter_map(|w| w.match_key.clone())
             .collect();
         let holders = self
@@ -397,12 +407,22 @@ impl Run<'_> {
             .ledger
             .key_holders(&self.connection.id, self.object(), &wanted, self.now)
             .await?;
-        let free: Vec<String> = wanted
+        // A key is free when no link holds it, or only the record's own entry does.
+        let free: Vec<String> = work
             .iter()
-            .filter(|k| !holders.contains_key(*k))
-            .cloned()
+            .filter(|w| unlinked(w))
+            .filter_map(|w| {
+                let key = w.match_key.as_ref()?;
+                let own = w.entry.as_ref().map(|s| s.entry.link.as_str());
+                match holders.get(key) {
+                    None => Some(key.clone()),
+                    Some(holder) if Some(holder.as_str()) == own => Some(key.clone()),
+                    Some(_) => None,
+                }
+            })
             .collect();
         let matched = self.find_by_key(other(from), &free).await?;
+        let matched = self.free_matches(from, matched).await?;
 
         let decide_one = |w: &Work, counterpart: Option<Counterpart<'_>>| {
             let excluded = w.excluded.clone();
@@ -695,6 +715,50 @@ impl Run<'_> {
         Ok(found)
     }
 
+    /// Records of the other side found by key may be held already by an entry of their own: one
+    /// that never linked anything (left out by the other direction's filter, or whose create
+    /// failed) gives the record up, so that this change links it; a match held by a link is
+    /// not taken. (Removed first, in its own transaction: if the link then fails, the record is
+    /// simply unlinked, and its next change or this message's retry decides again.)
+    async fn free_matches(
+        &self,
+        from: Provider,
+        matched: HashMap<String, OtherRecord>,
+    ) -> Result<HashMap<String, OtherRecord>, SyncError> {
+        if matched.is_empty() {
+            return Ok(matched);
+        }
+        let ids: Vec<String> = matched.values().map(|m| m.id.clone()).collect();
+        let held = self
+            .engine
+            .ledger
+            .find(
+                &self.connection.id,
+                self.object(),
+                other(from),
+                &ids,
+                self.now,
+            )
+            .await?;
+        let mut free = HashMap::with_capacity(matched.len());
+        for (key, record) in matched {
+            match held.get(&record.id) {
+                None => {}
+                Some(holder) if holder.entry.side(from).id.is_none() => {
+                    match self.engine.ledger.remove(holder).await {
+                        Ok(()) => {}
+                        // Written meanwhile: not taken now; the message's retry decides again.
+                        Err(LedgerError::Conflict) => continue,
+                        Err(error) => return Err(error.into()),
+                    }
+                }
+                Some(_) => continue,
+            }
+            free.insert(key, record);
+        }
+        Ok(free)
+    }
+
     async fn hubspot_by_key(&self, match_keys: &[String]) -> Result<Vec<Incoming>, SyncError> {
         let properties = self.synced.hubspot_properties(&self.fields);
         let wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
@@ -951,11 +1015,7 @@ impl Run<'_> {
                             target_version: found.as_ref().and_then(|o| o.version),
                             values: outgoing(&w.incoming.values),
                             display_names: names,
-                            qbo_id: Some(if from == Provider::Qbo {
-                                w.incoming.id.clone()
-                            } else {
-                                target_id.clone()
-                            }),
+                            qbo_id: Some(qbo_side(from, &w.incoming.id, target_id).to_owned()),
                             action: "linked",
                         });
                     } else if let Some(found) = found {
@@ -967,11 +1027,7 @@ impl Run<'_> {
                             target_version: w.incoming.version,
                             values: self.incoming_values(to, &found.values),
                             display_names: Vec::new(),
-                            qbo_id: Some(if from == Provider::Qbo {
-                                w.incoming.id.clone()
-                            } else {
-                                found.id.clone()
-                            }),
+                            qbo_id: Some(qbo_side(from, &w.incoming.id, &found.id).to_owned()),
                             action: "linked",
                         });
                     }
@@ -994,11 +1050,7 @@ impl Run<'_> {
                             target_version: w.incoming.version,
                             values: self.incoming_values(to, &found.values),
                             display_names: Vec::new(),
-                            qbo_id: Some(if from == Provider::Qbo {
-                                w.incoming.id.clone()
-                            } else {
-                                found.id.clone()
-                            }),
+                            qbo_id: Some(qbo_side(from, &w.incoming.id, &found.id).to_owned()),
                             action: "updated",
                         });
                         let side = entry.side_mut(to);
@@ -1478,7 +1530,6 @@ impl Run<'_> {
         self.ensure_own_properties().await?;
         let id_property = self.synced.qbo_id_property().name;
         let mut written = Vec::new();
-        let mut by_email = Vec::new();
         let mut by_qbo_id = Vec::new();
         let mut updates = Vec::new();
         for p in planned {
@@ -1505,33 +1556,19 @@ impl Run<'_> {
                 ));
                 continue;
             };
-            let email = p
-                .values
-                .get(contacts::EMAIL)
-                .filter(|_| self.synced == Synced::Contacts)
-                .cloned();
-            match email {
-                Some(email) => {
-                    let input = BatchInput {
-                        id: Some(email),
-                        id_property: Some(contacts::EMAIL.into()),
-                        properties,
-                        object_write_trace_id: None,
-                    };
-                    by_email.push((p, input));
-                }
-                None => {
-                    let input = BatchInput {
-                        id: Some(qbo),
-                        id_property: Some(id_property.clone()),
-                        properties,
-                        object_write_trace_id: None,
-                    };
-                    by_qbo_id.push((p, input));
-                }
-            }
+            // Upserted by the QBO id (a unique property): a retried create finds what it made.
+            // One id property for every create keeps them in one batch; a record with the same
+            // email was looked up before and linked, so HubSpot's email uniqueness is not hit
+            // (if a person makes one meanwhile, the batch is refused and tried again).
+            let input = BatchInput {
+                id: Some(qbo),
+                id_property: Some(id_property.clone()),
+                properties,
+                object_write_trace_id: None,
+            };
+            by_qbo_id.push((p, input));
         }
-        for (group, upsert) in [(by_email, true), (by_qbo_id, true), (updates, false)] {
+        for (group, upsert) in [(by_qbo_id, true), (updates, false)] {
             for chunk in group.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
                 written.extend(self.hubspot_batch(chunk, upsert).await?);
             }
@@ -1563,6 +1600,15 @@ impl Run<'_> {
         };
         let outcome = match outcome {
             Ok(outcome) => outcome,
+            Err(error) if error.class() == ErrorClass::Terminal && chunk.len() > 1 => {
+                // HubSpot refuses a whole batch for one record it refuses (an email another
+                // contact holds): each is sent alone, so that only that one fails.
+                let mut written = Vec::with_capacity(chunk.len());
+                for one in chunk.chunks(1) {
+                    written.extend(Box::pin(self.hubspot_batch(one, upsert)).await?);
+                }
+                return Ok(written);
+            }
             Err(error) if error.class() == ErrorClass::Terminal => {
                 let error = SyncError::HubSpot(error);
                 return Ok(chunk.iter().map(|(p, _)| failed(p, &error)).collect());
@@ -1794,13 +1840,18 @@ fn failed(planned: &Planned, error: &SyncError) -> Written {
     let target_gone = planned.target == Provider::HubSpot
         && planned.target_id.is_some()
         && category == "object_not_found";
+    // A create HubSpot refuses as a duplicate (someone made the record since it was looked up)
+    // is tried again: that lookup finds the record and links it.
+    let duplicate_create = planned.target == Provider::HubSpot
+        && planned.target_id.is_none()
+        && category == "duplicate_record";
     Written {
         source_id: planned.source_id.clone(),
         target: planned.target,
         outcome: Err(Refused {
             category,
             message,
-            retryable: error.class() == ErrorClass::Retryable,
+            retryable: error.class() == ErrorClass::Retryable || duplicate_create,
             target_gone,
         }),
         action: planned.action,
