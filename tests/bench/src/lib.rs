@@ -157,28 +157,36 @@ pub fn minimum_calls(
 }
 
 /// The fastest records/s under the limits (times `qbo_scale`, `hubspot_scale`) for `calls`
-/// made for `records` records: the tightest limit decides.
+/// made for `records` records. Each limit is `L` calls per rolling window `W`: `C` calls take at
+/// least `(ceil(C / L) - 1) × W` (the first `L` at once, each further `L` a window later); the
+/// slowest limit decides. `None` when every limit's calls fit in one window (no bound applies).
 pub fn bound_records_per_second(
     calls: &Calls,
     records: usize,
     qbo_scale: f64,
     hubspot_scale: f64,
-) -> f64 {
-    let n = records.max(1) as f64;
+) -> Option<f64> {
     let limits = [
-        (calls.qbo, QBO_REQUESTS_PER_MINUTE * qbo_scale / 60.0),
-        (calls.qbo_batches, QBO_BATCHES_PER_MINUTE * qbo_scale / 60.0),
+        (calls.qbo, QBO_REQUESTS_PER_MINUTE * qbo_scale, 60.0),
+        (calls.qbo_batches, QBO_BATCHES_PER_MINUTE * qbo_scale, 60.0),
         (
             calls.hubspot,
-            HUBSPOT_REQUESTS_PER_10_SECONDS * hubspot_scale / 10.0,
+            HUBSPOT_REQUESTS_PER_10_SECONDS * hubspot_scale,
+            10.0,
         ),
-        (calls.hubspot_searches, searches_per_second(hubspot_scale)),
+        (
+            calls.hubspot_searches,
+            searches_per_second(hubspot_scale),
+            1.0,
+        ),
     ];
-    limits
+    let seconds = limits
         .iter()
-        .filter(|(needed, _)| *needed > 0.0)
-        .map(|(needed, per_second)| per_second * n / needed)
-        .fold(f64::INFINITY, f64::min)
+        .map(|(needed, limit, window)| {
+            ((needed / limit.floor().max(1.0)).ceil() - 1.0).max(0.0) * window
+        })
+        .fold(0.0, f64::max);
+    (seconds > 0.0).then(|| records as f64 / seconds)
 }
 
 /// HubSpot's search limit at a scale (at least 2 a second: pacing cannot keep fewer).
@@ -376,6 +384,8 @@ async fn measure(
     let rate = synced as f64 / seconds;
     let bound =
         bound_records_per_second(&minimum, synced, scenario.qbo_scale, scenario.hubspot_scale);
+    let ratio = bound.map(|b| round(rate / b, 3));
+    let bound = bound.map(|b| round(b, 1));
     let calls_json = |c: &Calls| {
         json!({"qbo": c.qbo, "qbo_batches": c.qbo_batches, "hubspot": c.hubspot,
             "hubspot_searches": c.hubspot_searches, "total": c.total()})
@@ -391,8 +401,8 @@ async fn measure(
         "seconds": round(seconds, 2),
         "records_per_second": round(rate, 1),
         "throughput": {
-            "bound_records_per_second": round(bound, 1),
-            "ratio_to_bound": round(rate / bound, 3),
+            "bound_records_per_second": bound,
+            "ratio_to_bound": ratio,
         },
         "limits_scale": {"qbo": scenario.qbo_scale, "hubspot": scenario.hubspot_scale},
         "api_calls": calls_json(&measured),
@@ -454,8 +464,8 @@ pub fn table(results: &Value) -> String {
             s["records_synced"],
             s["seconds"],
             s["records_per_second"],
-            s["throughput"]["bound_records_per_second"],
-            s["throughput"]["ratio_to_bound"],
+            or_dash(&s["throughput"]["bound_records_per_second"]),
+            or_dash(&s["throughput"]["ratio_to_bound"]),
             s["calls_per_record"],
             s["minimum_calls_per_record"],
             s["calls_ratio_to_minimum"],
@@ -467,6 +477,15 @@ pub fn table(results: &Value) -> String {
         ));
     }
     out
+}
+
+/// A figure, or a dash where none applies.
+fn or_dash(value: &Value) -> String {
+    if value.is_null() {
+        "—".to_owned()
+    } else {
+        value.to_string()
+    }
 }
 
 pub const TABLE_BEGIN: &str = "<!-- bench:begin -->";
@@ -547,19 +566,23 @@ mod tests {
 
     #[test]
     fn the_tightest_limit_sets_the_bound() {
-        // From HubSpot: 40 batches a minute of 30 records = 20 records/s.
+        let close =
+            |bound: Option<f64>, expected: f64| bound.is_some_and(|b| (b - expected).abs() < 0.1);
+        // From HubSpot: 1,000 batches at 40 a minute take 24 minutes after the first 40.
         let from_hubspot = minimum_calls(
             ObjectKind::Contact,
             Provider::HubSpot,
             true,
-            3_000,
-            3_000,
+            30_000,
+            30_000,
             0,
         );
-        let bound = bound_records_per_second(&from_hubspot, 3_000, 1.0, 1.0);
-        assert!((bound - 20.0).abs() < 0.01, "{bound}");
-        assert!((bound_records_per_second(&from_hubspot, 3_000, 4.0, 1.0) - 80.0).abs() < 0.01);
-        // From QuickBooks: 11 HubSpot requests/s, two per 100 records = 550 records/s.
+        let bound = bound_records_per_second(&from_hubspot, 30_000, 1.0, 1.0);
+        assert!(close(bound, 30_000.0 / 1440.0), "{bound:?}");
+        // Four times the limits: 160 a minute, 7 windows.
+        let bound = bound_records_per_second(&from_hubspot, 30_000, 4.0, 1.0);
+        assert!(close(bound, 30_000.0 / 360.0), "{bound:?}");
+        // From QuickBooks: 2,000 HubSpot calls at 110 per 10 s.
         let from_qbo = minimum_calls(
             ObjectKind::Contact,
             Provider::Qbo,
@@ -569,8 +592,8 @@ mod tests {
             0,
         );
         let bound = bound_records_per_second(&from_qbo, 100_000, 1.0, 1.0);
-        assert!((bound - 550.0).abs() < 1.0, "{bound}");
-        // Products also search, 5 a second of 100 SKUs: 500 records/s binds first.
+        assert!(close(bound, 100_000.0 / 180.0), "{bound:?}");
+        // Products also search, 5 a second: 1,000 searches take 199 s, longer than the rest.
         let products = minimum_calls(
             ObjectKind::Product,
             Provider::Qbo,
@@ -580,7 +603,10 @@ mod tests {
             0,
         );
         let bound = bound_records_per_second(&products, 100_000, 1.0, 1.0);
-        assert!((bound - 500.0).abs() < 1.0, "{bound}");
+        assert!(close(bound, 100_000.0 / 199.0), "{bound:?}");
+        // Calls that fit in one window: nothing bounds them.
+        let few = minimum_calls(ObjectKind::Contact, Provider::Qbo, false, 500, 500, 0);
+        assert_eq!(bound_records_per_second(&few, 500, 1.0, 1.0), None);
     }
 
     #[test]

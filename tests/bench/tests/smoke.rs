@@ -17,11 +17,14 @@ async fn the_small_benchmark_runs_and_its_figures_hold_together() -> anyhow::Res
         };
         let name = &scenario.name;
         assert!(number(&["records_synced"]) > 0.0, "{name}: {measured}");
-        let ratio = number(&["throughput", "ratio_to_bound"]);
-        assert!(
-            ratio > 0.0 && ratio <= 1.05,
-            "{name}: faster than the limits allow? {measured}"
-        );
+        // A small run may fit in one window of every limit: then no bound applies.
+        if !measured["throughput"]["ratio_to_bound"].is_null() {
+            let ratio = number(&["throughput", "ratio_to_bound"]);
+            assert!(
+                ratio > 0.0 && ratio <= 1.05,
+                "{name}: faster than the limits allow? {measured}"
+            );
+        }
         assert!(
             number(&["calls_ratio_to_minimum"]) >= 1.0,
             "{name}: fewer calls than the minimum? {measured}"

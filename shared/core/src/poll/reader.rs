@@ -219,6 +219,16 @@ struct Side<'a> {
     started: Instant,
 }
 
+/// A HubSpot page size that is a whole number of change messages (list 90, search 180), so that
+/// no message of a page goes part full (each message's QuickBooks batches are full ones).
+fn whole_messages(most: u32) -> u32 {
+    let per_message = crate::queue::messages::max_records_per_message(Provider::HubSpot) as u32;
+    match most / per_message {
+        0 => most,
+        whole => whole * per_message,
+    }
+}
+
 impl Side<'_> {
     fn out_of_time(&self) -> bool {
         self.started.elapsed() >= TASK_BUDGET
@@ -357,7 +367,12 @@ impl Side<'_> {
         let wanted: Vec<&str> = self.properties.iter().map(String::as_str).collect();
         let (records, next) = self
             .hubspot
-            .list(self.synced.hubspot_type(), &wanted, after, MAX_LIST_PAGE)
+            .list(
+                self.synced.hubspot_type(),
+                &wanted,
+                after,
+                whole_messages(MAX_LIST_PAGE),
+            )
             .await?;
         Ok((to_values(&records), next))
     }
@@ -430,7 +445,7 @@ impl Side<'_> {
             }],
             sorts: vec![Sort::ascending(modified)],
             properties: self.properties.clone(),
-            limit: MAX_SEARCH_PAGE,
+            limit: whole_messages(MAX_SEARCH_PAGE),
             after,
         };
         Ok(self
@@ -590,4 +605,16 @@ pub fn polled_objects() -> impl Iterator<Item = ObjectKind> {
     ObjectKind::ALL
         .into_iter()
         .filter(|o| Synced::of(*o).is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hubspot_pages_are_whole_messages() {
+        assert_eq!(whole_messages(MAX_LIST_PAGE), 90);
+        assert_eq!(whole_messages(MAX_SEARCH_PAGE), 180);
+        assert_eq!(whole_messages(10), 10, "never above the API's page");
+    }
 }
