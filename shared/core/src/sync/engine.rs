@@ -278,6 +278,7 @@ impl Engine {
             qbo: self.qbo.company(&connection.realm_id, &qbo_bearer),
             hubspot: self.hubspot.portal(&connection.portal_id, &hubspot_bearer),
             now,
+            default_income_account: tokio::sync::OnceCell::new(),
         };
         run.apply(from, records).await
     }
@@ -293,6 +294,8 @@ struct Run<'a> {
     qbo: Company<'a>,
     hubspot: Portal<'a>,
     now: i64,
+    /// The company's income account for new items, read once per message.
+    default_income_account: tokio::sync::OnceCell<String>,
 }
 
 impl Run<'_> {
@@ -1294,11 +1297,18 @@ impl Run<'_> {
     }
 
     /// The income account of items made from HubSpot: the setting, else the company's first
-    /// income account.
+    /// income account (read once per message, not per item).
     async fn income_account(&self) -> Result<String, SyncError> {
         if let Some(account) = &self.settings.income_account {
             return Ok(account.clone());
         }
+        self.default_income_account
+            .get_or_try_init(|| self.first_income_account())
+            .await
+            .cloned()
+    }
+
+    async fn first_income_account(&self) -> Result<String, SyncError> {
         let accounts: Vec<Account> = self
             .qbo
             .query(
