@@ -125,17 +125,7 @@ pub async fn seed(qbo: &str, hubspot: &str, size: DemoSize) -> anyhow::Result<()
         .error_for_status()
         .context("seeding the QuickBooks sandbox")?;
     // An apostrophe in a name, on purpose.
-    let token: Value = http
-        .post(format!("{qbo}/_sandbox/tokens"))
-        .json(&json!({"realm_id": REALM}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = token["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let token = crate::sandboxes::issued_token(&http, qbo, json!({"realm_id": REALM})).await?;
     http.post(format!("{qbo}/v3/company/{REALM}/customer?minorversion=75"))
         .bearer_auth(&token)
         .json(&json!({"DisplayName": "O'Brien's Bakery", "GivenName": "Siobhan", "FamilyName": "O'Brien",
@@ -275,18 +265,9 @@ impl Demo {
     /// A few edits on each side, as people make them.
     pub async fn edit(&self) -> anyhow::Result<Vec<String>> {
         let mut done = Vec::new();
-        let token: Value = self
-            .http
-            .post(format!("{}/_sandbox/tokens", self.qbo))
-            .json(&json!({"realm_id": REALM}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let token = token["access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let token =
+            crate::sandboxes::issued_token(&self.http, &self.qbo, json!({"realm_id": REALM}))
+                .await?;
         let customers: Value = self
             .http
             .get(format!(

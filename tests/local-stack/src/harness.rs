@@ -139,19 +139,7 @@ impl SyncStack {
     }
 
     async fn token(&self, sandbox: &str, body: Value) -> anyhow::Result<String> {
-        let pair: Value = self
-            .http
-            .post(format!("{sandbox}/_sandbox/tokens"))
-            .json(&body)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
-        Ok(pair["access_token"]
-            .as_str()
-            .context("no token")?
-            .to_owned())
+        crate::sandboxes::issued_token(&self.http, sandbox, body).await
     }
 
     /// One tick of the schedule, then everything it started, to the end.
@@ -478,22 +466,10 @@ impl Pair<'_> {
         object_type: &str,
         properties: Value,
     ) -> anyhow::Result<Value> {
-        let created: Value = self
-            .http()
-            .post(format!(
-                "{}/_sandbox/portals/{}/objects/{object_type}",
-                self.stack.hubspot, self.portal
-            ))
-            .json(&json!({ "properties": properties }))
-            .send()
-            .await?
-            .json()
-            .await?;
-        anyhow::ensure!(
-            created["id"].is_string(),
-            "creating a {object_type}: {created}"
-        );
-        Ok(created)
+        let path = format!("objects/{object_type}");
+        self.hubspot_write(reqwest::Method::POST, &path, properties)
+            .await
+            .with_context(|| format!("creating a {object_type}"))
     }
 
     pub async fn hubspot_update(
@@ -502,22 +478,35 @@ impl Pair<'_> {
         id: &str,
         properties: Value,
     ) -> anyhow::Result<Value> {
-        let updated: Value = self
+        let path = format!("objects/{object_type}/{id}");
+        self.hubspot_write(reqwest::Method::PATCH, &path, properties)
+            .await
+            .with_context(|| format!("updating {object_type} {id}"))
+    }
+
+    /// Writes properties through the sandbox's view of the portal; answers the record.
+    async fn hubspot_write(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        properties: Value,
+    ) -> anyhow::Result<Value> {
+        let written: Value = self
             .http()
-            .patch(format!(
-                "{}/_sandbox/portals/{}/objects/{object_type}/{id}",
-                self.stack.hubspot, self.portal
-            ))
+            .request(
+                method,
+                format!(
+                    "{}/_sandbox/portals/{}/{path}",
+                    self.stack.hubspot, self.portal
+                ),
+            )
             .json(&json!({ "properties": properties }))
             .send()
             .await?
             .json()
             .await?;
-        anyhow::ensure!(
-            updated["id"].is_string(),
-            "updating {object_type} {id}: {updated}"
-        );
-        Ok(updated)
+        anyhow::ensure!(written["id"].is_string(), "the sandbox answered {written}");
+        Ok(written)
     }
 
     pub async fn hubspot_archive(&self, object_type: &str, id: &str) -> anyhow::Result<()> {

@@ -11,6 +11,27 @@ use crate::manifest::Parameters;
 use crate::paths::workspace_binary;
 use crate::process::die_with_parent;
 
+/// An access token the sandbox issues directly (`/_sandbox/tokens`), for calls made as a person
+/// would make them; `body` names the company or portal.
+pub async fn issued_token(
+    http: &reqwest::Client,
+    sandbox: &str,
+    body: serde_json::Value,
+) -> anyhow::Result<String> {
+    let pair: serde_json::Value = http
+        .post(format!("{sandbox}/_sandbox/tokens"))
+        .json(&body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    Ok(pair["access_token"]
+        .as_str()
+        .context("the sandbox issued no token")?
+        .to_owned())
+}
+
 pub struct Sandboxes {
     /// Base URL of the QuickBooks Online sandbox (API and OAuth).
     pub qbo: String,
