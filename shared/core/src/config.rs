@@ -66,8 +66,10 @@ pub const DEFAULT_HUBSPOT_SCOPES: &str = "oauth crm.objects.contacts.read \
     crm.objects.line_items.read crm.objects.line_items.write crm.objects.invoices.read \
     crm.objects.invoices.write crm.schemas.contacts.write crm.schemas.invoices.write e-commerce \
     automation timeline";
-/// Commerce payments exist only in portals with payments.
-pub const DEFAULT_HUBSPOT_OPTIONAL_SCOPES: &str = "crm.objects.commercepayments.read";
+/// Commerce payments exist only in portals with payments: where they do, QBO payments are
+/// recorded as payments on the invoice, so HubSpot's own balance and status follow them.
+pub const DEFAULT_HUBSPOT_OPTIONAL_SCOPES: &str =
+    "crm.objects.commercepayments.read crm.objects.commercepayments.write";
 pub const QBO_ACCOUNTING_SCOPE: &str = "com.intuit.quickbooks.accounting";
 
 #[derive(Debug, Clone)]
@@ -525,7 +527,10 @@ mod tests {
         );
         assert_eq!(
             config.hubspot.optional_scopes,
-            ["crm.objects.commercepayments.read"],
+            [
+                "crm.objects.commercepayments.read",
+                "crm.objects.commercepayments.write"
+            ],
             "an empty value means the default"
         );
         assert_eq!(

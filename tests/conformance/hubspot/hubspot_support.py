@@ -49,6 +49,8 @@ SCOPES = [
     "crm.objects.line_items.write",
     "crm.objects.invoices.read",
     "crm.objects.invoices.write",
+    "crm.objects.commercepayments.read",
+    "crm.objects.commercepayments.write",
     "crm.schemas.contacts.write",
     "crm.schemas.companies.write",
     "crm.schemas.deals.write",

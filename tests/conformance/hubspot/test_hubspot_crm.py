@@ -79,7 +79,30 @@ def test_companies_deals_products_line_items_invoices(hs):
     invoice = hs.crm.commerce.invoices.basic_api.create(InvoiceCreate(properties={"hs_currency": "USD"}))
     inv = hs.crm.commerce.invoices.basic_api.get_by_id(invoice.id, properties=["hs_invoice_status", "hs_currency"])
     assert inv.properties["hs_invoice_status"] == "draft"
+    # Out of draft only with a contact and a line item; the amounts are HubSpot's to compute.
+    with pytest.raises(Exception) as err:
+        hs.crm.commerce.invoices.basic_api.update(invoice.id, InvoiceUpdate(properties={"hs_invoice_status": "open"}))
+    assert err.value.status == 400
+    assert "associated with a contact" in json.loads(err.value.body)["message"]
+    with pytest.raises(Exception) as err:
+        hs.crm.commerce.invoices.basic_api.update(invoice.id, InvoiceUpdate(properties={"hs_balance_due": "0"}))
+    assert err.value.status == 400
+    buyer = hs.crm.contacts.basic_api.create(SimplePublicObjectInputForCreate(properties={"email": "buyer@example.com"}))
+    hs.crm.associations.v4.basic_api.create_default("invoices", invoice.id, "contacts", buyer.id)
+    billed = hs.crm.line_items.basic_api.create(LineItemCreate(properties={"name": "Widget", "price": "19.99", "quantity": "3"}))
+    hs.crm.associations.v4.basic_api.create_default("invoices", invoice.id, "line_items", billed.id)
     hs.crm.commerce.invoices.basic_api.update(invoice.id, InvoiceUpdate(properties={"hs_invoice_status": "open"}))
+    amounts = ["hs_invoice_status", "hs_amount_billed", "hs_balance_due"]
+    inv = hs.crm.commerce.invoices.basic_api.get_by_id(invoice.id, properties=amounts)
+    assert [inv.properties[p] for p in amounts] == ["open", "59.97", "59.97"]
+    payment = hs.crm.objects.basic_api.create("commerce_payments", {"properties": {
+        "hs_initial_amount": "59.97", "hs_initiated_date": "2026-03-01T00:00:00Z", "hs_latest_status": "succeeded"}})
+    hs.crm.associations.v4.basic_api.create_default("commerce_payments", payment.id, "invoices", invoice.id)
+    inv = hs.crm.commerce.invoices.basic_api.get_by_id(invoice.id, properties=amounts)
+    assert [inv.properties[p] for p in amounts] == ["paid", "59.97", "0.00"]
+    hs.crm.objects.basic_api.archive("commerce_payments", payment.id)
+    inv = hs.crm.commerce.invoices.basic_api.get_by_id(invoice.id, properties=amounts)
+    assert [inv.properties[p] for p in amounts] == ["open", "59.97", "59.97"]
     page = hs.crm.commerce.invoices.basic_api.get_page(limit=10)
     assert [r.id for r in page.results] == [invoice.id]
     with pytest.raises(Exception) as err:

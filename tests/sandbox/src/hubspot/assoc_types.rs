@@ -79,6 +79,9 @@ const PAIRS: &[(ObjectType, ObjectType, u32, u32, Option<&str>)] = &[
     (Nt, Ct, 202, 201, None),
     (Nt, Co, 190, 189, None),
     (Nt, Dl, 214, 213, None),
+    // Note ↔ invoice: HubSpot publishes no id for this pair; clients read it from the labels
+    // endpoint, so the sandbox's own pair of numbers stands in.
+    (Nt, Inv, 2201, 2202, None),
 ];
 
 /// Every HubSpot-defined type, both directions.

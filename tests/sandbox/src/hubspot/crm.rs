@@ -323,6 +323,10 @@ fn create_one(
 ) -> Result<u64, ApiError> {
     let values = portal.validate(t, &input.properties, true, None)?;
     let planned = plan_associations(portal, t, &input.associations)?;
+    if t == ObjectType::Invoices {
+        let adding: Vec<ObjectType> = planned.iter().map(|p| p.0).collect();
+        portal.check_invoice_opening(None, &values, &adding)?;
+    }
     let id = portal.insert(t, values, now, source, None);
     for (to, to_id, category, type_id) in planned {
         portal.associate(t, id, to, to_id, category, type_id, now, source)?;
@@ -397,6 +401,9 @@ async fn update(
             .filter(|n| portal.live(t, *n).is_some())
             .ok_or_else(|| not_found(t, &id))?;
         let values = portal.validate(t, &input.properties, false, Some(target))?;
+        if t == ObjectType::Invoices {
+            portal.check_invoice_opening(Some(target), &values, &[])?;
+        }
         portal.apply(t, target, values, now, &source);
         let record = portal.get(t, target).ok_or_else(|| not_found(t, &id))?;
         let names = response_props(t, &input_names(&input.properties));
@@ -687,6 +694,9 @@ async fn batch(
                     match portal.resolve(t, &id, id_property.as_deref())?.filter(|n| portal.live(t, *n).is_some()) {
                         Some(target) => {
                             let values = portal.validate(t, &item.properties, false, Some(target))?;
+                            if t == ObjectType::Invoices {
+                                portal.check_invoice_opening(Some(target), &values, &[])?;
+                            }
                             portal.apply(t, target, values, now, &source);
                             Ok((target, false))
                         }
@@ -696,6 +706,9 @@ async fn batch(
                                 props.insert(p.clone(), Value::String(id.clone()));
                             }
                             let values = portal.validate(t, &props, true, None)?;
+                            if t == ObjectType::Invoices {
+                                portal.check_invoice_opening(None, &values, &[])?;
+                            }
                             Ok((portal.insert(t, values, now, &source, None), true))
                         }
                         None => Err(not_found(t, &id)),

@@ -11,6 +11,7 @@ pub mod control;
 pub mod crm;
 pub mod error;
 pub mod format;
+pub mod invoices;
 pub mod oauth;
 pub mod objects;
 pub mod pipelines;

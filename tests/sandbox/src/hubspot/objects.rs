@@ -346,8 +346,9 @@ pub fn builtin_properties(t: ObjectType) -> (&'static str, Vec<Builtin>) {
                 w("hs_due_date", Datetime),
                 w("hs_tax_id", S),
                 w("hs_invoice_status", Enumeration),
-                w("hs_amount_billed", Number),
-                w("hs_balance_due", Number),
+                // Derived from line items and payments (`invoices.rs`).
+                r("hs_amount_billed", Number),
+                r("hs_balance_due", Number),
                 w("hs_number", S),
                 w("hs_invoice_link", S),
                 w("hs_payment_date", Datetime),

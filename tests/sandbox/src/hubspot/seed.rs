@@ -78,6 +78,7 @@ fn object_type(name: &str) -> Result<ObjectType, String> {
 /// Builds one portal from its seed.
 pub fn build_portal(seed: &PortalSeed, now: OffsetDateTime) -> Result<Portal, String> {
     let mut portal = Portal::new(seed.portal_id, now);
+    portal.seeding = true;
     if let Some(d) = &seed.domain {
         portal.domain = d.clone();
     }
@@ -176,6 +177,8 @@ pub fn build_portal(seed: &PortalSeed, now: OffsetDateTime) -> Result<Portal, St
             })?;
     }
     // Associating bumps nothing visible; seeds create no webhook traffic.
+    portal.seeding = false;
+    portal.settle_all_invoices();
     portal.take_changes();
     Ok(portal)
 }

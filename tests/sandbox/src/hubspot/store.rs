@@ -228,6 +228,8 @@ pub struct Portal {
     pub next_id: u64,
     pub next_label_id: u32,
     pub changes: Vec<Change>,
+    /// A seed is loading: derived invoice amounts are settled once at its end.
+    pub seeding: bool,
     /// Live records by the value of each unique property (emails in lower case), so that
     /// lookups and uniqueness checks do not read every record.
     unique: HashMap<(ObjectType, String), HashMap<String, u64>>,
@@ -256,6 +258,7 @@ impl Portal {
             next_id: 10_001,
             next_label_id: 1_000,
             changes: Vec::new(),
+            seeding: false,
             unique: HashMap::new(),
         }
     }
@@ -284,7 +287,7 @@ impl Portal {
         self.get(t, id).filter(|r| !r.archived)
     }
 
-    fn get_mut(&mut self, t: ObjectType, id: u64) -> Option<&mut Record> {
+    pub(crate) fn get_mut(&mut self, t: ObjectType, id: u64) -> Option<&mut Record> {
         self.records.get_mut(&t).and_then(|m| m.get_mut(&id))
     }
 
@@ -662,6 +665,7 @@ impl Portal {
         derive(t, &mut record, now);
         self.records.entry(t).or_default().insert(id, record);
         self.index_unique(t, id);
+        self.settle_invoices_around(t, id, now, source);
         self.changes.push(Change {
             portal_id: self.id,
             object_type: t,
@@ -725,6 +729,7 @@ impl Portal {
         record.updated_at = now;
         derive(t, record, now);
         self.index_unique(t, id);
+        self.settle_invoices_around(t, id, now, source);
         for (name, value) in changed {
             self.changes.push(Change {
                 portal_id,
@@ -765,6 +770,7 @@ impl Portal {
             at: now,
             source: source.clone(),
         });
+        self.settle_invoices_around(t, id, now, source);
         true
     }
 
@@ -892,6 +898,8 @@ impl Portal {
                     .insert("associatedcompanyid".into(), to_id.to_string());
             }
         }
+        self.settle_invoices_around(from, from_id, now, source);
+        self.settle_invoices_around(to, to_id, now, source);
         Ok(())
     }
 
@@ -958,6 +966,8 @@ impl Portal {
         if let Some((_, id)) = types.iter().next() {
             self.touch_association(from, from_id, to, to_id, *id, true, false, now, source);
         }
+        self.settle_invoices_around(from, from_id, now, source);
+        self.settle_invoices_around(to, to_id, now, source);
         true
     }
 
@@ -993,6 +1003,8 @@ impl Portal {
         if let Some(id) = type_ids.first() {
             self.touch_association(from, from_id, to, to_id, *id, true, true, now, source);
         }
+        self.settle_invoices_around(from, from_id, now, source);
+        self.settle_invoices_around(to, to_id, now, source);
     }
 
     fn clear_primary_company(&mut self, contact: u64, company: u64) {
@@ -1198,7 +1210,7 @@ fn unique_value(property: &str, value: &str) -> String {
 }
 
 /// A computed amount: exact, at least two decimals, no trailing zeros beyond them.
-fn money_text(d: Decimal) -> String {
+pub(crate) fn money_text(d: Decimal) -> String {
     let mut n = d.normalize();
     if n.scale() < 2 {
         n.rescale(2);
