@@ -71,7 +71,10 @@ async fn a_connected_company_syncs_initially_then_incrementally_and_then_rests(
         .await?;
     assert_eq!(answer["GivenName"], "Renamed");
     let report = s.sync().await?;
-    assert_eq!(report["poll_tasks"], 2, "contacts and products: {report}");
+    assert_eq!(
+        report["poll_tasks"], 3,
+        "contacts, products and invoices: {report}"
+    );
     let email = target["PrimaryEmailAddr"]["Address"]
         .as_str()
         .unwrap_or_default()

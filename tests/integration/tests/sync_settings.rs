@@ -164,19 +164,16 @@ async fn filters_and_their_dated_defaults_leave_records_out_with_the_reason() ->
             .await?;
         let contact = contact["id"].as_str().unwrap_or_default().to_owned();
         if let Some((status, created)) = invoice {
-            let mut properties = json!({"hs_currency": "USD", "hs_invoice_status": status});
+            let mut properties = json!({});
             if let Some(created) = created {
                 properties["createdate"] =
                     Value::String(created.format(&time::format_description::well_known::Rfc3339)?);
             }
-            let invoice = p.hubspot_create("invoices", properties).await?;
-            p.hubspot_api(
-                reqwest::Method::PUT,
-                &format!(
-                    "/crm/v4/objects/invoices/{}/associations/default/contacts/{contact}",
-                    invoice["id"].as_str().unwrap_or_default()
-                ),
-                None,
+            p.hubspot_invoice(
+                &contact,
+                &[("Service", "1", "100", None)],
+                properties,
+                status,
             )
             .await?;
         }
@@ -403,7 +400,10 @@ async fn turning_a_sync_off_on_and_deleting_it_keeps_the_ledger() -> anyhow::Res
     )
     .await?;
     let report = s.sync().await?;
-    assert_eq!(report["poll_tasks"], 1, "products only: {report}");
+    assert_eq!(
+        report["poll_tasks"], 2,
+        "products and invoices only: {report}"
+    );
     assert!(p
         .hubspot_with("contacts", "email", "bo@off.example")
         .await?
@@ -445,7 +445,7 @@ async fn turning_a_sync_off_on_and_deleting_it_keeps_the_ledger() -> anyhow::Res
     )
     .await?;
     let report = s.sync().await?;
-    assert_eq!(report["poll_tasks"], 1, "{report}");
+    assert_eq!(report["poll_tasks"], 2, "products and invoices: {report}");
     assert!(p
         .hubspot_with("contacts", "email", "cy@off.example")
         .await?

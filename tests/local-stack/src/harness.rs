@@ -395,6 +395,34 @@ impl Pair<'_> {
         self.qbo_create(entity, body).await
     }
 
+    /// Deletes or voids a transaction (`operation`: `delete`, `void`) as it is now.
+    pub async fn qbo_operation(
+        &self,
+        entity: &str,
+        id: &str,
+        operation: &str,
+    ) -> anyhow::Result<Value> {
+        let current = self.qbo_read(entity, id).await?;
+        let answer: Value = self
+            .http()
+            .post(format!(
+                "{}/v3/company/{}/{}?operation={operation}&minorversion=75",
+                self.stack.qbo,
+                self.realm,
+                entity.to_lowercase()
+            ))
+            .bearer_auth(&self.qbo_token)
+            .json(&json!({"Id": id, "SyncToken": current["SyncToken"]}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        answer
+            .get(entity)
+            .cloned()
+            .with_context(|| format!("{operation} of {entity} {id}: {answer}"))
+    }
+
     /// Every entity of a kind, active or not.
     pub async fn qbo_all(&self, entity: &str) -> anyhow::Result<Vec<Value>> {
         let dump: Value = self
@@ -507,6 +535,82 @@ impl Pair<'_> {
             .await?;
         anyhow::ensure!(written["id"].is_string(), "the sandbox answered {written}");
         Ok(written)
+    }
+
+    /// An invoice made in HubSpot as a person makes one: a draft with `properties`, the
+    /// contact and a line item per `(name, quantity, price, product)` associated, then moved
+    /// to `status`. Answers the invoice's id.
+    pub async fn hubspot_invoice(
+        &self,
+        contact: &str,
+        lines: &[(&str, &str, &str, Option<&str>)],
+        mut properties: Value,
+        status: &str,
+    ) -> anyhow::Result<String> {
+        properties["hs_currency"] = json!("USD");
+        let invoice = self.hubspot_create("invoices", properties).await?;
+        let invoice = invoice["id"].as_str().unwrap_or_default().to_owned();
+        self.hubspot_associate("invoices", &invoice, "contacts", contact)
+            .await?;
+        for (name, quantity, price, product) in lines {
+            let mut line = json!({"name": name, "quantity": quantity, "price": price});
+            if let Some(product) = product {
+                line["hs_product_id"] = json!(product);
+            }
+            let line = self.hubspot_create("line_items", line).await?;
+            let line = line["id"].as_str().unwrap_or_default();
+            self.hubspot_associate("invoices", &invoice, "line_items", line)
+                .await?;
+        }
+        if status != "draft" {
+            self.hubspot_update("invoices", &invoice, json!({"hs_invoice_status": status}))
+                .await?;
+        }
+        Ok(invoice)
+    }
+
+    /// The ids of `to_type` records associated with a record, through the API.
+    pub async fn hubspot_associated(
+        &self,
+        from_type: &str,
+        id: &str,
+        to_type: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        let page = self
+            .hubspot_api(
+                reqwest::Method::GET,
+                &format!("/crm/v4/objects/{from_type}/{id}/associations/{to_type}"),
+                None,
+            )
+            .await?;
+        let mut ids: Vec<String> = page["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| match &r["toObjectId"] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Associates two records with their default association type, through the API.
+    pub async fn hubspot_associate(
+        &self,
+        from_type: &str,
+        from: &str,
+        to_type: &str,
+        to: &str,
+    ) -> anyhow::Result<()> {
+        self.hubspot_api(
+            reqwest::Method::PUT,
+            &format!("/crm/v4/objects/{from_type}/{from}/associations/default/{to_type}/{to}"),
+            None,
+        )
+        .await
+        .map(drop)
     }
 
     pub async fn hubspot_archive(&self, object_type: &str, id: &str) -> anyhow::Result<()> {

@@ -577,6 +577,103 @@ impl Portal<'_> {
         Ok(found)
     }
 
+    /// Creates records given as whole inputs (properties with inline `associations`).
+    pub async fn batch_create_with(
+        &self,
+        object_type: &str,
+        inputs: Vec<Value>,
+    ) -> Result<BatchOutcome, HubSpotError> {
+        self.batch(object_type, "create", json!({ "inputs": inputs }))
+            .await
+    }
+
+    /// Archives records by id (archiving one already archived is no error).
+    pub async fn batch_archive(
+        &self,
+        object_type: &str,
+        ids: &[String],
+    ) -> Result<(), HubSpotError> {
+        for chunk in ids.chunks(MAX_BATCH_INPUTS) {
+            let body =
+                json!({"inputs": chunk.iter().map(|id| json!({"id": id})).collect::<Vec<_>>()});
+            self.call(
+                Method::POST,
+                &format!("/crm/v3/objects/{object_type}/batch/archive"),
+                &[],
+                Some(body),
+                false,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Associates pairs `(from id, to id)` with the default association type of the two
+    /// objects (associating twice is no error). Per-pair refusals come back as item errors.
+    pub async fn associate_default(
+        &self,
+        from_type: &str,
+        to_type: &str,
+        pairs: &[(String, String)],
+    ) -> Result<Vec<ItemError>, HubSpotError> {
+        let mut errors = Vec::new();
+        for chunk in pairs.chunks(MAX_BATCH_INPUTS) {
+            let inputs: Vec<Value> = chunk
+                .iter()
+                .map(|(from, to)| json!({"from": {"id": from}, "to": {"id": to}}))
+                .collect();
+            let (_, answer) = self
+                .call(
+                    Method::POST,
+                    &format!("/crm/v4/associations/{from_type}/{to_type}/batch/associate/default"),
+                    &[],
+                    Some(json!({ "inputs": inputs })),
+                    false,
+                )
+                .await?;
+            errors.extend(batch_outcome(strip_results(answer))?.errors);
+        }
+        Ok(errors)
+    }
+
+    /// The id of HubSpot's own unlabeled association type from one object to another, read
+    /// from the labels HubSpot lists for the pair (`None` when it lists none).
+    pub async fn default_association_type(
+        &self,
+        from_type: &str,
+        to_type: &str,
+    ) -> Result<Option<u32>, HubSpotError> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Label {
+            category: String,
+            type_id: u32,
+            #[serde(default)]
+            label: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Labels {
+            #[serde(default)]
+            results: Vec<Label>,
+        }
+        let (_, answer) = self
+            .call(
+                Method::GET,
+                &format!("/crm/v4/associations/{from_type}/{to_type}/labels"),
+                &[],
+                None,
+                false,
+            )
+            .await?;
+        let labels: Labels =
+            serde_json::from_value(answer).map_err(|e| HubSpotError::Unreadable(e.to_string()))?;
+        Ok(labels
+            .results
+            .into_iter()
+            .find(|l| l.category == "HUBSPOT_DEFINED" && l.label.is_none())
+            .map(|l| l.type_id))
+    }
+
     /// Creates a property unless it exists (a `409` means it does).
     pub async fn ensure_property(
         &self,
@@ -669,6 +766,14 @@ fn batch_outcome(answer: Value) -> Result<BatchOutcome, HubSpotError> {
         results: answer.results,
         errors,
     })
+}
+
+/// Association answers list pairs, not records: only their errors are read.
+fn strip_results(mut answer: Value) -> Value {
+    if let Some(map) = answer.as_object_mut() {
+        map.remove("results");
+    }
+    answer
 }
 
 #[derive(Deserialize)]

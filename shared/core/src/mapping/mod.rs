@@ -8,6 +8,7 @@
 //! side is equal and a fingerprint of it tells a real change from an echo.
 
 pub mod contacts;
+pub mod invoices;
 pub mod products;
 
 use std::collections::BTreeMap;

@@ -159,6 +159,24 @@ pub mod ledger {
         ItemKey::new(partition(connection, object), format!("outbox#{requestid}"))
     }
 
+    /// The timeline note of one QBO payment on one invoice (`<realm>-<payment>-<invoice>`):
+    /// claimed before the note is made and completed with its id, so it is made once.
+    pub fn payment_note(connection: &ConnectionId, payment_key: &str) -> ItemKey {
+        ItemKey::new(
+            partition(connection, ObjectKind::Invoice),
+            format!("note#{payment_key}"),
+        )
+    }
+
+    /// The HubSpot deal a QBO invoice belongs to, when it was made from one (a workflow
+    /// action records it; the invoice sync associates the HubSpot invoice with it).
+    pub fn invoice_deal(connection: &ConnectionId, qbo_invoice: &str) -> ItemKey {
+        ItemKey::new(
+            partition(connection, ObjectKind::Invoice),
+            format!("deal#{qbo_invoice}"),
+        )
+    }
+
     /// Index partition of one object's entries in one status.
     pub fn status_index(connection: &ConnectionId, object: ObjectKind, status: &str) -> String {
         format!("ledger-status#{connection}#{object}#{status}")

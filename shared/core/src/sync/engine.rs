@@ -96,15 +96,18 @@ pub struct Applied {
 
 /// The sync's parts, built once per cold start.
 pub struct Engine {
-    ledger: Ledger,
+    pub(super) ledger: Ledger,
     settings: SettingsStore,
     connections: Connections,
     tokens: Arc<TokenKeeper>,
     qbo: QboClient,
     hubspot: HubSpotClient,
     clock: Clock,
+    pub(super) store: Arc<dyn Store>,
     /// Portals and objects whose `qbo_*_id` property is known to exist.
-    ensured: Mutex<HashSet<(String, &'static str)>>,
+    pub(super) ensured: Mutex<HashSet<(String, &'static str)>>,
+    /// HubSpot's default association type ids by (from, to) object, read once.
+    pub(super) association_types: Mutex<HashMap<(&'static str, &'static str), u32>>,
 }
 
 /// What a write to one side is to do for one record.
@@ -224,12 +227,14 @@ impl Engine {
         Self {
             ledger: Ledger::new(store.clone()),
             settings: SettingsStore::new(store.clone()),
-            connections: Connections::new(store),
+            connections: Connections::new(store.clone()),
+            store,
             tokens,
             qbo,
             hubspot,
             clock,
             ensured: Mutex::new(HashSet::new()),
+            association_types: Mutex::new(HashMap::new()),
         }
     }
 
@@ -269,6 +274,17 @@ impl Engine {
         }
         let (qbo_bearer, hubspot_bearer) =
             KeeperBearer::both(&self.tokens, &connection.realm_id, &connection.portal_id);
+        if synced == Synced::Invoices {
+            let run = super::invoices::InvoiceRun {
+                engine: self,
+                connection: &connection,
+                settings: &settings,
+                qbo: self.qbo.company(&connection.realm_id, &qbo_bearer),
+                hubspot: self.hubspot.portal(&connection.portal_id, &hubspot_bearer),
+                now,
+            };
+            return run.apply(from, records).await;
+        }
         let run = Run {
             engine: self,
             connection: &connection,
@@ -791,6 +807,7 @@ impl Run<'_> {
                         .await?
                         .results
                 }
+                Synced::Invoices => Vec::new(),
             };
             records.extend(
                 results

@@ -3,6 +3,7 @@
 
 pub mod cursors;
 pub mod engine;
+mod invoices;
 pub mod objects;
 pub mod settings;
 

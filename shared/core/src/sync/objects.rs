@@ -6,22 +6,24 @@ use serde_json::Value;
 use crate::decide::Gone;
 use crate::domain::{ObjectKind, Provider};
 use crate::hubspot::{CrmObject, PropertyDefinition};
-use crate::mapping::{self, contacts, products, Field, Values};
+use crate::mapping::{self, contacts, invoices, products, Field, Values};
 use crate::settings::ObjectSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Synced {
     Contacts,
     Products,
+    /// Applied by [`super::invoices`]: invoices, their lines and payments.
+    Invoices,
 }
 
 impl Synced {
-    /// The objects the engine syncs (invoices arrive later).
+    /// The objects the engine syncs.
     pub fn of(object: ObjectKind) -> Option<Self> {
         match object {
             ObjectKind::Contact => Some(Synced::Contacts),
             ObjectKind::Product => Some(Synced::Products),
-            ObjectKind::Invoice => None,
+            ObjectKind::Invoice => Some(Synced::Invoices),
         }
     }
 
@@ -29,6 +31,7 @@ impl Synced {
         match self {
             Synced::Contacts => ObjectKind::Contact,
             Synced::Products => ObjectKind::Product,
+            Synced::Invoices => ObjectKind::Invoice,
         }
     }
 
@@ -36,6 +39,7 @@ impl Synced {
         match self {
             Synced::Contacts => "contacts",
             Synced::Products => "products",
+            Synced::Invoices => "invoices",
         }
     }
 
@@ -43,13 +47,14 @@ impl Synced {
         match self {
             Synced::Contacts => "Customer",
             Synced::Products => "Item",
+            Synced::Invoices => "Invoice",
         }
     }
 
     /// What a QBO query selects (QBO leaves an item's `Sku` out unless asked).
     pub fn qbo_projection(self) -> &'static str {
         match self {
-            Synced::Contacts => "*",
+            Synced::Contacts | Synced::Invoices => "*",
             Synced::Products => "*, Sku",
         }
     }
@@ -58,7 +63,7 @@ impl Synced {
     pub fn hubspot_modified(self) -> &'static str {
         match self {
             Synced::Contacts => "lastmodifieddate",
-            Synced::Products => "hs_lastmodifieddate",
+            Synced::Products | Synced::Invoices => "hs_lastmodifieddate",
         }
     }
 
@@ -66,6 +71,8 @@ impl Synced {
         let defaults = match self {
             Synced::Contacts => contacts::default_fields(),
             Synced::Products => products::default_fields(),
+            // Invoices are mapped as a whole (`mapping::invoices`).
+            Synced::Invoices => Vec::new(),
         };
         mapping::fields_in_force(defaults, settings)
     }
@@ -74,6 +81,10 @@ impl Synced {
         match self {
             Synced::Contacts => contacts::hubspot_properties(fields),
             Synced::Products => products::hubspot_properties(fields),
+            Synced::Invoices => invoices::INVOICE_PROPERTIES
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
         }
     }
 
@@ -81,6 +92,7 @@ impl Synced {
         match self {
             Synced::Contacts => contacts::match_key(values),
             Synced::Products => products::match_key(values),
+            Synced::Invoices => None,
         }
     }
 
@@ -89,6 +101,7 @@ impl Synced {
         match self {
             Synced::Contacts => "PrimaryEmailAddr",
             Synced::Products => "Sku",
+            Synced::Invoices => "DocNumber",
         }
     }
 
@@ -97,6 +110,7 @@ impl Synced {
         match self {
             Synced::Contacts => contacts::EMAIL,
             Synced::Products => "hs_sku",
+            Synced::Invoices => "hs_number",
         }
     }
 
@@ -112,6 +126,11 @@ impl Synced {
                 products::QBO_ID_PROPERTY,
                 "QuickBooks item id",
                 "productinformation",
+            ),
+            Synced::Invoices => (
+                invoices::QBO_ID_PROPERTY,
+                "QuickBooks invoice id",
+                "invoiceinformation",
             ),
         };
         PropertyDefinition {

@@ -24,7 +24,7 @@ pub fn default_keys(object: ObjectKind) -> Vec<&'static str> {
     let fields = match Synced::of(object) {
         Some(Synced::Contacts) => contacts::default_fields(),
         Some(Synced::Products) => products::default_fields(),
-        None => Vec::new(),
+        Some(Synced::Invoices) | None => Vec::new(),
     };
     // The keys are literals of the field lists; leak-free: map them back to those literals.
     fields

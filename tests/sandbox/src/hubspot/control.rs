@@ -265,6 +265,9 @@ async fn user_create(
     let source = user_source(&app, portal_id);
     app.write(portal_id, |portal, now| {
         let values = portal.validate(t, &body.properties, true, None)?;
+        if t == ObjectType::Invoices {
+            portal.check_invoice_opening(None, &values, &[])?;
+        }
         let id = portal.insert(t, values, now, &source, None);
         let r = portal.get(t, id).map(|r| {
             portal.record_json(
@@ -286,6 +289,9 @@ async fn user_update(
     let source = user_source(&app, portal_id);
     app.write(portal_id, |portal, now| {
         let values = portal.validate(t, &body.properties, false, Some(id))?;
+        if t == ObjectType::Invoices {
+            portal.check_invoice_opening(Some(id), &values, &[])?;
+        }
         if !portal.apply(t, id, values, now, &source) {
             return Err(ApiError::not_found(format!("no {} {id}", t.singular())));
         }

@@ -156,9 +156,10 @@ impl Portal {
             return;
         };
         record.updated_at = now;
-        record
-            .properties
-            .insert(ObjectType::Invoices.last_modified_property().into(), iso(now));
+        record.properties.insert(
+            ObjectType::Invoices.last_modified_property().into(),
+            iso(now),
+        );
         for (name, value) in moves {
             self.changes.push(Change {
                 portal_id,

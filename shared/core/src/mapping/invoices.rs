@@ -1,0 +1,703 @@
+//! QBO invoices → HubSpot invoices (S19), their line items and payments (S17), and the deal
+//! properties of a deal's latest invoice (S16). Pure: what to write, never how.
+//!
+//! HubSpot computes an invoice's amount billed from its line items and its balance due from its
+//! payments, so the QBO invoice becomes line items that add up to its total (its item lines, a
+//! discount line, a tax line) and its QBO payments become HubSpot payments on the invoice where
+//! the portal has them. The QBO total and balance are also kept in the integration's own
+//! properties, which every portal has.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rust_decimal::Decimal;
+use serde_json::Value;
+
+use crate::domain::Money;
+
+/// HubSpot invoice properties the integration owns.
+pub const QBO_ID_PROPERTY: &str = "qbo_invoice_id";
+pub const QBO_TOTAL_PROPERTY: &str = "qbo_invoice_total";
+pub const QBO_BALANCE_PROPERTY: &str = "qbo_invoice_balance";
+pub const QBO_RECIPIENT_PROPERTY: &str = "qbo_invoice_recipient";
+/// Line items: the QBO line they mirror (`<realm>-<invoice>-<line>`), unique.
+pub const QBO_LINE_PROPERTY: &str = "qbo_line_id";
+/// Payments: the QBO payment and invoice they mirror (`<realm>-<payment>-<invoice>`), unique.
+pub const QBO_PAYMENT_PROPERTY: &str = "qbo_payment_key";
+
+/// The HubSpot properties of an invoice the sync reads back.
+pub const INVOICE_PROPERTIES: [&str; 11] = [
+    "hs_invoice_status",
+    "hs_number",
+    "hs_due_date",
+    "hs_amount_billed",
+    "hs_balance_due",
+    "hs_currency",
+    "hs_lastmodifieddate",
+    QBO_ID_PROPERTY,
+    QBO_TOTAL_PROPERTY,
+    QBO_BALANCE_PROPERTY,
+    QBO_RECIPIENT_PROPERTY,
+];
+
+/// Deal properties written from the deal's most recently updated invoice (S16). They live in
+/// the deal's own group: the "Accounting" group belongs to HubSpot's native integration.
+pub const DEAL_PROPERTIES: [(&str, &str, &str); 5] = [
+    (
+        "qbo_invoice_amount_billed",
+        "Invoice amount billed",
+        "number",
+    ),
+    ("qbo_invoice_recipient", "Invoice recipient", "string"),
+    ("qbo_invoice_number", "Invoice number", "string"),
+    ("qbo_invoice_status", "Invoice status", "string"),
+    ("qbo_invoice_due_date", "Invoice due date", "string"),
+];
+
+/// What a QBO invoice is, read from its JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QboInvoice {
+    pub id: String,
+    pub sync_token: Option<i64>,
+    /// Deleted in QBO (CDC answers a stub with `status: Deleted`).
+    pub deleted: bool,
+    pub voided: bool,
+    pub number: Option<String>,
+    pub date: Option<String>,
+    pub due_date: Option<String>,
+    pub currency: String,
+    pub customer_id: Option<String>,
+    pub customer_name: Option<String>,
+    pub total: Money,
+    pub balance: Money,
+    pub tax: Money,
+    pub lines: Vec<InvoiceLine>,
+    /// Payments applied to it (`LinkedTxn` of type Payment), in order.
+    pub payment_ids: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceLine {
+    /// The line's id within the invoice (`Line[].Id`), or its position.
+    pub id: String,
+    pub item_id: Option<String>,
+    pub name: String,
+    pub description: Option<String>,
+    pub quantity: Decimal,
+    pub unit_price: Money,
+    pub amount: Money,
+    pub discount: bool,
+    pub service_date: Option<String>,
+}
+
+fn text<'a>(value: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut at = value;
+    for key in path {
+        at = at.get(*key)?;
+    }
+    at.as_str().filter(|s| !s.is_empty())
+}
+
+fn money(value: Option<&Value>) -> Money {
+    let text = match value {
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(s)) => s.clone(),
+        _ => return Money::ZERO,
+    };
+    Money::parse(&text).unwrap_or(Money::ZERO)
+}
+
+fn decimal(value: Option<&Value>) -> Option<Decimal> {
+    match value {
+        Some(Value::Number(n)) => Money::parse(&n.to_string()).ok().map(Money::amount),
+        Some(Value::String(s)) => Money::parse(s).ok().map(Money::amount),
+        _ => None,
+    }
+}
+
+impl QboInvoice {
+    /// `None` when the JSON has no id.
+    pub fn read(raw: &Value) -> Option<Self> {
+        let id = text(raw, &["Id"])?.to_owned();
+        let deleted = text(raw, &["status"]) == Some("Deleted");
+        let lines: Vec<InvoiceLine> = raw
+            .get("Line")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+            .filter_map(|(position, line)| read_line(position, line))
+            .collect();
+        let total = money(raw.get("TotalAmt"));
+        let voided = total == Money::ZERO
+            && text(raw, &["PrivateNote"]).is_some_and(|n| n.starts_with("Voided"));
+        let payment_ids = raw
+            .get("LinkedTxn")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter(|l| text(l, &["TxnType"]) == Some("Payment"))
+            .filter_map(|l| text(l, &["TxnId"]).map(str::to_owned))
+            .collect();
+        Some(Self {
+            id,
+            sync_token: text(raw, &["SyncToken"]).and_then(|t| t.parse().ok()),
+            deleted,
+            voided,
+            number: text(raw, &["DocNumber"]).map(str::to_owned),
+            date: text(raw, &["TxnDate"]).map(str::to_owned),
+            due_date: text(raw, &["DueDate"]).map(str::to_owned),
+            currency: text(raw, &["CurrencyRef", "value"])
+                .unwrap_or("USD")
+                .to_owned(),
+            customer_id: text(raw, &["CustomerRef", "value"]).map(str::to_owned),
+            customer_name: text(raw, &["CustomerRef", "name"]).map(str::to_owned),
+            total,
+            balance: money(raw.get("Balance")),
+            tax: money(raw.get("TxnTaxDetail").and_then(|t| t.get("TotalTax"))),
+            lines,
+            payment_ids,
+        })
+    }
+
+    /// The items its lines name.
+    pub fn item_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self
+            .lines
+            .iter()
+            .filter_map(|l| l.item_id.clone())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        ids
+    }
+}
+
+fn read_line(position: usize, line: &Value) -> Option<InvoiceLine> {
+    let id = text(line, &["Id"])
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("p{}", position + 1));
+    let amount = money(line.get("Amount"));
+    match text(line, &["DetailType"])? {
+        "SalesItemLineDetail" => {
+            let detail = line.get("SalesItemLineDetail")?;
+            let quantity = decimal(detail.get("Qty")).unwrap_or(Decimal::ONE);
+            let unit_price = match decimal(detail.get("UnitPrice")) {
+                Some(price) => Money::new(price),
+                None if !quantity.is_zero() => Money::new(amount.amount() / quantity),
+                None => amount,
+            };
+            Some(InvoiceLine {
+                id,
+                item_id: text(detail, &["ItemRef", "value"]).map(str::to_owned),
+                name: text(detail, &["ItemRef", "name"])
+                    .or_else(|| text(line, &["Description"]))
+                    .unwrap_or("Item")
+                    .to_owned(),
+                description: text(line, &["Description"]).map(str::to_owned),
+                quantity,
+                unit_price,
+                amount,
+                discount: false,
+                service_date: text(detail, &["ServiceDate"]).map(str::to_owned),
+            })
+        }
+        "DiscountLineDetail" => Some(InvoiceLine {
+            id,
+            item_id: None,
+            name: "Discount".into(),
+            description: text(line, &["Description"]).map(str::to_owned),
+            quantity: Decimal::ONE,
+            unit_price: Money::new(-amount.amount()),
+            amount: Money::new(-amount.amount()),
+            discount: true,
+            service_date: None,
+        }),
+        // Subtotal and description-only lines carry no amount of their own.
+        _ => None,
+    }
+}
+
+/// A HubSpot date-time for a QBO date (`2026-03-14` → midnight UTC).
+fn hubspot_date(date: &str) -> String {
+    format!("{date}T00:00:00Z")
+}
+
+/// The HubSpot status a QBO invoice stands for, before payments: HubSpot moves an open invoice
+/// to paid itself once its payments cover it.
+pub fn hubspot_status(invoice: &QboInvoice) -> &'static str {
+    if invoice.voided {
+        "voided"
+    } else {
+        "open"
+    }
+}
+
+/// The properties of the HubSpot invoice (its status is set once its associations exist).
+pub fn invoice_properties(invoice: &QboInvoice) -> BTreeMap<String, String> {
+    let mut properties = BTreeMap::new();
+    let mut put = |name: &str, value: Option<String>| {
+        if let Some(value) = value {
+            properties.insert(name.to_owned(), value);
+        }
+    };
+    put(QBO_ID_PROPERTY, Some(invoice.id.clone()));
+    put("hs_currency", Some(invoice.currency.clone()));
+    put("hs_number", invoice.number.clone());
+    put("hs_invoice_date", invoice.date.as_deref().map(hubspot_date));
+    put("hs_due_date", invoice.due_date.as_deref().map(hubspot_date));
+    put(QBO_TOTAL_PROPERTY, Some(invoice.total.to_string()));
+    put(QBO_BALANCE_PROPERTY, Some(invoice.balance.to_string()));
+    put(QBO_RECIPIENT_PROPERTY, invoice.customer_name.clone());
+    properties
+}
+
+/// One HubSpot line item to write: its unique key and properties.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineItem {
+    pub key: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+pub fn line_key(realm: &str, invoice: &str, line: &str) -> String {
+    format!("{realm}-{invoice}-{line}")
+}
+
+/// The line items that mirror an invoice: one per item or discount line, and one for its tax,
+/// so that what HubSpot adds up is the QBO total. `products`: HubSpot product ids by QBO item.
+pub fn line_items(
+    realm: &str,
+    invoice: &QboInvoice,
+    products: &HashMap<String, String>,
+) -> Vec<LineItem> {
+    let mut items: Vec<LineItem> = invoice
+        .lines
+        .iter()
+        .map(|line| {
+            // HubSpot's amount is quantity × price: where QBO's line amount is not, the line
+            // is written as one of its amount.
+            let exact = line.unit_price.checked_mul(line.quantity) == Some(line.amount);
+            let (quantity, price) = if exact {
+                (line.quantity, line.unit_price)
+            } else {
+                (Decimal::ONE, line.amount)
+            };
+            let mut properties = BTreeMap::from([
+                ("name".to_owned(), line.name.clone()),
+                ("quantity".to_owned(), quantity.normalize().to_string()),
+                ("price".to_owned(), price.to_string()),
+                (
+                    "hs_line_item_currency_code".to_owned(),
+                    invoice.currency.clone(),
+                ),
+                (
+                    QBO_LINE_PROPERTY.to_owned(),
+                    line_key(realm, &invoice.id, &line.id),
+                ),
+            ]);
+            if let Some(description) = &line.description {
+                properties.insert("description".into(), description.clone());
+            }
+            if let Some(product) = line.item_id.as_ref().and_then(|i| products.get(i)) {
+                properties.insert("hs_product_id".into(), product.clone());
+            }
+            LineItem {
+                key: line_key(realm, &invoice.id, &line.id),
+                properties,
+            }
+        })
+        .collect();
+    if invoice.tax != Money::ZERO {
+        let key = line_key(realm, &invoice.id, "tax");
+        items.push(LineItem {
+            key: key.clone(),
+            properties: BTreeMap::from([
+                ("name".to_owned(), "Tax".to_owned()),
+                ("quantity".to_owned(), "1".to_owned()),
+                ("price".to_owned(), invoice.tax.to_string()),
+                (
+                    "hs_line_item_currency_code".to_owned(),
+                    invoice.currency.clone(),
+                ),
+                (QBO_LINE_PROPERTY.to_owned(), key),
+            ]),
+        });
+    }
+    items
+}
+
+/// A QBO payment as far as an invoice is concerned.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QboPayment {
+    pub id: String,
+    pub date: Option<String>,
+    pub currency: String,
+    pub method: Option<String>,
+    pub reference: Option<String>,
+    /// What it applies to each invoice, by invoice id.
+    pub applied: BTreeMap<String, Money>,
+}
+
+impl QboPayment {
+    pub fn read(raw: &Value) -> Option<Self> {
+        let mut applied: BTreeMap<String, Money> = BTreeMap::new();
+        for line in raw
+            .get("Line")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let amount = money(line.get("Amount"));
+            for link in line
+                .get("LinkedTxn")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                if text(link, &["TxnType"]) == Some("Invoice") {
+                    if let Some(invoice) = text(link, &["TxnId"]) {
+                        let sum = applied.entry(invoice.to_owned()).or_default();
+                        *sum = sum.checked_add(amount).unwrap_or(*sum);
+                    }
+                }
+            }
+        }
+        Some(Self {
+            id: text(raw, &["Id"])?.to_owned(),
+            date: text(raw, &["TxnDate"]).map(str::to_owned),
+            currency: text(raw, &["CurrencyRef", "value"])
+                .unwrap_or("USD")
+                .to_owned(),
+            method: text(raw, &["PaymentMethodRef", "name"]).map(str::to_owned),
+            reference: text(raw, &["PaymentRefNum"]).map(str::to_owned),
+            applied,
+        })
+    }
+}
+
+pub fn payment_key(realm: &str, payment: &str, invoice: &str) -> String {
+    format!("{realm}-{payment}-{invoice}")
+}
+
+/// The HubSpot payment recording what a QBO payment brought to one invoice.
+pub fn payment_properties(
+    realm: &str,
+    payment: &QboPayment,
+    invoice: &str,
+) -> Option<BTreeMap<String, String>> {
+    let amount = payment.applied.get(invoice)?;
+    let mut properties = BTreeMap::from([
+        (
+            QBO_PAYMENT_PROPERTY.to_owned(),
+            payment_key(realm, &payment.id, invoice),
+        ),
+        ("hs_initial_amount".to_owned(), amount.to_string()),
+        ("hs_currency_code".to_owned(), payment.currency.clone()),
+        ("hs_latest_status".to_owned(), "succeeded".to_owned()),
+    ]);
+    if let Some(date) = &payment.date {
+        properties.insert("hs_initiated_date".into(), hubspot_date(date));
+    }
+    if let Some(reference) = &payment.reference {
+        properties.insert("hs_reference_number".into(), reference.clone());
+    }
+    Some(properties)
+}
+
+/// The words that name a payment in its timeline note: how a note already made is recognised.
+pub fn payment_note_marker(payment: &str) -> String {
+    format!("(QuickBooks payment {payment})")
+}
+
+/// The timeline note of a payment on an invoice: amount, date, method and reference.
+pub fn payment_note(payment: &QboPayment, invoice: &QboInvoice) -> Option<String> {
+    let amount = payment.applied.get(&invoice.id)?;
+    let mut body = format!(
+        "<strong>Payment received in QuickBooks</strong>: {} {amount:.2} on invoice {}",
+        payment.currency,
+        invoice.number.as_deref().unwrap_or(&invoice.id),
+        amount = amount.amount()
+    );
+    if let Some(date) = &payment.date {
+        body.push_str(&format!(", {date}"));
+    }
+    if let Some(method) = &payment.method {
+        body.push_str(&format!(", by {method}"));
+    }
+    if let Some(reference) = &payment.reference {
+        body.push_str(&format!(", reference {reference}"));
+    }
+    body.push(' ');
+    body.push_str(&payment_note_marker(&payment.id));
+    Some(body)
+}
+
+/// The deal properties from the deal's most recently updated invoice (HubSpot's properties).
+pub fn deal_properties(latest: &BTreeMap<String, Option<String>>) -> BTreeMap<String, String> {
+    let get = |name: &str| latest.get(name).cloned().flatten().unwrap_or_default();
+    let billed = Some(get("hs_amount_billed"))
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| get(QBO_TOTAL_PROPERTY));
+    let due = get("hs_due_date");
+    BTreeMap::from([
+        ("qbo_invoice_amount_billed".to_owned(), billed),
+        (
+            "qbo_invoice_recipient".to_owned(),
+            get(QBO_RECIPIENT_PROPERTY),
+        ),
+        ("qbo_invoice_number".to_owned(), get("hs_number")),
+        ("qbo_invoice_status".to_owned(), get("hs_invoice_status")),
+        (
+            "qbo_invoice_due_date".to_owned(),
+            due.get(..10).unwrap_or(&due).to_owned(),
+        ),
+    ])
+}
+
+/// The properties the integration makes for itself: (HubSpot object type, group, name,
+/// label, type, unique). Payments' is made only where the portal has payments.
+pub type OwnProperty = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+);
+
+pub const OWN_PROPERTIES: [OwnProperty; 10] = [
+    (
+        "invoices",
+        "invoiceinformation",
+        QBO_ID_PROPERTY,
+        "QuickBooks invoice id",
+        "string",
+        true,
+    ),
+    (
+        "invoices",
+        "invoiceinformation",
+        QBO_TOTAL_PROPERTY,
+        "QuickBooks total",
+        "number",
+        false,
+    ),
+    (
+        "invoices",
+        "invoiceinformation",
+        QBO_BALANCE_PROPERTY,
+        "QuickBooks balance due",
+        "number",
+        false,
+    ),
+    (
+        "invoices",
+        "invoiceinformation",
+        QBO_RECIPIENT_PROPERTY,
+        "QuickBooks customer",
+        "string",
+        false,
+    ),
+    (
+        "line_items",
+        "lineiteminformation",
+        QBO_LINE_PROPERTY,
+        "QuickBooks invoice line",
+        "string",
+        true,
+    ),
+    (
+        "deals",
+        "dealinformation",
+        DEAL_PROPERTIES[0].0,
+        DEAL_PROPERTIES[0].1,
+        DEAL_PROPERTIES[0].2,
+        false,
+    ),
+    (
+        "deals",
+        "dealinformation",
+        DEAL_PROPERTIES[1].0,
+        DEAL_PROPERTIES[1].1,
+        DEAL_PROPERTIES[1].2,
+        false,
+    ),
+    (
+        "deals",
+        "dealinformation",
+        DEAL_PROPERTIES[2].0,
+        DEAL_PROPERTIES[2].1,
+        DEAL_PROPERTIES[2].2,
+        false,
+    ),
+    (
+        "deals",
+        "dealinformation",
+        DEAL_PROPERTIES[3].0,
+        DEAL_PROPERTIES[3].1,
+        DEAL_PROPERTIES[3].2,
+        false,
+    ),
+    (
+        "deals",
+        "dealinformation",
+        DEAL_PROPERTIES[4].0,
+        DEAL_PROPERTIES[4].1,
+        DEAL_PROPERTIES[4].2,
+        false,
+    ),
+];
+
+pub const PAYMENT_PROPERTY: OwnProperty = (
+    "commerce_payments",
+    "commercepaymentinformation",
+    QBO_PAYMENT_PROPERTY,
+    "QuickBooks payment",
+    "string",
+    true,
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn invoice() -> Value {
+        json!({"Id": "130", "SyncToken": "2", "DocNumber": "1037", "TxnDate": "2026-03-14",
+            "DueDate": "2026-04-13", "CurrencyRef": {"value": "EUR"},
+            "CustomerRef": {"value": "24", "name": "Sonnenschein Family Store"},
+            "Line": [
+                {"Id": "1", "Amount": 275.0, "Description": "Rock Fountain", "DetailType": "SalesItemLineDetail",
+                 "SalesItemLineDetail": {"ItemRef": {"value": "5", "name": "Rock Fountain"}, "Qty": 1, "UnitPrice": 275}},
+                {"Id": "2", "Amount": 60.25, "DetailType": "SalesItemLineDetail",
+                 "SalesItemLineDetail": {"ItemRef": {"value": "6", "name": "Pump"}, "Qty": 3, "UnitPrice": 20.0833}},
+                {"Amount": 335.25, "DetailType": "SubTotalLineDetail", "SubTotalLineDetail": {}},
+                {"Id": "3", "Amount": 10, "DetailType": "DiscountLineDetail", "DiscountLineDetail": {"PercentBased": false}}],
+            "TxnTaxDetail": {"TotalTax": 26.82},
+            "TotalAmt": 352.07, "Balance": 100.07,
+            "LinkedTxn": [{"TxnId": "100", "TxnType": "Estimate"}, {"TxnId": "201", "TxnType": "Payment"}]})
+    }
+
+    #[test]
+    fn an_invoice_is_read_with_its_lines_payments_and_state() {
+        let read = QboInvoice::read(&invoice()).unwrap();
+        assert_eq!(read.sync_token, Some(2));
+        assert_eq!(read.lines.len(), 3, "the subtotal line is no line");
+        assert_eq!(read.payment_ids, ["201"]);
+        assert_eq!(read.item_ids(), ["5", "6"]);
+        assert!(!read.voided && !read.deleted);
+        assert_eq!(hubspot_status(&read), "open");
+        let voided = json!({"Id": "9", "TotalAmt": 0, "PrivateNote": "Voided", "Line": []});
+        assert_eq!(
+            hubspot_status(&QboInvoice::read(&voided).unwrap()),
+            "voided"
+        );
+        let stub = json!({"Id": "9", "status": "Deleted", "domain": "QBO"});
+        assert!(QboInvoice::read(&stub).unwrap().deleted);
+        assert!(QboInvoice::read(&json!({"DocNumber": "1"})).is_none());
+    }
+
+    #[test]
+    fn line_items_add_up_to_the_qbo_total() {
+        let read = QboInvoice::read(&invoice()).unwrap();
+        let products = HashMap::from([("5".to_owned(), "7001".to_owned())]);
+        let items = line_items("r1", &read, &products);
+        let cases = [
+            ("r1-130-1", "1", "275", Some("7001")),
+            // 3 × 20.0833 is not 60.25: written as one of its amount.
+            ("r1-130-2", "1", "60.25", None),
+            ("r1-130-3", "1", "-10", None),
+            ("r1-130-tax", "1", "26.82", None),
+        ];
+        assert_eq!(items.len(), cases.len());
+        let mut total = Decimal::ZERO;
+        for (item, (key, quantity, price, product)) in items.iter().zip(cases) {
+            assert_eq!(item.key, key);
+            assert_eq!(item.properties["quantity"], quantity, "{key}");
+            assert_eq!(item.properties["price"], price, "{key}");
+            assert_eq!(
+                item.properties.get("hs_product_id").map(String::as_str),
+                product
+            );
+            assert_eq!(item.properties["hs_line_item_currency_code"], "EUR");
+            let q: Decimal = item.properties["quantity"].parse().unwrap();
+            let p: Decimal = item.properties["price"].parse().unwrap();
+            total += q * p;
+        }
+        assert_eq!(total, read.total.amount());
+    }
+
+    #[test]
+    fn invoice_properties_carry_the_qbo_amounts_and_dates() {
+        let properties = invoice_properties(&QboInvoice::read(&invoice()).unwrap());
+        let expected = [
+            (QBO_ID_PROPERTY, "130"),
+            ("hs_number", "1037"),
+            ("hs_currency", "EUR"),
+            ("hs_invoice_date", "2026-03-14T00:00:00Z"),
+            ("hs_due_date", "2026-04-13T00:00:00Z"),
+            (QBO_TOTAL_PROPERTY, "352.07"),
+            (QBO_BALANCE_PROPERTY, "100.07"),
+            (QBO_RECIPIENT_PROPERTY, "Sonnenschein Family Store"),
+        ];
+        for (name, value) in expected {
+            assert_eq!(
+                properties.get(name).map(String::as_str),
+                Some(value),
+                "{name}"
+            );
+        }
+        assert!(!properties.contains_key("hs_invoice_status"));
+        assert!(
+            !properties.contains_key("hs_amount_billed"),
+            "HubSpot computes it"
+        );
+    }
+
+    #[test]
+    fn a_payment_becomes_one_hubspot_payment_and_one_note_per_invoice() {
+        let raw = json!({"Id": "201", "TxnDate": "2026-03-20", "PaymentRefNum": "PMT-88",
+            "PaymentMethodRef": {"value": "2", "name": "Check"}, "TotalAmt": 300,
+            "Line": [{"Amount": 250.0, "LinkedTxn": [{"TxnId": "130", "TxnType": "Invoice"}]},
+                     {"Amount": 50, "LinkedTxn": [{"TxnId": "131", "TxnType": "Invoice"}]}]});
+        let payment = QboPayment::read(&raw).unwrap();
+        assert_eq!(payment.applied.len(), 2);
+        let properties = payment_properties("r1", &payment, "130").unwrap();
+        assert_eq!(properties["hs_initial_amount"], "250");
+        assert_eq!(properties[QBO_PAYMENT_PROPERTY], "r1-201-130");
+        assert_eq!(properties["hs_initiated_date"], "2026-03-20T00:00:00Z");
+        assert!(payment_properties("r1", &payment, "999").is_none());
+        let invoice = QboInvoice::read(&invoice()).unwrap();
+        let note = payment_note(&payment, &invoice).unwrap();
+        assert_eq!(
+            note,
+            "<strong>Payment received in QuickBooks</strong>: USD 250.00 on invoice 1037, \
+             2026-03-20, by Check, reference PMT-88 (QuickBooks payment 201)"
+        );
+        assert!(note.contains(&payment_note_marker("201")));
+    }
+
+    #[test]
+    fn deal_properties_come_from_the_invoice() {
+        let latest = BTreeMap::from([
+            ("hs_amount_billed".to_owned(), Some("352.07".to_owned())),
+            ("hs_number".to_owned(), Some("1037".to_owned())),
+            ("hs_invoice_status".to_owned(), Some("paid".to_owned())),
+            (
+                "hs_due_date".to_owned(),
+                Some("2026-04-13T00:00:00Z".to_owned()),
+            ),
+            (QBO_RECIPIENT_PROPERTY.to_owned(), Some("Acme".to_owned())),
+        ]);
+        let deal = deal_properties(&latest);
+        assert_eq!(deal["qbo_invoice_amount_billed"], "352.07");
+        assert_eq!(deal["qbo_invoice_due_date"], "2026-04-13");
+        assert_eq!(deal["qbo_invoice_status"], "paid");
+        assert_eq!(deal["qbo_invoice_recipient"], "Acme");
+        let without_billed =
+            BTreeMap::from([(QBO_TOTAL_PROPERTY.to_owned(), Some("10".to_owned()))]);
+        assert_eq!(
+            deal_properties(&without_billed)["qbo_invoice_amount_billed"],
+            "10"
+        );
+    }
+}
