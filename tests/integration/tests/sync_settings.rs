@@ -171,7 +171,7 @@ async fn filters_and_their_dated_defaults_leave_records_out_with_the_reason() ->
             }
             p.hubspot_invoice(
                 &contact,
-                &[("Service", "1", "100", None)],
+                &[json!({"name": "Service", "quantity": "1", "price": "100"})],
                 properties,
                 status,
             )

@@ -87,10 +87,16 @@ impl SyncStack {
 
     /// A new empty company and portal, connected; the initial sync has run.
     pub async fn pair(&self) -> anyhow::Result<Pair<'_>> {
+        self.pair_with(json!({})).await
+    }
+
+    /// As [`Self::pair`], with a company made as `realm` says (e.g.
+    /// `{"company": {"country": "GB", "custom_txn_numbers": true}}`).
+    pub async fn pair_with(&self, realm: Value) -> anyhow::Result<Pair<'_>> {
         let realm: Value = self
             .http
             .post(format!("{}/_sandbox/realms", self.qbo))
-            .json(&json!({}))
+            .json(&realm)
             .send()
             .await?
             .error_for_status()?
@@ -538,12 +544,12 @@ impl Pair<'_> {
     }
 
     /// An invoice made in HubSpot as a person makes one: a draft with `properties`, the
-    /// contact and a line item per `(name, quantity, price, product)` associated, then moved
+    /// contact and a line item per element of `lines` (its properties) associated, then moved
     /// to `status`. Answers the invoice's id.
     pub async fn hubspot_invoice(
         &self,
         contact: &str,
-        lines: &[(&str, &str, &str, Option<&str>)],
+        lines: &[Value],
         mut properties: Value,
         status: &str,
     ) -> anyhow::Result<String> {
@@ -552,12 +558,8 @@ impl Pair<'_> {
         let invoice = invoice["id"].as_str().unwrap_or_default().to_owned();
         self.hubspot_associate("invoices", &invoice, "contacts", contact)
             .await?;
-        for (name, quantity, price, product) in lines {
-            let mut line = json!({"name": name, "quantity": quantity, "price": price});
-            if let Some(product) = product {
-                line["hs_product_id"] = json!(product);
-            }
-            let line = self.hubspot_create("line_items", line).await?;
+        for line in lines {
+            let line = self.hubspot_create("line_items", line.clone()).await?;
             let line = line["id"].as_str().unwrap_or_default();
             self.hubspot_associate("invoices", &invoice, "line_items", line)
                 .await?;

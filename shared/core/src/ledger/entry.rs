@@ -110,6 +110,10 @@ pub struct LedgerEntry {
     pub updated_at: i64,
     #[serde(default)]
     pub activity: Vec<Activity>,
+    /// Invoices made in HubSpot: the QBO payments applied when the invoice last synced, so a
+    /// payment removed in QBO is told apart (S13).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub payments: Vec<String>,
 }
 
 impl LedgerEntry {
@@ -134,6 +138,7 @@ impl LedgerEntry {
             pending: None,
             updated_at: now,
             activity: Vec::new(),
+            payments: Vec::new(),
         };
         entry.side_mut(from).id = Some(id.to_owned());
         entry

@@ -25,9 +25,12 @@ pub const QBO_LINE_PROPERTY: &str = "qbo_line_id";
 pub const QBO_PAYMENT_PROPERTY: &str = "qbo_payment_key";
 
 /// The HubSpot properties of an invoice the sync reads back.
-pub const INVOICE_PROPERTIES: [&str; 11] = [
+pub const INVOICE_PROPERTIES: [&str; 14] = [
     "hs_invoice_status",
     "hs_number",
+    "hs_invoice_date",
+    "hs_purchase_order_number",
+    "hs_comments",
     "hs_due_date",
     "hs_amount_billed",
     "hs_balance_due",
@@ -453,6 +456,251 @@ pub fn deal_properties(latest: &BTreeMap<String, Option<String>>) -> BTreeMap<St
     ])
 }
 
+// HubSpot → QBO (two-way, opt-in).
+
+/// HubSpot invoice properties that go to QBO on updates of invoices made in HubSpot (S12), with
+/// the QBO field each becomes.
+pub const UPDATED_FIELDS: [(&str, &str); 3] = [
+    ("hs_due_date", "DueDate"),
+    ("hs_purchase_order_number", "PONumber"),
+    ("hs_comments", "CustomerMemo"),
+];
+
+/// Line item properties read to book a HubSpot line in QBO.
+pub const LINE_PROPERTIES: [&str; 7] = [
+    "name",
+    "description",
+    "quantity",
+    "price",
+    "hs_product_id",
+    "hs_sku",
+    "hs_tax_rate_group_id",
+];
+
+/// A HubSpot line item as booked in QBO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HubSpotLine {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub quantity: Decimal,
+    pub price: Money,
+    pub product_id: Option<String>,
+    pub sku: Option<String>,
+    pub tax_rate: Option<String>,
+}
+
+type HubSpotProperties = BTreeMap<String, Option<String>>;
+
+fn property<'a>(properties: &'a HubSpotProperties, name: &str) -> Option<&'a str> {
+    properties
+        .get(name)
+        .and_then(|v| v.as_deref())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+impl HubSpotLine {
+    pub fn read(id: &str, properties: &HubSpotProperties) -> Self {
+        let number = |name: &str| property(properties, name).and_then(|v| Money::parse(v).ok());
+        Self {
+            id: id.to_owned(),
+            name: property(properties, "name").unwrap_or("Item").to_owned(),
+            description: property(properties, "description").map(str::to_owned),
+            quantity: number("quantity").map_or(Decimal::ONE, Money::amount),
+            price: number("price").unwrap_or(Money::ZERO),
+            product_id: property(properties, "hs_product_id").map(str::to_owned),
+            sku: property(properties, "hs_sku").map(str::to_owned),
+            tax_rate: property(properties, "hs_tax_rate_group_id").map(str::to_owned),
+        }
+    }
+}
+
+/// The date part of a HubSpot date-time (`2026-03-14T00:00:00Z` → `2026-03-14`).
+fn date_part(value: &str) -> Option<String> {
+    value.get(..10).map(str::to_owned).filter(|d| d.len() == 10)
+}
+
+/// The QBO invoice for a HubSpot invoice: its customer, its lines on the items they were
+/// matched to (`items`, by line id) with their tax codes, its dates, and its number when the
+/// company numbers its invoices itself (`custom_numbers`).
+pub fn qbo_invoice(
+    invoice: &HubSpotProperties,
+    customer: &str,
+    lines: &[HubSpotLine],
+    items: &HashMap<String, String>,
+    custom_numbers: bool,
+    tax: Option<&crate::settings::TaxMapping>,
+) -> serde_json::Map<String, Value> {
+    let mut body = serde_json::Map::new();
+    body.insert(
+        "CustomerRef".into(),
+        serde_json::json!({ "value": customer }),
+    );
+    if let Some(date) = property(invoice, "hs_invoice_date").and_then(date_part) {
+        body.insert("TxnDate".into(), Value::String(date));
+    }
+    if custom_numbers {
+        if let Some(number) = property(invoice, "hs_number") {
+            body.insert("DocNumber".into(), Value::String(number.to_owned()));
+        }
+    }
+    for (name, value) in updated_fields(invoice) {
+        body.insert(name.into(), value);
+    }
+    let lines: Vec<Value> = lines
+        .iter()
+        .filter_map(|line| {
+            let item = items.get(&line.id)?;
+            let amount = line
+                .price
+                .checked_mul(line.quantity)
+                .map(Money::round_cents)
+                .unwrap_or(Money::ZERO);
+            let mut detail = serde_json::json!({
+                "ItemRef": {"value": item},
+                "Qty": Money::new(line.quantity),
+                "UnitPrice": line.price,
+            });
+            if let Some(tax) = tax {
+                detail["TaxCodeRef"] =
+                    serde_json::json!({"value": tax.code_for(line.tax_rate.as_deref())});
+            }
+            let mut line_json = serde_json::json!({
+                "DetailType": "SalesItemLineDetail",
+                "Amount": amount,
+                "SalesItemLineDetail": detail,
+            });
+            let description = line
+                .description
+                .clone()
+                .unwrap_or_else(|| line.name.clone());
+            line_json["Description"] = Value::String(description);
+            Some(line_json)
+        })
+        .collect();
+    body.insert("Line".into(), Value::Array(lines));
+    body
+}
+
+/// The QBO fields of the S12 properties a HubSpot invoice has.
+pub fn updated_fields(invoice: &HubSpotProperties) -> Vec<(&'static str, Value)> {
+    UPDATED_FIELDS
+        .iter()
+        .filter_map(|(hubspot, qbo)| {
+            let value = property(invoice, hubspot)?;
+            Some(match *qbo {
+                "DueDate" => (*qbo, Value::String(date_part(value)?)),
+                "CustomerMemo" => (*qbo, serde_json::json!({ "value": value })),
+                _ => (*qbo, Value::String(value.to_owned())),
+            })
+        })
+        .collect()
+}
+
+/// What of a HubSpot invoice goes to QBO on updates (S12), as one comparable text.
+pub fn updated_fingerprint(invoice: &HubSpotProperties) -> String {
+    updated_fields(invoice)
+        .into_iter()
+        .map(|(name, value)| format!("{name}={value}"))
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The shape of a QBO invoice that an edit in QBO must keep for an invoice made in HubSpot
+/// (S13): its lines (item, quantity, price, in order) and its tax. Service dates, other fields,
+/// payments and credits may change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InvoiceShape {
+    pub lines: Vec<(String, Decimal, Money)>,
+    pub tax: Money,
+}
+
+impl InvoiceShape {
+    pub fn of(invoice: &QboInvoice) -> Self {
+        Self {
+            lines: invoice
+                .lines
+                .iter()
+                .map(|l| {
+                    (
+                        l.item_id.clone().unwrap_or_else(|| l.name.clone()),
+                        l.quantity.normalize(),
+                        Money::new(l.unit_price.amount().normalize()),
+                    )
+                })
+                .collect(),
+            tax: invoice.tax,
+        }
+    }
+
+    /// As kept in the ledger.
+    pub fn text(&self) -> String {
+        let lines: Vec<String> = self
+            .lines
+            .iter()
+            .map(|(item, quantity, price)| format!("{item}*{quantity}@{price}"))
+            .collect();
+        format!("{}|tax={}", lines.join(","), self.tax)
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let (lines, tax) = text.rsplit_once("|tax=")?;
+        let lines = if lines.is_empty() {
+            Vec::new()
+        } else {
+            lines
+                .split(',')
+                .map(|line| {
+                    let (item, rest) = line.rsplit_once('*')?;
+                    let (quantity, price) = rest.split_once('@')?;
+                    Some((
+                        item.to_owned(),
+                        Money::parse(quantity).ok()?.amount(),
+                        Money::parse(price).ok()?,
+                    ))
+                })
+                .collect::<Option<Vec<_>>>()?
+        };
+        Some(Self {
+            lines,
+            tax: Money::parse(tax).ok()?,
+        })
+    }
+}
+
+/// The edits made in QBO to an invoice made in HubSpot that cannot sync back (S13): empty when
+/// the edit is allowed.
+pub fn forbidden_edits(
+    before: &InvoiceShape,
+    before_payments: &[String],
+    now: &QboInvoice,
+) -> Vec<&'static str> {
+    let after = InvoiceShape::of(now);
+    let mut found = Vec::new();
+    let items = |shape: &InvoiceShape| {
+        let mut items: Vec<String> = shape.lines.iter().map(|l| l.0.clone()).collect();
+        items.sort();
+        items
+    };
+    if items(before) != items(&after) {
+        found.push("lines were added or removed");
+    } else if before.lines != after.lines {
+        found.push("line prices or quantities were changed");
+    }
+    if after.tax != before.tax {
+        found.push(if before.tax == Money::ZERO {
+            "tax was added"
+        } else {
+            "the tax was changed"
+        });
+    }
+    if before_payments.iter().any(|p| !now.payment_ids.contains(p)) {
+        found.push("a payment was removed");
+    }
+    found
+}
+
 /// The properties the integration makes for itself: (HubSpot object type, group, name,
 /// label, type, unique). Payments' is made only where the portal has payments.
 pub type OwnProperty = (
@@ -674,6 +922,136 @@ mod tests {
              2026-03-20, by Check, reference PMT-88 (QuickBooks payment 201)"
         );
         assert!(note.contains(&payment_note_marker("201")));
+    }
+
+    #[test]
+    fn a_hubspot_invoice_becomes_a_qbo_invoice_on_its_matched_items() {
+        let props = |pairs: &[(&str, &str)]| -> HubSpotProperties {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned())))
+                .collect()
+        };
+        let invoice = props(&[
+            ("hs_number", "INV-7"),
+            ("hs_invoice_date", "2026-03-14T09:00:00Z"),
+            ("hs_due_date", "2026-04-13T00:00:00Z"),
+            ("hs_comments", "Thanks"),
+        ]);
+        let lines = [
+            HubSpotLine::read(
+                "11",
+                &props(&[
+                    ("name", "Widget"),
+                    ("quantity", "3"),
+                    ("price", "19.99"),
+                    ("hs_tax_rate_group_id", "zero"),
+                ]),
+            ),
+            HubSpotLine::read("12", &props(&[("name", "Setup"), ("price", "50")])),
+        ];
+        let items = HashMap::from([
+            ("11".to_owned(), "5".to_owned()),
+            ("12".to_owned(), "99".to_owned()),
+        ]);
+        let body = qbo_invoice(&invoice, "24", &lines, &items, false, None);
+        assert_eq!(body["CustomerRef"]["value"], "24");
+        assert_eq!(body["TxnDate"], "2026-03-14");
+        assert_eq!(body["DueDate"], "2026-04-13");
+        assert_eq!(body["CustomerMemo"]["value"], "Thanks");
+        assert!(body.get("DocNumber").is_none(), "QBO numbers it");
+        let line = &body["Line"][0];
+        assert_eq!(line["Amount"].to_string(), "59.97");
+        assert_eq!(line["SalesItemLineDetail"]["ItemRef"]["value"], "5");
+        assert_eq!(line["SalesItemLineDetail"]["Qty"].to_string(), "3");
+        assert!(line["SalesItemLineDetail"].get("TaxCodeRef").is_none());
+        assert_eq!(body["Line"][1]["Amount"].to_string(), "50");
+        let tax = crate::settings::TaxMapping {
+            default_tax_code: "2".into(),
+            rates: vec![crate::settings::TaxRateMapping {
+                hubspot: "zero".into(),
+                qbo: "4".into(),
+            }],
+        };
+        let body = qbo_invoice(&invoice, "24", &lines, &items, true, Some(&tax));
+        assert_eq!(body["DocNumber"], "INV-7");
+        assert_eq!(
+            body["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"]["value"],
+            "4"
+        );
+        assert_eq!(
+            body["Line"][1]["SalesItemLineDetail"]["TaxCodeRef"]["value"],
+            "2"
+        );
+        assert_eq!(
+            updated_fingerprint(&invoice),
+            r#"DueDate="2026-04-13";CustomerMemo={"value":"Thanks"}"#
+        );
+    }
+
+    #[test]
+    fn qbo_edits_of_hubspot_invoices_are_told_apart() {
+        let base = QboInvoice::read(&invoice()).unwrap();
+        let shape = InvoiceShape::of(&base);
+        assert_eq!(InvoiceShape::parse(&shape.text()), Some(shape.clone()));
+        let edited = |edit: &dyn Fn(&mut Value)| {
+            let mut raw = invoice();
+            edit(&mut raw);
+            QboInvoice::read(&raw).unwrap()
+        };
+        let paid = vec!["201".to_owned()];
+        let cases: Vec<(&str, QboInvoice, Vec<&str>)> = vec![
+            ("nothing", base.clone(), vec![]),
+            (
+                "a field and a service date",
+                edited(&|r| {
+                    r["DueDate"] = json!("2026-05-01");
+                    r["Line"][0]["SalesItemLineDetail"]["ServiceDate"] = json!("2026-03-01");
+                }),
+                vec![],
+            ),
+            (
+                "another payment",
+                edited(&|r| {
+                    r["LinkedTxn"]
+                        .as_array_mut()
+                        .unwrap()
+                        .push(json!({"TxnId": "202", "TxnType": "Payment"}));
+                }),
+                vec![],
+            ),
+            (
+                "a line added",
+                edited(&|r| {
+                    let extra = r["Line"][0].clone();
+                    r["Line"].as_array_mut().unwrap().push(extra);
+                }),
+                vec!["lines were added or removed"],
+            ),
+            (
+                "a price",
+                edited(&|r| r["Line"][0]["SalesItemLineDetail"]["UnitPrice"] = json!(300)),
+                vec!["line prices or quantities were changed"],
+            ),
+            (
+                "tax",
+                edited(&|r| r["TxnTaxDetail"]["TotalTax"] = json!(30)),
+                vec!["the tax was changed"],
+            ),
+            (
+                "a payment removed",
+                edited(&|r| r["LinkedTxn"] = json!([])),
+                vec!["a payment was removed"],
+            ),
+        ];
+        for (what, now, expected) in cases {
+            assert_eq!(forbidden_edits(&shape, &paid, &now), expected, "{what}");
+        }
+        let untaxed = InvoiceShape {
+            tax: Money::ZERO,
+            ..shape
+        };
+        assert_eq!(forbidden_edits(&untaxed, &[], &base), ["tax was added"]);
     }
 
     #[test]

@@ -162,6 +162,16 @@ pub trait Entity: Serialize + serde::de::DeserializeOwned + Send + Sync {
     const RESOURCE: &'static str;
 }
 
+/// An invoice, written and read whole: its shape is the invoice mapping's.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Invoice(pub Map<String, Value>);
+
+impl Entity for Invoice {
+    const NAME: &'static str = "Invoice";
+    const RESOURCE: &'static str = "invoice";
+}
+
 impl Entity for Customer {
     const NAME: &'static str = "Customer";
     const RESOURCE: &'static str = "customer";

@@ -103,6 +103,35 @@ pub struct ObjectSettings {
     /// company's first income account.
     #[serde(default)]
     pub income_account: Option<String>,
+    /// S14/S21 invoices, opt-in: the QBO tax codes HubSpot invoices take, under which they
+    /// also sync to a company outside the US (refused there without it).
+    #[serde(default)]
+    pub tax_mapping: Option<TaxMapping>,
+}
+
+/// Which QBO tax code each line of a HubSpot invoice takes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxMapping {
+    /// The QBO tax code (its id) of lines whose HubSpot tax rate is not mapped.
+    pub default_tax_code: String,
+    /// HubSpot tax rates (a line item's `hs_tax_rate_group_id`) to QBO tax codes.
+    #[serde(default)]
+    pub rates: Vec<TaxRateMapping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaxRateMapping {
+    pub hubspot: String,
+    pub qbo: String,
+}
+
+impl TaxMapping {
+    /// The tax code of a line with this HubSpot tax rate.
+    pub fn code_for(&self, hubspot_rate: Option<&str>) -> &str {
+        hubspot_rate
+            .and_then(|rate| self.rates.iter().find(|m| m.hubspot == rate))
+            .map_or(self.default_tax_code.as_str(), |m| m.qbo.as_str())
+    }
 }
 
 /// Which way one field flows (within the object's direction).
@@ -260,6 +289,7 @@ pub fn default_settings(setup_day: Date) -> Vec<ObjectSettings> {
                 display_name_from_company: true,
                 disambiguate_display_names: false,
                 income_account: None,
+                tax_mapping: None,
             }
         })
         .collect()

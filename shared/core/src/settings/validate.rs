@@ -195,6 +195,29 @@ pub fn validate(settings: &ObjectSettings, default_keys: &[&str]) -> Result<(), 
             }
         }
     }
+    if let Some(tax) = &settings.tax_mapping {
+        if tax.default_tax_code.trim().is_empty() {
+            error(
+                "tax_mapping.default_tax_code".into(),
+                "choose the QuickBooks tax code of lines without a mapped tax rate".into(),
+            );
+        }
+        let mut rates: Vec<&str> = Vec::new();
+        for (i, rate) in tax.rates.iter().enumerate() {
+            if rate.hubspot.trim().is_empty() || rate.qbo.trim().is_empty() {
+                error(
+                    format!("tax_mapping.rates[{i}]"),
+                    "a HubSpot tax rate and a QuickBooks tax code are both needed".into(),
+                );
+            } else if rates.contains(&rate.hubspot.as_str()) {
+                error(
+                    format!("tax_mapping.rates[{i}].hubspot"),
+                    format!("the tax rate \"{}\" is mapped twice", rate.hubspot),
+                );
+            }
+            rates.push(&rate.hubspot);
+        }
+    }
     if errors.is_empty() {
         Ok(())
     } else {
@@ -236,6 +259,56 @@ mod tests {
                 settings.object
             );
         }
+    }
+
+    #[test]
+    fn a_tax_mapping_needs_a_default_and_whole_unique_rates() {
+        use crate::settings::{TaxMapping, TaxRateMapping};
+        let rate = |hubspot: &str, qbo: &str| TaxRateMapping {
+            hubspot: hubspot.into(),
+            qbo: qbo.into(),
+        };
+        let mut settings = default_settings(date!(2026 - 01 - 01))[2].clone();
+        let cases = [
+            (
+                TaxMapping {
+                    default_tax_code: "2".into(),
+                    rates: vec![rate("vat20", "2"), rate("zero", "4")],
+                },
+                vec![],
+            ),
+            (
+                TaxMapping {
+                    default_tax_code: " ".into(),
+                    rates: vec![],
+                },
+                vec!["tax_mapping.default_tax_code"],
+            ),
+            (
+                TaxMapping {
+                    default_tax_code: "2".into(),
+                    rates: vec![rate("vat20", ""), rate("zero", "4"), rate("zero", "3")],
+                },
+                vec!["tax_mapping.rates[0]", "tax_mapping.rates[2].hubspot"],
+            ),
+        ];
+        for (mapping, fields) in cases {
+            settings.tax_mapping = Some(mapping.clone());
+            let found: Vec<String> = validate(&settings, &[])
+                .err()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|e| e.field)
+                .collect();
+            assert_eq!(found, fields, "{mapping:?}");
+        }
+        let mapping = TaxMapping {
+            default_tax_code: "2".into(),
+            rates: vec![rate("zero", "4")],
+        };
+        assert_eq!(mapping.code_for(Some("zero")), "4");
+        assert_eq!(mapping.code_for(Some("other")), "2");
+        assert_eq!(mapping.code_for(None), "2");
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub struct Applied {
 /// The sync's parts, built once per cold start.
 pub struct Engine {
     pub(super) ledger: Ledger,
-    settings: SettingsStore,
+    pub(super) settings: SettingsStore,
     connections: Connections,
     tokens: Arc<TokenKeeper>,
     qbo: QboClient,
@@ -204,7 +204,7 @@ fn other(side: Provider) -> Provider {
     }
 }
 
-fn sha(parts: &[&str]) -> String {
+pub(super) fn sha(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {
         hash.update(part.as_bytes());

@@ -20,6 +20,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+mod to_qbo;
+
 use super::engine::{Applied, Engine, SyncError};
 use crate::connection::registry::Connection;
 use crate::domain::{ObjectKind, Provider};
@@ -68,7 +70,10 @@ struct NoteClaim {
 struct Planned {
     invoice: QboInvoice,
     previous: Option<Stored>,
-    contact: String,
+    /// The HubSpot contact of its customer (invoices made in HubSpot may have none linked).
+    contact: Option<String>,
+    /// Made in HubSpot: its HubSpot line items and number are HubSpot's own.
+    from_hubspot: bool,
     /// Set once written.
     hubspot_id: Option<String>,
     /// Why it could not be written, when it could not.
@@ -108,10 +113,18 @@ impl InvoiceRun<'_> {
         from: Provider,
         records: &[Value],
     ) -> Result<Applied, SyncError> {
-        // HubSpot → QBO invoices are not applied by this run: their changes are left alone.
-        if from == Provider::HubSpot || !self.settings.direction.qbo_to_hubspot() {
-            return Ok(Applied::default());
+        match from {
+            Provider::Qbo if self.settings.direction.qbo_to_hubspot() => {
+                self.apply_from_qbo(records).await
+            }
+            Provider::HubSpot if self.settings.direction.hubspot_to_qbo() => {
+                self.apply_from_hubspot(records).await
+            }
+            _ => Ok(Applied::default()),
         }
+    }
+
+    async fn apply_from_qbo(&self, records: &[Value]) -> Result<Applied, SyncError> {
         let mut incoming: Vec<(QboInvoice, &Value)> = records
             .iter()
             .filter_map(|raw| QboInvoice::read(raw).map(|i| (i, raw)))
@@ -176,6 +189,46 @@ impl InvoiceRun<'_> {
                 applied.unchanged += 1;
                 continue;
             }
+            let from_hubspot = previous
+                .as_ref()
+                .is_some_and(|s| s.entry.first_side() == Provider::HubSpot);
+            if from_hubspot {
+                // Made in HubSpot: only edits that keep its shape sync back (S13).
+                let entry = previous.as_ref().map(|s| &s.entry);
+                let shape = entry
+                    .and_then(|e| e.qbo.fingerprint.as_deref())
+                    .and_then(map::InvoiceShape::parse);
+                let payments = entry.map(|e| e.payments.clone()).unwrap_or_default();
+                let forbidden = shape
+                    .map(|shape| map::forbidden_edits(&shape, &payments, &invoice))
+                    .unwrap_or_default();
+                if !forbidden.is_empty() {
+                    let refusal = Refusal {
+                        category: "edited_in_quickbooks".into(),
+                        message: format!(
+                            "the invoice was made in HubSpot and edited in QuickBooks in a way that cannot sync back: {}; undo that edit in QuickBooks, or make the change in HubSpot",
+                            forbidden.join(", ")
+                        ),
+                        retryable: false,
+                    };
+                    outcomes.push((invoice, previous, linked_id, Outcome::Failed(refusal)));
+                    continue;
+                }
+                let contact = invoice
+                    .customer_id
+                    .as_ref()
+                    .and_then(|c| contacts.get(c))
+                    .cloned();
+                planned.push(Planned {
+                    invoice,
+                    previous,
+                    contact,
+                    from_hubspot: true,
+                    hubspot_id: linked_id,
+                    refused: None,
+                });
+                continue;
+            }
             if let Err(excluded) =
                 filters::evaluate(&self.settings.filters.qbo_to_hubspot, Subject::Qbo(raw))
             {
@@ -211,7 +264,8 @@ impl InvoiceRun<'_> {
             planned.push(Planned {
                 invoice,
                 previous,
-                contact,
+                contact: Some(contact),
+                from_hubspot: false,
                 hubspot_id: linked_id,
                 refused: None,
             });
@@ -312,7 +366,7 @@ impl InvoiceRun<'_> {
                     .and_then(|s| s.entry.hubspot.id.as_ref())
                     .is_none()
             })
-            .filter_map(|p| Some((p.hubspot_id.clone()?, p.contact.clone())))
+            .filter_map(|p| Some((p.hubspot_id.clone()?, p.contact.clone()?)))
             .collect();
         self.associate_first(&first, planned).await?;
 
@@ -344,7 +398,9 @@ impl InvoiceRun<'_> {
     }
 
     async fn upsert_invoices(&self, planned: &mut [Planned]) -> Result<(), SyncError> {
-        let inputs: Vec<BatchInput> = planned
+        let (mut made_here, made_in_qbo): (Vec<&mut Planned>, Vec<&mut Planned>) =
+            planned.iter_mut().partition(|p| p.from_hubspot);
+        let inputs: Vec<BatchInput> = made_in_qbo
             .iter()
             .map(|p| BatchInput {
                 id: Some(p.invoice.id.clone()),
@@ -354,10 +410,42 @@ impl InvoiceRun<'_> {
             })
             .collect();
         let outcomes = self.upsert_each("invoices", &inputs).await?;
-        for (plan, outcome) in planned.iter_mut().zip(outcomes) {
+        for (plan, outcome) in made_in_qbo.into_iter().zip(outcomes) {
             match outcome {
                 Ok(record) => plan.hubspot_id = Some(record.id),
                 Err(refusal) => plan.refused = Some(refusal),
+            }
+        }
+        // Made in HubSpot: updated by id, keeping HubSpot's own number.
+        let inputs: Vec<BatchInput> = made_here
+            .iter()
+            .filter_map(|p| {
+                let mut properties = map::invoice_properties(&p.invoice);
+                properties.remove("hs_number");
+                Some(BatchInput {
+                    id: Some(p.hubspot_id.clone()?),
+                    id_property: None,
+                    properties,
+                    object_write_trace_id: None,
+                })
+            })
+            .collect();
+        for chunk in inputs.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let outcome = self.hubspot.batch_update("invoices", chunk).await?;
+            for error in outcome.errors {
+                for plan in made_here.iter_mut() {
+                    if plan
+                        .hubspot_id
+                        .as_ref()
+                        .is_some_and(|id| error.ids.contains(id))
+                    {
+                        plan.refused = Some(Refusal {
+                            category: error.category.to_lowercase(),
+                            message: format!("HubSpot refused the invoice: {}", error.message),
+                            retryable: false,
+                        });
+                    }
+                }
             }
         }
         Ok(())
@@ -572,7 +660,8 @@ impl InvoiceRun<'_> {
         let mut inputs = Vec::new();
         let mut owners = Vec::new();
         for (index, plan) in planned.iter().enumerate() {
-            if plan.refused.is_some() || plan.hubspot_id.is_none() {
+            // A HubSpot invoice's own line items are HubSpot's.
+            if plan.refused.is_some() || plan.hubspot_id.is_none() || plan.from_hubspot {
                 continue;
             }
             for line in map::line_items(self.realm(), &plan.invoice, products) {
@@ -935,7 +1024,9 @@ impl InvoiceRun<'_> {
                 let invoice = plan.hubspot_id.as_deref().unwrap_or_default();
                 let mut associations: Vec<Value> = Vec::new();
                 associations.extend(spec(to_invoice, invoice));
-                associations.extend(spec(to_contact, &plan.contact));
+                if let Some(contact) = &plan.contact {
+                    associations.extend(spec(to_contact, contact));
+                }
                 for deal in deals.get(invoice).into_iter().flatten() {
                     associations.extend(spec(to_deal, deal));
                 }
@@ -1156,6 +1247,9 @@ impl InvoiceRun<'_> {
                     entry.hubspot.id = hubspot_id.clone();
                     entry.hubspot.gone = false;
                     entry.qbo.version = invoice.sync_token;
+                    if entry.first_side() == Provider::HubSpot {
+                        entry.payments = invoice.payment_ids.clone();
+                    }
                     entry.mark_synced();
                     let action = if was_linked { "updated" } else { "created" };
                     entry.record(
