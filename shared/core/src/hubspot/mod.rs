@@ -288,6 +288,7 @@ impl Portal<'_> {
         let mut token = self.bearer.token().await.map_err(bearer_error)?;
         let mut refreshed = false;
         let mut attempt = 0;
+        let repeatable = repeatable(&method, path);
         loop {
             self.client
                 .pacer
@@ -306,8 +307,9 @@ impl Portal<'_> {
             attempt += 1;
             let response = match request.send().await {
                 Ok(response) => response,
-                // Every write the sync makes is an upsert, an update or an archive: repeatable.
-                Err(error) if attempt <= MAX_IN_PROCESS_RETRIES => {
+                // Upserts, updates, archives and reads are repeatable; a create is not: whether
+                // it happened is settled by the caller (a claim and a look on the record).
+                Err(error) if repeatable && attempt <= MAX_IN_PROCESS_RETRIES => {
                     tracing::debug!(error = %transport(&error), "HubSpot call failed; retrying");
                     tokio::time::sleep(retry::backoff(
                         attempt,
@@ -357,7 +359,7 @@ impl Portal<'_> {
                         });
                     }
                 }
-                StatusClass::Transient if attempt <= MAX_IN_PROCESS_RETRIES => {
+                StatusClass::Transient if repeatable && attempt <= MAX_IN_PROCESS_RETRIES => {
                     tokio::time::sleep(retry::backoff(
                         attempt,
                         Duration::from_millis(200),
@@ -711,6 +713,12 @@ impl Portal<'_> {
     }
 }
 
+/// Whether a call may be sent again after an answer that was lost or a gateway error: every
+/// call but a create, which could make a second record.
+fn repeatable(method: &Method, path: &str) -> bool {
+    !(*method == Method::POST && path.ends_with("/batch/create") && path.starts_with("/crm/v3/"))
+}
+
 fn object(value: Value) -> Result<CrmObject, HubSpotError> {
     serde_json::from_value(value).map_err(|e| HubSpotError::Unreadable(e.to_string()))
 }
@@ -956,6 +964,24 @@ mod tests {
         assert_eq!(outcome.errors[0].category, "OBJECT_NOT_FOUND");
         assert_eq!(outcome.errors[1].trace_id.as_deref(), Some("t7"));
         assert_eq!(batch_outcome(Value::Null).unwrap(), BatchOutcome::default());
+    }
+
+    #[test]
+    fn only_creates_are_never_sent_twice() {
+        let cases = [
+            (Method::POST, "/crm/v3/objects/notes/batch/create", false),
+            (Method::POST, "/crm/v3/objects/invoices/batch/upsert", true),
+            (Method::POST, "/crm/v3/objects/deals/batch/update", true),
+            (
+                Method::POST,
+                "/crm/v4/associations/invoices/deals/batch/create",
+                true,
+            ),
+            (Method::GET, "/crm/v3/objects/contacts", true),
+        ];
+        for (method, path, expected) in cases {
+            assert_eq!(repeatable(&method, path), expected, "{method} {path}");
+        }
     }
 
     #[test]

@@ -187,7 +187,7 @@ impl InvoiceRun<'_> {
                     .and_then(Value::as_str)
                     .and_then(|t| t.parse().ok()),
             }),
-            Err(error) if error.class() == crate::ErrorClass::Retryable => Err(error.into()),
+            Err(error @ QboError::Throttled { .. }) => Err(error.into()),
             Err(error) => Ok(Done::Failed(refusal(&error, "update of the invoice"))),
         }
     }
@@ -516,7 +516,9 @@ impl InvoiceRun<'_> {
             Ok(created) => Ok(Done::Created {
                 qbo: Value::Object(created.0),
             }),
-            Err(error) if error.class() == crate::ErrorClass::Retryable => Err(error.into()),
+            // Throttled: the whole message waits. Any other passing failure fails this invoice
+            // alone, tried again by the retry sweep with the same requestid.
+            Err(error @ QboError::Throttled { .. }) => Err(error.into()),
             Err(error) => Ok(Done::Failed(refusal(&error, "invoice"))),
         }
     }
