@@ -408,3 +408,74 @@ async fn deals_take_their_latest_invoice_and_unsynced_customers_fail_with_the_re
     );
     s.stop().await
 }
+
+#[tokio::test]
+async fn a_custom_field_mapping_reaches_the_invoices_synced_before_it() -> anyhow::Result<()> {
+    use hubspot_qbo_core::settings::{CustomMapping, FieldKind, MappingDirection};
+    let s = SyncStack::start("invoices-custom-fields").await?;
+    let p = s
+        .pair_with(json!({"company": {"custom_fields": ["Crew #"]}}))
+        .await?;
+    let customer = p
+        .qbo_create(
+            "Customer",
+            json!({"DisplayName": "Crew Co", "PrimaryEmailAddr": {"Address": "crew@fields.example"}}),
+        )
+        .await?;
+    s.sync().await?;
+    let line = json!([{"Amount": 100, "DetailType": "SalesItemLineDetail",
+        "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 100}}]);
+    let with_crew = p
+        .qbo_create(
+            "Invoice",
+            json!({"CustomerRef": {"value": customer["Id"]}, "Line": line,
+                "CustomField": [{"DefinitionId": "1", "Type": "StringType", "StringValue": "102"}]}),
+        )
+        .await?;
+    let without = p
+        .qbo_create(
+            "Invoice",
+            json!({"CustomerRef": {"value": customer["Id"]}, "Line": line}),
+        )
+        .await?;
+    s.sync().await?;
+    let before = hubspot_invoice(&p, &id(&without)).await?;
+    assert_eq!(
+        property(&hubspot_invoice(&p, &id(&with_crew)).await?, "crew_number"),
+        None
+    );
+
+    // A person makes the property and maps QuickBooks' first custom field to it.
+    p.hubspot_api(
+        reqwest::Method::POST,
+        "/crm/v3/properties/invoices",
+        Some(
+            json!({"name": "crew_number", "label": "Crew #", "type": "string",
+            "fieldType": "text", "groupName": "invoiceinformation"}),
+        ),
+    )
+    .await?;
+    p.settings(INVOICE, |settings| {
+        settings.custom_mappings.push(CustomMapping {
+            hubspot_property: "crew_number".into(),
+            qbo_field: "CustomField1".into(),
+            direction: MappingDirection::QboToHubSpot,
+            kind: FieldKind::Text,
+        })
+    })
+    .await?;
+    s.sync().await?;
+    let crew = hubspot_invoice(&p, &id(&with_crew)).await?;
+    assert_eq!(
+        property(&crew, "crew_number"),
+        Some("102"),
+        "the historical invoice re-synced"
+    );
+    let after = hubspot_invoice(&p, &id(&without)).await?;
+    assert!(before["updatedAt"].is_string(), "{before}");
+    assert_eq!(
+        after["updatedAt"], before["updatedAt"],
+        "an invoice without a value is not written again"
+    );
+    s.stop().await
+}

@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use serde_json::Value;
 
 use crate::domain::Money;
+use crate::settings::{CustomMapping, MappingDirection};
 
 /// HubSpot invoice properties the integration owns.
 pub const QBO_ID_PROPERTY: &str = "qbo_invoice_id";
@@ -454,6 +455,79 @@ pub fn deal_properties(latest: &BTreeMap<String, Option<String>>) -> BTreeMap<St
             due.get(..10).unwrap_or(&due).to_owned(),
         ),
     ])
+}
+
+// S4: QBO sales-form custom fields (the first three string fields) ↔ HubSpot properties.
+
+/// The QBO field name of custom field slot 1, 2 or 3 in a mapping (`CustomField2`).
+pub const CUSTOM_FIELD_PREFIX: &str = "CustomField";
+
+/// The slot a mapping's QBO field names (`CustomField2` → `"2"`), if it names one.
+pub fn custom_field_slot(qbo_field: &str) -> Option<&str> {
+    qbo_field
+        .strip_prefix(CUSTOM_FIELD_PREFIX)
+        .filter(|slot| matches!(*slot, "1" | "2" | "3"))
+}
+
+/// The custom-field mappings among an invoice's mappings.
+pub fn custom_field_mappings(mappings: &[CustomMapping]) -> Vec<&CustomMapping> {
+    mappings
+        .iter()
+        .filter(|m| custom_field_slot(&m.qbo_field).is_some())
+        .collect()
+}
+
+/// The values of a QBO invoice's custom fields for the mappings flowing to HubSpot, by HubSpot
+/// property (fields without a value are left out).
+pub fn custom_values(raw: &Value, mappings: &[CustomMapping]) -> BTreeMap<String, String> {
+    let fields: Vec<&Value> = raw
+        .get("CustomField")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .collect();
+    custom_field_mappings(mappings)
+        .into_iter()
+        .filter(|m| m.direction != MappingDirection::HubSpotToQbo)
+        .filter_map(|m| {
+            let slot = custom_field_slot(&m.qbo_field)?;
+            let value = fields
+                .iter()
+                .find(|f| match f.get("DefinitionId") {
+                    Some(Value::String(id)) => id == slot,
+                    Some(Value::Number(id)) => id.to_string() == slot,
+                    _ => false,
+                })
+                .and_then(|f| text(f, &["StringValue"]))?;
+            Some((m.hubspot_property.clone(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// The custom fields of a QBO invoice made from HubSpot properties.
+pub fn custom_fields_for_qbo(
+    properties: &HubSpotProperties,
+    mappings: &[CustomMapping],
+) -> Vec<Value> {
+    custom_field_mappings(mappings)
+        .into_iter()
+        .filter(|m| m.direction != MappingDirection::QboToHubSpot)
+        .filter_map(|m| {
+            let slot = custom_field_slot(&m.qbo_field)?;
+            let value = property(properties, &m.hubspot_property)?;
+            Some(serde_json::json!({"DefinitionId": slot, "Type": "StringType", "StringValue": value}))
+        })
+        .collect()
+}
+
+/// What of an invoice's custom fields went to HubSpot, as one comparable text: an invoice whose
+/// text changes (a mapping added) is written again.
+pub fn custom_fingerprint(values: &BTreeMap<String, String>) -> String {
+    values
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 // HubSpot → QBO (two-way, opt-in).
@@ -1052,6 +1126,46 @@ mod tests {
             ..shape
         };
         assert_eq!(forbidden_edits(&untaxed, &[], &base), ["tax was added"]);
+    }
+
+    #[test]
+    fn custom_fields_map_by_slot_each_way() {
+        use crate::settings::FieldKind;
+        let mapping = |property: &str, field: &str, direction| CustomMapping {
+            hubspot_property: property.into(),
+            qbo_field: field.into(),
+            direction,
+            kind: FieldKind::Text,
+        };
+        let mappings = [
+            mapping("crew", "CustomField1", MappingDirection::Both),
+            mapping("po_ref", "CustomField2", MappingDirection::HubSpotToQbo),
+            mapping("memo", "CustomerMemo", MappingDirection::Both),
+            mapping("bad", "CustomField4", MappingDirection::Both),
+        ];
+        assert_eq!(custom_field_mappings(&mappings).len(), 2);
+        let raw = json!({"CustomField": [
+            {"DefinitionId": "1", "Name": "Crew #", "Type": "StringType", "StringValue": "102"},
+            {"DefinitionId": "2", "Name": "PO", "Type": "StringType", "StringValue": "X"},
+            {"DefinitionId": "3", "Name": "Other", "Type": "StringType"}]});
+        let values = custom_values(&raw, &mappings);
+        assert_eq!(
+            values,
+            BTreeMap::from([("crew".to_owned(), "102".to_owned())])
+        );
+        assert_eq!(custom_fingerprint(&values), "crew=102");
+        assert_eq!(custom_fingerprint(&BTreeMap::new()), "");
+        let properties: HubSpotProperties = [("crew", "7"), ("po_ref", "PO-9")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), Some(v.to_owned())))
+            .collect();
+        assert_eq!(
+            custom_fields_for_qbo(&properties, &mappings),
+            [
+                json!({"DefinitionId": "1", "Type": "StringType", "StringValue": "7"}),
+                json!({"DefinitionId": "2", "Type": "StringType", "StringValue": "PO-9"}),
+            ]
+        );
     }
 
     #[test]

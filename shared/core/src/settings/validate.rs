@@ -58,6 +58,10 @@ fn qbo_fields(object: ObjectKind) -> &'static [&'static str] {
             "BillAddr",
             "TrackingNum",
             "ShipDate",
+            // S4: the sales-form custom fields, by slot.
+            "CustomField1",
+            "CustomField2",
+            "CustomField3",
         ],
     }
 }

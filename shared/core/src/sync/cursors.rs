@@ -71,6 +71,35 @@ impl Cursors {
             .await
     }
 
+    /// Reads one side of an object from the start again (a mapping was added that historical
+    /// records need), then goes on incrementally from now. Nothing is missed: the backfill
+    /// reads every record. Lost races are retried on what the other writer left.
+    pub async fn restart(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        side: Provider,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let restarted = Cursor::Backfill {
+            started_at: now,
+            position: None,
+        };
+        for _ in 0..5 {
+            let version = self.get(connection, object, side, now).await?.map(|c| c.1);
+            match self
+                .put(connection, object, side, &restarted, version)
+                .await?
+            {
+                CasOutcome::Written { .. } => return Ok(()),
+                CasOutcome::VersionConflict => continue,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the cursor kept moving while it was restarted".into(),
+        ))
+    }
+
     /// Forgets where reading stood (the object's settings were deleted).
     pub async fn delete_all(
         &self,

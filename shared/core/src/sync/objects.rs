@@ -81,10 +81,19 @@ impl Synced {
         match self {
             Synced::Contacts => contacts::hubspot_properties(fields),
             Synced::Products => products::hubspot_properties(fields),
-            Synced::Invoices => invoices::INVOICE_PROPERTIES
-                .iter()
-                .map(|p| (*p).to_owned())
-                .collect(),
+            // Its own properties, and those of the custom mappings (S4).
+            Synced::Invoices => {
+                let mut properties: Vec<String> = invoices::INVOICE_PROPERTIES
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect();
+                for field in fields {
+                    if !field.hubspot.is_empty() && !properties.contains(&field.hubspot) {
+                        properties.push(field.hubspot.clone());
+                    }
+                }
+                properties
+            }
         }
     }
 

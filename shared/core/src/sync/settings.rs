@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::cursors::Cursors;
 use super::objects::Synced;
-use crate::domain::{ConnectionId, ObjectKind};
+use crate::domain::{ConnectionId, ObjectKind, Provider};
 use crate::ledger::{Ledger, LedgerError};
-use crate::mapping::{contacts, products};
+use crate::mapping::{contacts, invoices, products};
 use crate::settings::{default_settings, ObjectSettings, SettingsError, SettingsStore};
 use crate::store::{Store, StoreError, TransactOutcome};
 
@@ -80,6 +80,16 @@ impl SyncSettings {
             .await?;
         // Display names that were taken may be free under the new rules: try those again.
         if let (Some(before), Some(after)) = (&before, &after) {
+            // A new invoice custom-field mapping (S4) applies to the invoices synced before it
+            // too: QuickBooks' invoices are read again, and those with a value are written.
+            if object == ObjectKind::Invoice
+                && invoices::custom_field_mappings(&after.custom_mappings)
+                    != invoices::custom_field_mappings(&before.custom_mappings)
+            {
+                self.cursors
+                    .restart(connection, object, Provider::Qbo, now)
+                    .await?;
+            }
             let names_changed = before.disambiguate_display_names
                 != after.disambiguate_display_names
                 || before.display_name_from_company != after.display_name_from_company;

@@ -74,6 +74,8 @@ struct Planned {
     contact: Option<String>,
     /// Made in HubSpot: its HubSpot line items and number are HubSpot's own.
     from_hubspot: bool,
+    /// Its custom-field values for HubSpot (S4), by property.
+    custom: BTreeMap<String, String>,
     /// Set once written.
     hubspot_id: Option<String>,
     /// Why it could not be written, when it could not.
@@ -98,7 +100,8 @@ impl Refusal {
 
 /// The entry an invoice ends with, and how it counts.
 enum Outcome {
-    Written,
+    /// With what of its custom fields went to HubSpot.
+    Written(String),
     Failed(Refusal),
     Excluded(String),
 }
@@ -182,16 +185,27 @@ impl InvoiceRun<'_> {
                 }
                 continue;
             }
+            let from_hubspot = previous
+                .as_ref()
+                .is_some_and(|s| s.entry.first_side() == Provider::HubSpot);
+            let custom = if from_hubspot {
+                BTreeMap::new()
+            } else {
+                map::custom_values(raw, &self.settings.custom_mappings)
+            };
+            // Invoices made in QBO keep what of their custom fields went to HubSpot: a mapping
+            // added later makes them differ, and they are written again.
             let unchanged = previous.as_ref().is_some_and(|s| {
-                s.entry.status == LinkStatus::Synced && s.entry.qbo.version == invoice.sync_token
+                s.entry.status == LinkStatus::Synced
+                    && s.entry.qbo.version == invoice.sync_token
+                    && (from_hubspot
+                        || s.entry.qbo.fingerprint.as_deref().unwrap_or_default()
+                            == map::custom_fingerprint(&custom))
             });
             if unchanged {
                 applied.unchanged += 1;
                 continue;
             }
-            let from_hubspot = previous
-                .as_ref()
-                .is_some_and(|s| s.entry.first_side() == Provider::HubSpot);
             if from_hubspot {
                 // Made in HubSpot: only edits that keep its shape sync back (S13).
                 let entry = previous.as_ref().map(|s| &s.entry);
@@ -224,6 +238,7 @@ impl InvoiceRun<'_> {
                     previous,
                     contact,
                     from_hubspot: true,
+                    custom,
                     hubspot_id: linked_id,
                     refused: None,
                 });
@@ -266,6 +281,7 @@ impl InvoiceRun<'_> {
                 previous,
                 contact: Some(contact),
                 from_hubspot: false,
+                custom,
                 hubspot_id: linked_id,
                 refused: None,
             });
@@ -278,7 +294,7 @@ impl InvoiceRun<'_> {
         for plan in planned {
             let outcome = match plan.refused {
                 Some(refusal) => Outcome::Failed(refusal),
-                None => Outcome::Written,
+                None => Outcome::Written(map::custom_fingerprint(&plan.custom)),
             };
             outcomes.push((plan.invoice, plan.previous, plan.hubspot_id, outcome));
         }
@@ -402,11 +418,15 @@ impl InvoiceRun<'_> {
             planned.iter_mut().partition(|p| p.from_hubspot);
         let inputs: Vec<BatchInput> = made_in_qbo
             .iter()
-            .map(|p| BatchInput {
-                id: Some(p.invoice.id.clone()),
-                id_property: Some(map::QBO_ID_PROPERTY.into()),
-                properties: map::invoice_properties(&p.invoice),
-                object_write_trace_id: Some(p.invoice.id.clone()),
+            .map(|p| {
+                let mut properties = map::invoice_properties(&p.invoice);
+                properties.extend(p.custom.clone());
+                BatchInput {
+                    id: Some(p.invoice.id.clone()),
+                    id_property: Some(map::QBO_ID_PROPERTY.into()),
+                    properties,
+                    object_write_trace_id: Some(p.invoice.id.clone()),
+                }
             })
             .collect();
         let outcomes = self.upsert_each("invoices", &inputs).await?;
@@ -1243,12 +1263,14 @@ impl InvoiceRun<'_> {
                 });
             let was_linked = entry.hubspot.id.is_some();
             match outcome {
-                Outcome::Written => {
+                Outcome::Written(custom) => {
                     entry.hubspot.id = hubspot_id.clone();
                     entry.hubspot.gone = false;
                     entry.qbo.version = invoice.sync_token;
                     if entry.first_side() == Provider::HubSpot {
                         entry.payments = invoice.payment_ids.clone();
+                    } else {
+                        entry.qbo.fingerprint = Some(custom);
                     }
                     entry.mark_synced();
                     let action = if was_linked { "updated" } else { "created" };

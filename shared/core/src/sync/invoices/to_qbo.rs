@@ -499,7 +499,7 @@ impl InvoiceRun<'_> {
                 }
             }
         }
-        let body = map::qbo_invoice(
+        let mut body = map::qbo_invoice(
             &create.record.properties,
             customer,
             &create.lines,
@@ -507,6 +507,11 @@ impl InvoiceRun<'_> {
             rules.custom_numbers,
             self.settings.tax_mapping.as_ref(),
         );
+        let custom =
+            map::custom_fields_for_qbo(&create.record.properties, &self.settings.custom_mappings);
+        if !custom.is_empty() {
+            body.insert("CustomField".into(), Value::Array(custom));
+        }
         let requestid = QboRequestId::parse(format!(
             "hsinv-{}",
             sha(&[self.connection.id.as_str(), &create.record.id])
