@@ -277,8 +277,26 @@ async fn numbers_and_taxes_follow_the_company() -> anyhow::Result<()> {
     let second = p
         .hubspot_invoice(&id(&buyer), &line, json!({"hs_number": "HS-1001"}), "open")
         .await?;
+    // S15: the lines take their service date from the deal's close date.
+    p.settings(INVOICE, |s| {
+        s.service_date_property = Some("closedate".into())
+    })
+    .await?;
+    let deal = p
+        .hubspot_create(
+            "deals",
+            json!({"dealname": "Retainer", "closedate": "2026-02-15T00:00:00Z"}),
+        )
+        .await?;
+    p.hubspot_associate("invoices", &first, "deals", &id(&deal))
+        .await?;
     s.sync().await?;
-    assert_eq!(qbo_invoice_of(&p, &first).await?["DocNumber"], "HS-1001");
+    let made = qbo_invoice_of(&p, &first).await?;
+    assert_eq!(made["DocNumber"], "HS-1001");
+    assert_eq!(
+        made["Line"][0]["SalesItemLineDetail"]["ServiceDate"],
+        "2026-02-15"
+    );
     let (status, category, message) = failure(&entry(&p, &second).await?);
     assert_eq!(
         (status, category.as_str()),

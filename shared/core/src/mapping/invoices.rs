@@ -590,9 +590,26 @@ impl HubSpotLine {
     }
 }
 
-/// The date part of a HubSpot date-time (`2026-03-14T00:00:00Z` → `2026-03-14`).
+/// The date of a HubSpot date-time, as HubSpot writes it (`2026-03-14T00:00:00Z`) or in epoch
+/// milliseconds (`1773446400000`) → `2026-03-14`.
 fn date_part(value: &str) -> Option<String> {
-    value.get(..10).map(str::to_owned).filter(|d| d.len() == 10)
+    let value = value.trim();
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        let ms: i64 = value.parse().ok()?;
+        let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok()?;
+        return Some(format!(
+            "{:04}-{:02}-{:02}",
+            at.year(),
+            u8::from(at.month()),
+            at.day()
+        ));
+    }
+    let date = value.get(..10)?;
+    let shaped = date.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        _ => b.is_ascii_digit(),
+    });
+    shaped.then(|| date.to_owned())
 }
 
 /// The QBO invoice for a HubSpot invoice: its customer, its lines on the items they were
@@ -655,6 +672,26 @@ pub fn qbo_invoice(
         .collect();
     body.insert("Line".into(), Value::Array(lines));
     body
+}
+
+/// S15: every item line takes the service date (from a HubSpot date-time or date).
+pub fn set_service_dates(body: &mut serde_json::Map<String, Value>, date: &str) {
+    let Some(date) = date_part(date.trim()) else {
+        return;
+    };
+    for line in body
+        .get_mut("Line")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(detail) = line
+            .get_mut("SalesItemLineDetail")
+            .and_then(Value::as_object_mut)
+        {
+            detail.insert("ServiceDate".into(), Value::String(date.clone()));
+        }
+    }
 }
 
 /// The QBO fields of the S12 properties a HubSpot invoice has.
@@ -1047,7 +1084,27 @@ mod tests {
                 qbo: "4".into(),
             }],
         };
-        let body = qbo_invoice(&invoice, "24", &lines, &items, true, Some(&tax));
+        let mut body = qbo_invoice(&invoice, "24", &lines, &items, true, Some(&tax));
+        set_service_dates(&mut body, "2026-02-28T00:00:00Z");
+        assert_eq!(
+            body["Line"][1]["SalesItemLineDetail"]["ServiceDate"],
+            "2026-02-28"
+        );
+        set_service_dates(&mut body, "not a date");
+        assert_eq!(
+            body["Line"][1]["SalesItemLineDetail"]["ServiceDate"],
+            "2026-02-28"
+        );
+        set_service_dates(&mut body, "1773446400000");
+        assert_eq!(
+            body["Line"][1]["SalesItemLineDetail"]["ServiceDate"],
+            "2026-03-14"
+        );
+        set_service_dates(&mut body, "2026-02-28");
+        assert_eq!(
+            body["Line"][1]["SalesItemLineDetail"]["ServiceDate"],
+            "2026-02-28"
+        );
         assert_eq!(body["DocNumber"], "INV-7");
         assert_eq!(
             body["Line"][0]["SalesItemLineDetail"]["TaxCodeRef"]["value"],

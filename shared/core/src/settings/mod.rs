@@ -107,6 +107,11 @@ pub struct ObjectSettings {
     /// also sync to a company outside the US (refused there without it).
     #[serde(default)]
     pub tax_mapping: Option<TaxMapping>,
+    /// S15 invoices, opt-in: QBO revenue recognition needs a service date on each line, which
+    /// HubSpot invoices lack; this names the HubSpot deal date property (`closedate`, …) whose
+    /// date the lines of an invoice made from HubSpot take from the invoice's deal.
+    #[serde(default)]
+    pub service_date_property: Option<String>,
 }
 
 /// Which QBO tax code each line of a HubSpot invoice takes.
@@ -290,6 +295,7 @@ pub fn default_settings(setup_day: Date) -> Vec<ObjectSettings> {
                 disambiguate_display_names: false,
                 income_account: None,
                 tax_mapping: None,
+                service_date_property: None,
             }
         })
         .collect()

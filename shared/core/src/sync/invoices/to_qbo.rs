@@ -42,6 +42,8 @@ struct ToCreate {
     previous: Option<Stored>,
     customer: Option<String>,
     lines: Vec<HubSpotLine>,
+    /// S15: the lines' service date, from the invoice's deal.
+    service_date: Option<String>,
 }
 
 enum Done {
@@ -136,6 +138,7 @@ impl InvoiceRun<'_> {
                             previous,
                             customer: None,
                             lines: Vec::new(),
+                            service_date: None,
                         }),
                     }
                 }
@@ -222,12 +225,48 @@ impl InvoiceRun<'_> {
         }
         self.find_customers(&mut to_create).await?;
         self.read_lines(&mut to_create).await?;
+        self.read_service_dates(&mut to_create).await?;
         let items = self.match_items(&to_create).await?;
         for create in to_create {
             let outcome = self.create_one(&create, &items, &rules).await?;
             done.push((create.record, create.previous, outcome));
         }
         Ok(done)
+    }
+
+    /// S15: the date the settings name, from each invoice's deal.
+    async fn read_service_dates(&self, to_create: &mut [ToCreate]) -> Result<(), SyncError> {
+        let Some(property) = self.settings.service_date_property.as_deref() else {
+            return Ok(());
+        };
+        let ids: Vec<String> = to_create.iter().map(|c| c.record.id.clone()).collect();
+        let deals_of = self.hubspot.associations("invoices", "deals", &ids).await?;
+        let deals: Vec<String> = deals_of
+            .values()
+            .filter_map(|d| d.first().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut dates = HashMap::new();
+        for chunk in deals.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let read = self
+                .hubspot
+                .batch_read("deals", chunk, &[property], None)
+                .await?;
+            for deal in read.results {
+                if let Some(date) = deal.property(property) {
+                    dates.insert(deal.id.clone(), date.to_owned());
+                }
+            }
+        }
+        for create in to_create.iter_mut() {
+            create.service_date = deals_of
+                .get(&create.record.id)
+                .and_then(|d| d.first())
+                .and_then(|d| dates.get(d))
+                .cloned();
+        }
+        Ok(())
     }
 
     /// The QBO customer of each invoice's contact; a contact not linked yet is synced first,
@@ -507,6 +546,9 @@ impl InvoiceRun<'_> {
             rules.custom_numbers,
             self.settings.tax_mapping.as_ref(),
         );
+        if let Some(date) = &create.service_date {
+            map::set_service_dates(&mut body, date);
+        }
         let custom =
             map::custom_fields_for_qbo(&create.record.properties, &self.settings.custom_mappings);
         if !custom.is_empty() {
