@@ -328,3 +328,46 @@ async fn company_info_and_preferences_read_and_update() {
         "other sections kept"
     );
 }
+
+#[tokio::test]
+async fn an_invoice_from_an_estimate_closes_it_and_both_link() {
+    let sbx = Sbx::start().await;
+    let c = sbx.customer("Estimate Eve").await;
+    let est = sbx
+        .create(
+            "estimate",
+            "Estimate",
+            json!({"CustomerRef": {"value": c["Id"]},
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 40,
+                "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 40}}]}),
+        )
+        .await;
+    assert_ne!(est["TxnStatus"], "Closed");
+    let inv = sbx
+        .create(
+            "invoice",
+            "Invoice",
+            json!({"CustomerRef": {"value": c["Id"]},
+            "LinkedTxn": [{"TxnId": est["Id"], "TxnType": "Estimate"}],
+            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 40,
+                "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": 1, "UnitPrice": 40}}]}),
+        )
+        .await;
+    assert_eq!(
+        inv["LinkedTxn"],
+        json!([{"TxnId": est["Id"], "TxnType": "Estimate"}])
+    );
+    let (_, read) = sbx
+        .get(&format!(
+            "estimate/{}",
+            est["Id"].as_str().unwrap_or_default()
+        ))
+        .await;
+    let closed = &read["Estimate"];
+    assert_eq!(closed["TxnStatus"], "Closed");
+    assert_eq!(
+        closed["LinkedTxn"],
+        json!([{"TxnId": inv["Id"], "TxnType": "Invoice"}])
+    );
+    assert_eq!(closed["SyncToken"], "1", "the estimate changed");
+}

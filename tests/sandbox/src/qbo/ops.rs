@@ -353,7 +353,11 @@ fn after_write(
                 reconcile_invoice(realm, ctx, invoice);
             }
         }
-        EntityKind::Invoice => {}
+        EntityKind::Invoice => {
+            if let Some(invoice) = new {
+                close_estimates(realm, ctx, invoice);
+            }
+        }
         _ => return,
     }
     for customer in customers {
@@ -365,6 +369,54 @@ fn after_write(
             map.insert("Balance".into(), money(balance));
             map.insert("BalanceWithJobs".into(), money(balance));
         }
+    }
+}
+
+/// An invoice whose `LinkedTxn` names an estimate closes it, and the estimate links back to
+/// the invoice (QBO's conversion of an estimate).
+fn close_estimates(realm: &mut Realm, ctx: &WriteCtx, invoice: &Value) {
+    let Some(invoice_id) = invoice.get("Id").and_then(ref_id_of) else {
+        return;
+    };
+    let estimates: Vec<u64> = invoice
+        .get("LinkedTxn")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|l| l.get("TxnType").and_then(Value::as_str) == Some("Estimate"))
+        .filter_map(|l| l.get("TxnId").and_then(ref_id_of))
+        .collect();
+    for estimate in estimates {
+        let Some(record) = realm.get_mut(EntityKind::Estimate, estimate) else {
+            continue;
+        };
+        let Value::Object(map) = &mut record.value else {
+            continue;
+        };
+        let back = json!({"TxnId": invoice_id.to_string(), "TxnType": "Invoice"});
+        let mut links: Vec<Value> = map
+            .get("LinkedTxn")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        if links.contains(&back) && map.get("TxnStatus") == Some(&json!("Closed")) {
+            continue;
+        }
+        if !links.contains(&back) {
+            links.push(back);
+        }
+        map.insert("LinkedTxn".into(), Value::Array(links));
+        map.insert("TxnStatus".into(), Value::String("Closed".into()));
+        let next = map.get("SyncToken").and_then(ref_id_of).unwrap_or(0) + 1;
+        map.insert("SyncToken".into(), Value::String(next.to_string()));
+        if let Some(Value::Object(meta)) = map.get_mut("MetaData") {
+            meta.insert(
+                "LastUpdatedTime".into(),
+                Value::String(meta_time(ctx.now, ctx.offset)),
+            );
+        }
+        record.changed_at = ctx.now;
+        realm.record_change(EntityKind::Estimate, estimate, ChangeOp::Update, ctx.now);
     }
 }
 
