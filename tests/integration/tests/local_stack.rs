@@ -396,7 +396,7 @@ async fn the_demo_ends_with_its_counts_as_one_json_line() -> anyhow::Result<()> 
     );
     let last = stdout.lines().last().unwrap_or_default();
     let counts: Value = serde_json::from_str(last)?;
-    for object in ["contacts", "products"] {
+    for object in ["contacts", "products", "invoices"] {
         for status in ["synced", "failing", "excluded"] {
             assert!(
                 counts[object][status].is_u64(),
@@ -409,6 +409,12 @@ async fn the_demo_ends_with_its_counts_as_one_json_line() -> anyhow::Result<()> 
         counts["products"]["excluded"].as_u64() > Some(0),
         "items without a SKU: {last}"
     );
+    assert_eq!(
+        counts["invoices"]["synced"].as_u64(),
+        Some(7),
+        "five QuickBooks invoices and two HubSpot ones: {last}"
+    );
+    assert_eq!(counts["invoices"]["failing"].as_u64(), Some(0), "{stdout}");
     assert!(
         stdout.contains("demo connection 62515-9130350000000001"),
         "{stdout}"

@@ -201,6 +201,7 @@ impl Demo {
         for (name, object) in [
             ("contacts", ObjectKind::Contact),
             ("products", ObjectKind::Product),
+            ("invoices", ObjectKind::Invoice),
         ] {
             let counts = ledger.counts(&self.connection, object, now).await?;
             all.insert(
@@ -217,7 +218,7 @@ impl Demo {
         let ledger = Ledger::new(self.services.store.clone());
         let now = self.services.clock.now_seconds();
         let mut lines = Vec::new();
-        for object in [ObjectKind::Contact, ObjectKind::Product] {
+        for object in ObjectKind::ALL {
             let mut by_category: BTreeMap<String, (usize, String)> = BTreeMap::new();
             for entry in ledger
                 .with_status(&self.connection, object, LinkStatus::Failing, now)
@@ -237,6 +238,189 @@ impl Demo {
             }
         }
         Ok(lines)
+    }
+
+    /// Invoices both ways: invoices two-way (unmatched HubSpot lines on a Custom Line Item
+    /// booked to Sales), QuickBooks invoices unpaid, paid, partly paid and voided, and HubSpot
+    /// invoices on deals. Answers what was made, in words.
+    pub async fn add_invoices(&self) -> anyhow::Result<Vec<String>> {
+        SyncSettings::new(self.services.store.clone())
+            .edit(
+                &self.connection,
+                ObjectKind::Invoice,
+                self.services.clock.now_seconds(),
+                |s| {
+                    s.direction = hubspot_qbo_core::domain::Direction::TwoWay;
+                    s.custom_line_item_income_account = Some("5".into());
+                },
+            )
+            .await?
+            .context("no invoice settings")?;
+        let token =
+            crate::sandboxes::issued_token(&self.http, &self.qbo, json!({"realm_id": REALM}))
+                .await?;
+        let qbo = |entity: &'static str, query: &'static str, body: Value| {
+            let request = self
+                .http
+                .post(format!(
+                    "{}/v3/company/{REALM}/{}?minorversion=75{query}",
+                    self.qbo,
+                    entity.to_lowercase()
+                ))
+                .bearer_auth(&token)
+                .json(&body);
+            async move {
+                let answer: Value = request.send().await?.error_for_status()?.json().await?;
+                answer
+                    .get(entity)
+                    .cloned()
+                    .with_context(|| format!("writing a {entity}: {answer}"))
+            }
+        };
+        let customers = self.entities("Customer").await?;
+        let billed: Vec<&Value> = customers
+            .iter()
+            .filter(|c| c["Active"] != false && c["PrimaryEmailAddr"]["Address"].is_string())
+            .take(4)
+            .collect();
+        anyhow::ensure!(
+            billed.len() == 4,
+            "the demo company has too few customers with email"
+        );
+        let line = |qty: u32, price: u32| {
+            json!({"Amount": qty * price, "DetailType": "SalesItemLineDetail",
+                "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": qty, "UnitPrice": price}})
+        };
+        let mut made = Vec::new();
+        let plans = [
+            ("unpaid", 0),
+            ("paid in full", 100),
+            ("partly paid", 40),
+            ("voided", 0),
+            ("unpaid", 0),
+        ];
+        for (i, (what, paid_percent)) in plans.into_iter().enumerate() {
+            let customer = billed[i % billed.len()];
+            let invoice = qbo(
+                "Invoice",
+                "",
+                json!({"CustomerRef": {"value": customer["Id"]}, "Line": [line(2, 150), line(1, 80)]}),
+            )
+            .await?;
+            let total = 380 * paid_percent / 100;
+            if total > 0 {
+                qbo(
+                    "Payment",
+                    "",
+                    json!({"CustomerRef": {"value": customer["Id"]}, "TotalAmt": total,
+                        "PaymentRefNum": format!("DEMO-{i}"),
+                        "Line": [{"Amount": total, "LinkedTxn": [{"TxnId": invoice["Id"], "TxnType": "Invoice"}]}]}),
+                )
+                .await?;
+            }
+            if what == "voided" {
+                qbo(
+                    "Invoice",
+                    "&operation=void",
+                    json!({"Id": invoice["Id"], "SyncToken": invoice["SyncToken"]}),
+                )
+                .await?;
+            }
+            made.push(format!(
+                "QuickBooks: invoice {} for {} ({what})",
+                invoice["DocNumber"], customer["DisplayName"]
+            ));
+        }
+        let portal = format!("{}/_sandbox/portals/{PORTAL}", self.hubspot);
+        let contacts: Value = self
+            .http
+            .get(format!("{portal}/objects/contacts"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let contacts: Vec<String> = contacts["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["properties"]["email"].is_string())
+            .filter_map(|c| c["id"].as_str().map(str::to_owned))
+            .take(2)
+            .collect();
+        let hubspot_token = crate::sandboxes::issued_token(
+            &self.http,
+            &self.hubspot,
+            json!({"portal_id": PORTAL.parse::<u64>()?}),
+        )
+        .await?;
+        let associate = |from: &str, id: &str, to: &str, other: &str| {
+            self.http
+                .put(format!(
+                    "{}/crm/v4/objects/{from}/{id}/associations/default/{to}/{other}",
+                    self.hubspot
+                ))
+                .bearer_auth(&hubspot_token)
+                .send()
+        };
+        for (i, contact) in contacts.iter().enumerate() {
+            let create = |object: &str, properties: Value| {
+                self.http
+                    .post(format!("{portal}/objects/{object}"))
+                    .json(&json!({ "properties": properties }))
+                    .send()
+            };
+            let deal: Value = create("deals", json!({"dealname": format!("Demo deal {}", i + 1)}))
+                .await?
+                .json()
+                .await?;
+            let invoice: Value = create("invoices", json!({"hs_currency": "USD"}))
+                .await?
+                .json()
+                .await?;
+            let line: Value = create(
+                "line_items",
+                json!({"name": "Onboarding workshop", "quantity": "1", "price": "450"}),
+            )
+            .await?
+            .json()
+            .await?;
+            let (deal, invoice, line) = (
+                deal["id"].as_str().unwrap_or_default(),
+                invoice["id"].as_str().unwrap_or_default(),
+                line["id"].as_str().unwrap_or_default(),
+            );
+            for (to, other) in [
+                ("contacts", contact.as_str()),
+                ("line_items", line),
+                ("deals", deal),
+            ] {
+                associate("invoices", invoice, to, other)
+                    .await?
+                    .error_for_status()?;
+            }
+            self.http
+                .patch(format!("{portal}/objects/invoices/{invoice}"))
+                .json(&json!({"properties": {"hs_invoice_status": "open"}}))
+                .send()
+                .await?
+                .error_for_status()?;
+            made.push(format!("HubSpot: invoice {invoice} on deal {deal}"));
+        }
+        Ok(made)
+    }
+
+    async fn entities(&self, entity: &str) -> anyhow::Result<Vec<Value>> {
+        let dump: Value = self
+            .http
+            .get(format!(
+                "{}/_sandbox/realms/{REALM}/entities/{entity}",
+                self.qbo
+            ))
+            .send()
+            .await?
+            .json()
+            .await?;
+        Ok(dump["objects"].as_array().cloned().unwrap_or_default())
     }
 
     /// Waits until the queues are empty and the ledger stops moving.
@@ -323,6 +507,9 @@ pub async fn run(stack: &LocalStack) -> anyhow::Result<Value> {
     println!("contacts: the HubSpot → QuickBooks filter is cleared for the demo (the default waits for a HubSpot invoice)");
     demo.settle(stack).await?;
     println!("initial sync done: {}", demo.counts().await?);
+    for invoice in demo.add_invoices().await? {
+        println!("invoice: {invoice}");
+    }
     for edit in demo.edit().await? {
         println!("edit: {edit}");
     }
