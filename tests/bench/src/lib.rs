@@ -46,9 +46,9 @@ pub struct Scenario {
 /// The scenarios at a size: `default` (10,000 contacts and 2,000 products each way) or
 /// `small` (the smoke run of the test suite).
 pub fn scenarios(size: &str) -> anyhow::Result<Vec<Scenario>> {
-    let (contacts, products) = match size {
-        "default" => (10_000, 2_000),
-        "small" => (120, 60),
+    let (contacts, products, invoices) = match size {
+        "default" => (10_000, 2_000, 5_000),
+        "small" => (120, 60, 60),
         other => anyhow::bail!("unknown BENCH_SIZE {other:?} (default or small)"),
     };
     let scenario = |name: &str, object, from, records, qbo_scale, hubspot_scale| Scenario {
@@ -95,7 +95,50 @@ pub fn scenarios(size: &str) -> anyhow::Result<Vec<Scenario>> {
             4.0,
             1.0,
         ),
+        // Invoices with their lines, payments and payment notes: HubSpot binds, at half its
+        // limit (55 requests per 10 s).
+        scenario(
+            "invoices_qbo_to_hubspot",
+            ObjectKind::Invoice,
+            Provider::Qbo,
+            invoices,
+            1.0,
+            0.5,
+        ),
     ])
+}
+
+/// What an invoice sync from QuickBooks reads and writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvoiceWork {
+    pub invoices: usize,
+    /// Their lines (one HubSpot line item each).
+    pub lines: usize,
+    /// QuickBooks payments applied to them (one HubSpot payment and one note each).
+    pub payments: usize,
+    /// The distinct customers (contacts) they are billed to.
+    pub customers: usize,
+}
+
+/// The fewest calls an initial sync of `work` from QuickBooks can make: the invoices read in
+/// pages of 1,000 and their payments in reads of 1,000; in HubSpot, 100 a call, the invoices
+/// upserted, their lines upserted and associated, their contacts associated (and read once, for
+/// their primary company), their payments upserted and associated, one note per payment, their
+/// status set, and their deals read (1,000 a call). Association writes count 100 a call: HubSpot
+/// publishes no larger batch for them.
+pub fn minimum_invoice_calls(work: &InvoiceWork) -> Calls {
+    let pages = |n: usize, page: usize| (n / page + 1) as f64;
+    let full = |n: usize, batch: usize| n.div_ceil(batch) as f64;
+    Calls {
+        qbo: pages(work.invoices, 1000) + full(work.payments, 1000),
+        qbo_batches: 0.0,
+        hubspot: 4.0 * full(work.invoices, 100)
+            + 2.0 * full(work.lines, 100)
+            + 3.0 * full(work.payments, 100)
+            + full(work.customers, 100)
+            + full(work.invoices, 1000),
+        hubspot_searches: 0.0,
+    }
 }
 
 /// API calls per provider, and QuickBooks batch calls and HubSpot searches among them.
@@ -293,6 +336,9 @@ async fn measure(
 
     let p = s.pair().await?;
     let n = scenario.records;
+    if scenario.object == ObjectKind::Invoice {
+        return measure_invoices(s, &p, scenario).await;
+    }
     let settings = p
         .settings(scenario.object, |c| {
             if scenario.from == Provider::HubSpot {
@@ -381,9 +427,136 @@ async fn measure(
         synced,
         keyless,
     );
-    let rate = synced as f64 / seconds;
-    let bound =
-        bound_records_per_second(&minimum, synced, scenario.qbo_scale, scenario.hubspot_scale);
+    figures(
+        scenario,
+        Figures {
+            read,
+            synced,
+            excluded,
+            keyless,
+            seconds,
+            measured,
+            minimum,
+            throttled,
+            peak_rss,
+        },
+    )
+}
+
+/// Invoices from QuickBooks: the company's customers are synced first (the invoices' contacts),
+/// then only invoices are polled and measured.
+async fn measure_invoices(
+    s: &SyncStack,
+    p: &local_stack::harness::Pair<'_>,
+    scenario: &Scenario,
+) -> anyhow::Result<Value> {
+    p.settings(ObjectKind::Product, |c| c.enabled = false)
+        .await?;
+    p.settings(ObjectKind::Invoice, |c| {
+        c.enabled = false;
+        c.filters.qbo_to_hubspot.clear();
+    })
+    .await?;
+    p.qbo_generate_invoices(40, 20, scenario.records).await?;
+    s.sync().await?;
+    p.settings(ObjectKind::Contact, |c| c.enabled = false)
+        .await?;
+    p.settings(ObjectKind::Invoice, |c| c.enabled = true)
+        .await?;
+    let invoices = p.qbo_all("Invoice").await?;
+    let payments = p.qbo_all("Payment").await?;
+    let work = InvoiceWork {
+        invoices: invoices.len(),
+        lines: invoices
+            .iter()
+            .map(|i| {
+                i["Line"].as_array().map_or(0, |l| {
+                    l.iter()
+                        .filter(|l| l["DetailType"] == "SalesItemLineDetail")
+                        .count()
+                })
+            })
+            .sum(),
+        payments: payments.len(),
+        customers: invoices
+            .iter()
+            .filter_map(|i| i["CustomerRef"]["value"].as_str())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+    };
+
+    let before = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+    let worker = s.stack.function("ObjectSyncFunction")?.clone();
+    reset_peak_rss(&worker.pids());
+    let started = Instant::now();
+    s.sync().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss = peak_rss_mib(&worker.pids());
+    let after = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+    let (synced, failing, excluded, pending) = p.counts(ObjectKind::Invoice).await?;
+    anyhow::ensure!(
+        synced == work.invoices && failing == 0 && pending == 0,
+        "{}: {synced} synced, {failing} failing, {excluded} excluded, {pending} pending of {}",
+        scenario.name,
+        work.invoices
+    );
+    let notes = p.hubspot_all("notes").await?.len();
+    anyhow::ensure!(
+        notes == work.payments,
+        "{notes} notes for {} payments",
+        work.payments
+    );
+    let measured = Calls {
+        qbo: (after.0 .0 - before.0 .0) as f64,
+        qbo_batches: (after.0 .1 - before.0 .1) as f64,
+        hubspot: (after.1 .0 - before.1 .0) as f64,
+        hubspot_searches: (after.1 .1 - before.1 .1) as f64,
+    };
+    let throttled = (after.0 .2 - before.0 .2, after.1 .2 - before.1 .2);
+    let minimum = minimum_invoice_calls(&work);
+    figures(
+        scenario,
+        Figures {
+            read: work.invoices,
+            synced,
+            excluded,
+            keyless: 0,
+            seconds,
+            measured,
+            minimum,
+            throttled,
+            peak_rss,
+        },
+    )
+    .map(|mut value| {
+        value["invoice_lines"] = json!(work.lines);
+        value["invoice_payments"] = json!(work.payments);
+        value
+    })
+}
+
+/// What one scenario measured.
+struct Figures {
+    read: usize,
+    synced: usize,
+    excluded: usize,
+    keyless: usize,
+    seconds: f64,
+    measured: Calls,
+    minimum: Calls,
+    throttled: (u64, u64),
+    peak_rss: f64,
+}
+
+/// A scenario's figures as the results file has them.
+fn figures(scenario: &Scenario, f: Figures) -> anyhow::Result<Value> {
+    let rate = f.synced as f64 / f.seconds;
+    let bound = bound_records_per_second(
+        &f.minimum,
+        f.synced,
+        scenario.qbo_scale,
+        scenario.hubspot_scale,
+    );
     let ratio = bound.map(|b| round(rate / b, 3));
     let bound = bound.map(|b| round(b, 1));
     let calls_json = |c: &Calls| {
@@ -394,27 +567,27 @@ async fn measure(
         "name": scenario.name,
         "object": scenario.object.to_string(),
         "from": scenario.from.as_str(),
-        "records_read": read,
-        "records_synced": synced,
-        "records_excluded": excluded,
-        "records_without_match_key": keyless,
-        "seconds": round(seconds, 2),
+        "records_read": f.read,
+        "records_synced": f.synced,
+        "records_excluded": f.excluded,
+        "records_without_match_key": f.keyless,
+        "seconds": round(f.seconds, 2),
         "records_per_second": round(rate, 1),
         "throughput": {
             "bound_records_per_second": bound,
             "ratio_to_bound": ratio,
         },
         "limits_scale": {"qbo": scenario.qbo_scale, "hubspot": scenario.hubspot_scale},
-        "api_calls": calls_json(&measured),
-        "minimum_api_calls": calls_json(&minimum),
-        "calls_per_record": round(measured.total() / synced as f64, 4),
-        "minimum_calls_per_record": round(minimum.total() / synced as f64, 4),
-        "calls_ratio_to_minimum": round(measured.total() / minimum.total(), 3),
-        "answered_429": {"qbo": throttled.0, "hubspot": throttled.1},
+        "api_calls": calls_json(&f.measured),
+        "minimum_api_calls": calls_json(&f.minimum),
+        "calls_per_record": round(f.measured.total() / f.synced as f64, 4),
+        "minimum_calls_per_record": round(f.minimum.total() / f.synced as f64, 4),
+        "calls_ratio_to_minimum": round(f.measured.total() / f.minimum.total(), 3),
+        "answered_429": {"qbo": f.throttled.0, "hubspot": f.throttled.1},
         "object_sync_peak_rss": {
-            "mib": round(peak_rss, 1),
+            "mib": round(f.peak_rss, 1),
             "bound_mib": RSS_BOUND_MIB,
-            "ratio_to_bound": round(peak_rss / RSS_BOUND_MIB, 3),
+            "ratio_to_bound": round(f.peak_rss / RSS_BOUND_MIB, 3),
         },
     }))
 }
@@ -562,6 +735,25 @@ mod tests {
                 "{from:?} {read}"
             );
         }
+    }
+
+    #[test]
+    fn the_invoice_minimum_counts_each_write_in_full_batches() {
+        let work = InvoiceWork {
+            invoices: 5_000,
+            lines: 12_500,
+            payments: 2_500,
+            customers: 40,
+        };
+        let minimum = minimum_invoice_calls(&work);
+        assert_eq!(minimum.qbo, 6.0 + 3.0);
+        assert_eq!(minimum.hubspot, 200.0 + 250.0 + 75.0 + 1.0 + 5.0);
+        // Half of HubSpot's limit: 531 calls at 55 per 10 s take 9 windows after the first.
+        let bound = bound_records_per_second(&minimum, 5_000, 1.0, 0.5);
+        assert!(
+            bound.is_some_and(|b| (b - 5_000.0 / 90.0).abs() < 0.1),
+            "{bound:?}"
+        );
     }
 
     #[test]

@@ -459,6 +459,26 @@ impl Pair<'_> {
         Ok(())
     }
 
+    /// Fills the company with generated customers, items and invoices (half of them paid,
+    /// some in part).
+    pub async fn qbo_generate_invoices(
+        &self,
+        customers: usize,
+        items: usize,
+        invoices: usize,
+    ) -> anyhow::Result<()> {
+        self.stack
+            .control(
+                &self.stack.qbo,
+                "/_sandbox/seed/generate",
+                json!({"seed": 13, "realm_id": self.realm, "company_name": "Generated",
+                    "customers": customers, "items": items, "invoices": invoices, "estimates": 0,
+                    "sales_receipts": 0, "paid_fraction": 0.5}),
+            )
+            .await?;
+        Ok(())
+    }
+
     /// Creates records through the batch API, 100 a call (throttling off meanwhile).
     pub async fn hubspot_create_many(
         &self,
