@@ -6,7 +6,7 @@
 use hubspot_qbo_core::domain::{ObjectKind, Provider};
 use hubspot_qbo_core::ledger::LinkStatus;
 use hubspot_qbo_core::settings::{Filter, FilterOperator};
-use integration_tests::harness::{property, Pair, SyncStack};
+use integration_tests::harness::{property, record_id as id, Pair, SyncStack};
 use serde_json::{json, Value};
 
 const INVOICE: ObjectKind = ObjectKind::Invoice;
@@ -28,14 +28,6 @@ async fn hubspot_invoice(p: &Pair<'_>, qbo_id: &str) -> anyhow::Result<Value> {
         found.len()
     );
     Ok(found[0].clone())
-}
-
-fn id(record: &Value) -> String {
-    record["id"]
-        .as_str()
-        .or(record["Id"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// (status, amount billed, balance due) of a HubSpot invoice.
@@ -396,6 +388,26 @@ async fn deals_take_their_latest_invoice_and_unsynced_customers_fail_with_the_re
             "the deal follows its most recently updated invoice"
         );
     }
+    // An invoice made from a deal (the workflow actions record which) is put on it.
+    let from_deal = p
+        .qbo_create(
+            "Invoice",
+            json!({"CustomerRef": {"value": customer}, "Line": line(1)}),
+        )
+        .await?;
+    let other_deal = p
+        .hubspot_create("deals", json!({"dealname": "Birch add-on"}))
+        .await?;
+    p.record_invoice_deal(&id(&from_deal), &id(&other_deal))
+        .await?;
+    s.sync().await?;
+    let hs_from_deal = id(&hubspot_invoice(&p, &id(&from_deal)).await?);
+    assert_eq!(
+        p.hubspot_associated("invoices", &hs_from_deal, "deals")
+            .await?,
+        [id(&other_deal)]
+    );
+
     // A payment on an invoice with a deal is told on the deal's timeline too.
     pay(&p, &customer, &id(&a), 100.0, "PMT-9").await?;
     s.sync().await?;

@@ -4,27 +4,15 @@
 //! items, payments and notes both ways. Afterwards, through the sandboxes' APIs: each invoice,
 //! line, payment and note exists once on each side.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use hubspot_qbo_core::domain::{Direction, ObjectKind};
-use integration_tests::harness::{property, SyncStack};
+use integration_tests::harness::{duplicates, property, SyncStack};
 use serde_json::{json, Value};
 
 const INVOICE: ObjectKind = ObjectKind::Invoice;
 const FROM_QUICKBOOKS: usize = 120;
 const FROM_HUBSPOT: usize = 30;
-
-fn repeated<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut seen = BTreeMap::<&str, usize>::new();
-    for value in values {
-        *seen.entry(value).or_default() += 1;
-    }
-    seen.into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(v, _)| v.to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn invoices_payments_and_notes_are_made_once_through_faults_and_a_crash() -> anyhow::Result<()>
@@ -222,14 +210,14 @@ async fn invoices_payments_and_notes_are_made_once_through_faults_and_a_crash() 
         FROM_QUICKBOOKS + FROM_HUBSPOT,
         "every one linked"
     );
-    assert!(repeated(qbo_ids.iter().copied()).is_empty());
+    assert!(duplicates(qbo_ids.iter().copied()).is_empty());
     let lines = p.hubspot_all("line_items").await?;
     let ours: Vec<&str> = lines
         .iter()
         .filter_map(|l| property(l, "qbo_line_id"))
         .collect();
     assert_eq!(ours.len(), 2 * FROM_QUICKBOOKS, "each QuickBooks line once");
-    assert!(repeated(ours.iter().copied()).is_empty());
+    assert!(duplicates(ours.iter().copied()).is_empty());
     let payments = p.hubspot_all("commerce_payments").await?;
     let keys: Vec<&str> = payments
         .iter()
@@ -247,7 +235,7 @@ async fn invoices_payments_and_notes_are_made_once_through_faults_and_a_crash() 
         paid.len(),
         "one note per payment, none twice"
     );
-    assert!(repeated(markers.iter().copied()).is_empty());
+    assert!(duplicates(markers.iter().copied()).is_empty());
     let in_qbo = p.qbo_all("Invoice").await?;
     assert_eq!(
         in_qbo.len(),

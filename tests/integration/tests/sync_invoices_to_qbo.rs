@@ -7,18 +7,10 @@
 use hubspot_qbo_core::domain::{Direction, ObjectKind, Provider};
 use hubspot_qbo_core::ledger::{LedgerEntry, LinkStatus};
 use hubspot_qbo_core::settings::{TaxMapping, TaxRateMapping};
-use integration_tests::harness::{property, Pair, SyncStack};
+use integration_tests::harness::{property, record_id as id, Pair, SyncStack};
 use serde_json::{json, Value};
 
 const INVOICE: ObjectKind = ObjectKind::Invoice;
-
-fn id(record: &Value) -> String {
-    record["id"]
-        .as_str()
-        .or(record["Id"].as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// Two-way invoices with the Custom Line Item's income account chosen; HubSpot contacts go to
 /// QBO when an invoice needs them.
@@ -228,12 +220,16 @@ async fn hubspot_invoices_go_to_qbo_once_with_matched_lines_updates_and_guarded_
             line.as_object_mut().map(|l| l.remove("Id"));
         }
     }
+    let undo = json!({"Line": lines_now.clone(), "TxnTaxDetail": {"TotalTax": 0}});
     for (edit, reason) in [
-        (priced, "line prices or quantities were changed"),
-        (added, "lines were added or removed"),
+        (
+            json!({"Line": priced}),
+            "line prices or quantities were changed",
+        ),
+        (json!({"Line": added}), "lines were added or removed"),
+        (json!({"TxnTaxDetail": {"TotalTax": 5}}), "tax was added"),
     ] {
-        p.qbo_update("Invoice", &id(&qbo), json!({"Line": edit}))
-            .await?;
+        p.qbo_update("Invoice", &id(&qbo), edit).await?;
         s.sync().await?;
         let (status, category, message) = failure(&entry(&p, &invoice).await?);
         assert_eq!(
@@ -242,8 +238,7 @@ async fn hubspot_invoices_go_to_qbo_once_with_matched_lines_updates_and_guarded_
         );
         assert!(message.contains(reason), "{message}");
         // Undone in QBO: it syncs again.
-        p.qbo_update("Invoice", &id(&qbo), json!({"Line": lines_now.clone()}))
-            .await?;
+        p.qbo_update("Invoice", &id(&qbo), undo.clone()).await?;
         s.sync().await?;
         assert_eq!(
             entry(&p, &invoice).await?.status,

@@ -5,13 +5,13 @@
 //! every eligible record synced, the rest left out with a reason, cursors where they should be,
 //! and no limit exceeded by the integration's own pacing.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use hubspot_qbo_core::domain::{ObjectKind, Provider};
 use hubspot_qbo_core::ledger::LinkStatus;
 use hubspot_qbo_core::sync::cursors::{Cursor, Cursors};
-use integration_tests::harness::{property, SyncStack};
+use integration_tests::harness::{duplicates, property, SyncStack};
 use serde_json::{json, Value};
 
 const CONTACT: ObjectKind = ObjectKind::Contact;
@@ -19,17 +19,6 @@ const FROM_QUICKBOOKS: usize = 9_000;
 const FROM_HUBSPOT: usize = 1_000;
 /// QuickBooks' limits, times this, on both sides (so a thousand creates take seconds).
 const QBO_SCALE: u32 = 4;
-
-fn duplicates<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut seen = BTreeMap::<&str, usize>::new();
-    for value in values {
-        *seen.entry(value).or_default() += 1;
-    }
-    seen.into_iter()
-        .filter(|(_, n)| *n > 1)
-        .map(|(v, _)| v.to_owned())
-        .collect()
-}
 
 #[tokio::test]
 async fn ten_thousand_records_survive_throttling_errors_lost_answers_duplicates_and_a_crash(

@@ -312,6 +312,27 @@ pub struct Pair<'a> {
     hubspot_token: String,
 }
 
+/// The values that occur more than once.
+pub fn duplicates<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut seen = std::collections::BTreeMap::<&str, usize>::new();
+    for value in values {
+        *seen.entry(value).or_default() += 1;
+    }
+    seen.into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(v, _)| v.to_owned())
+        .collect()
+}
+
+/// A record's id: HubSpot's `id` or QuickBooks' `Id`.
+pub fn record_id(record: &Value) -> String {
+    record["id"]
+        .as_str()
+        .or(record["Id"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// A property's value; empty counts as none.
 pub fn property<'r>(record: &'r Value, name: &str) -> Option<&'r str> {
     record["properties"][name]
@@ -752,6 +773,17 @@ impl Pair<'_> {
             counts[&LinkStatus::Excluded],
             counts[&LinkStatus::Pending],
         ))
+    }
+
+    /// Records the deal a QuickBooks invoice was made from, as the workflow actions do.
+    pub async fn record_invoice_deal(&self, qbo_invoice: &str, deal: &str) -> anyhow::Result<()> {
+        use hubspot_qbo_core::store::{keys, Item, Table};
+        let item = Item::from_value(
+            keys::ledger::invoice_deal(&self.connection, qbo_invoice),
+            &json!({ "deal_id": deal }),
+        )?;
+        self.stack.services.store.put(Table::Ledger, item).await?;
+        Ok(())
     }
 
     /// Makes the failing entries of a category due for retry now (as their time coming would).

@@ -105,7 +105,7 @@ pub struct Engine {
     clock: Clock,
     pub(super) store: Arc<dyn Store>,
     /// Portals and objects whose `qbo_*_id` property is known to exist.
-    pub(super) ensured: Mutex<HashSet<(String, &'static str)>>,
+    ensured: Mutex<HashSet<(String, &'static str)>>,
     /// HubSpot's default association type ids by (from, to) object, read once.
     pub(super) association_types: Mutex<HashMap<(&'static str, &'static str), u32>>,
 }
@@ -240,6 +240,21 @@ impl Engine {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// Whether the integration's own HubSpot properties of `what` are known to exist in the
+    /// portal (made once per process and portal).
+    pub(super) fn is_ensured(&self, portal: &str, what: &'static str) -> bool {
+        self.ensured
+            .lock()
+            .map(|e| e.contains(&(portal.to_owned(), what)))
+            .unwrap_or(false)
+    }
+
+    pub(super) fn mark_ensured(&self, portal: &str, what: &'static str) {
+        if let Ok(mut ensured) = self.ensured.lock() {
+            ensured.insert((portal.to_owned(), what));
+        }
     }
 
     /// Applies one message of changes of `object` that came `from` one side.
@@ -1707,17 +1722,8 @@ impl Run<'_> {
     /// Makes the integration's own properties (the unique `qbo_*_id`, …) exist, once per
     /// portal and process.
     async fn ensure_own_properties(&self) -> Result<(), SyncError> {
-        let key = (
-            self.connection.portal_id.to_string(),
-            self.synced.hubspot_type(),
-        );
-        if self
-            .engine
-            .ensured
-            .lock()
-            .map(|e| e.contains(&key))
-            .unwrap_or(false)
-        {
+        let portal = self.connection.portal_id.to_string();
+        if self.engine.is_ensured(&portal, self.synced.hubspot_type()) {
             return Ok(());
         }
         for property in self.synced.own_properties() {
@@ -1725,9 +1731,8 @@ impl Run<'_> {
                 .ensure_property(self.synced.hubspot_type(), &property)
                 .await?;
         }
-        if let Ok(mut ensured) = self.engine.ensured.lock() {
-            ensured.insert(key);
-        }
+        self.engine
+            .mark_ensured(&portal, self.synced.hubspot_type());
         Ok(())
     }
 

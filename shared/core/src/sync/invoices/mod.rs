@@ -160,7 +160,9 @@ impl InvoiceRun<'_> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let contacts = self.linked(ObjectKind::Contact, &customers).await?;
+        let contacts = self
+            .linked(ObjectKind::Contact, Provider::Qbo, &customers)
+            .await?;
 
         let mut applied = Applied::default();
         let mut outcomes: Vec<(QboInvoice, Option<Stored>, Option<String>, Outcome)> = Vec::new();
@@ -302,43 +304,106 @@ impl InvoiceRun<'_> {
         Ok(applied)
     }
 
-    /// HubSpot ids of the records linked to these QBO ids (contacts of customers, products of
-    /// items), by QBO id.
+    /// The ids on the other side of the records of `side` linked to these (contacts of
+    /// customers, products of items, customers of contacts), by id; gone ones left out.
     async fn linked(
         &self,
         object: ObjectKind,
-        qbo_ids: &[String],
+        side: Provider,
+        ids: &[String],
     ) -> Result<HashMap<String, String>, SyncError> {
-        if qbo_ids.is_empty() {
+        if ids.is_empty() {
             return Ok(HashMap::new());
         }
+        let other = match side {
+            Provider::Qbo => Provider::HubSpot,
+            Provider::HubSpot => Provider::Qbo,
+        };
         let found = self
             .engine
             .ledger
-            .find(
-                &self.connection.id,
-                object,
-                Provider::Qbo,
-                qbo_ids,
-                self.now,
-            )
+            .find(&self.connection.id, object, side, ids, self.now)
             .await?;
         Ok(found
             .into_iter()
-            .filter(|(_, s)| !s.entry.hubspot.gone)
-            .filter_map(|(qbo, s)| s.entry.hubspot.id.map(|hs| (qbo, hs)))
+            .filter(|(_, s)| !s.entry.side(other).gone)
+            .filter_map(|(id, s)| s.entry.side(other).id.clone().map(|o| (id, o)))
             .collect())
     }
 
+    /// The first record of `to_type` associated with each of these invoices, by invoice.
+    async fn first_associated(
+        &self,
+        to_type: &str,
+        invoices: &[String],
+    ) -> Result<HashMap<String, String>, SyncError> {
+        Ok(self
+            .hubspot
+            .associations("invoices", to_type, invoices)
+            .await?
+            .into_iter()
+            .filter_map(|(invoice, ids)| ids.into_iter().next().map(|id| (invoice, id)))
+            .collect())
+    }
+
+    /// A failure or an exclusion recorded on an entry, and counted.
+    fn record_refusal(
+        &self,
+        entry: &mut LedgerEntry,
+        from: Provider,
+        outcome: Result<Refusal, String>,
+        applied: &mut Applied,
+    ) {
+        match outcome {
+            Ok(refusal) => {
+                entry.fail(
+                    from,
+                    &refusal.category,
+                    refusal.message,
+                    refusal.retryable,
+                    self.now,
+                );
+                applied.failed += 1;
+            }
+            Err(reason) => {
+                entry.mark_excluded(reason.clone());
+                entry.record(self.now, from, "excluded", reason);
+                applied.excluded += 1;
+            }
+        }
+    }
+
+    /// Updates HubSpot invoices by id; an update HubSpot refuses fails its plan.
+    async fn update_invoices(
+        &self,
+        inputs: &[BatchInput],
+        plans: &mut [&mut Planned],
+        what: &str,
+    ) -> Result<(), SyncError> {
+        for chunk in inputs.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let outcome = self.hubspot.batch_update("invoices", chunk).await?;
+            for error in outcome.errors {
+                for plan in plans.iter_mut() {
+                    let concerned = plan
+                        .hubspot_id
+                        .as_ref()
+                        .is_some_and(|id| error.ids.contains(id));
+                    if concerned && plan.refused.is_none() {
+                        plan.refused = Some(Refusal {
+                            category: error.category.to_lowercase(),
+                            message: format!("HubSpot refused {what}: {}", error.message),
+                            retryable: false,
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
     async fn ensure_own_properties(&self) -> Result<(), SyncError> {
-        let key = (self.connection.portal_id.to_string(), "invoices");
-        if self
-            .engine
-            .ensured
-            .lock()
-            .map(|e| e.contains(&key))
-            .unwrap_or(false)
-        {
+        let portal = self.connection.portal_id.to_string();
+        if self.engine.is_ensured(&portal, "invoices") {
             return Ok(());
         }
         for own in map::OWN_PROPERTIES {
@@ -358,9 +423,7 @@ impl InvoiceRun<'_> {
             tracing::info!(portal = %self.connection.portal_id, %error,
                 "the portal has no payments: QuickBooks payments are shown as notes only");
         }
-        if let Ok(mut ensured) = self.engine.ensured.lock() {
-            ensured.insert(key);
-        }
+        self.engine.mark_ensured(&portal, "invoices");
         Ok(())
     }
 
@@ -392,7 +455,9 @@ impl InvoiceRun<'_> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let products = self.linked(ObjectKind::Product, &items).await?;
+        let products = self
+            .linked(ObjectKind::Product, Provider::Qbo, &items)
+            .await?;
         self.write_lines(planned, &products).await?;
         let payments = self.read_payments(planned).await?;
         self.write_payments(planned, &payments).await?;
@@ -450,25 +515,8 @@ impl InvoiceRun<'_> {
                 })
             })
             .collect();
-        for chunk in inputs.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
-            let outcome = self.hubspot.batch_update("invoices", chunk).await?;
-            for error in outcome.errors {
-                for plan in made_here.iter_mut() {
-                    if plan
-                        .hubspot_id
-                        .as_ref()
-                        .is_some_and(|id| error.ids.contains(id))
-                    {
-                        plan.refused = Some(Refusal {
-                            category: error.category.to_lowercase(),
-                            message: format!("HubSpot refused the invoice: {}", error.message),
-                            retryable: false,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.update_invoices(&inputs, &mut made_here, "the invoice")
+            .await
     }
 
     /// Upserts in batches; a batch refused as a whole is sent input by input, so only the
@@ -514,6 +562,8 @@ impl InvoiceRun<'_> {
                 Err(error) if error.class() == crate::ErrorClass::Retryable => {
                     return Err(error.into())
                 }
+                // A scope the portal did not grant refuses every input alike.
+                Err(error @ HubSpotError::Api { status: 403, .. }) => return Err(error.into()),
                 Err(error) if chunk.len() == 1 => {
                     out.push(Err(Refusal::from_hubspot(&error, object_type)));
                 }
@@ -911,29 +961,9 @@ impl InvoiceRun<'_> {
                 })
             })
             .collect();
-        for chunk in inputs.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
-            let outcome = self.hubspot.batch_update("invoices", chunk).await?;
-            for error in outcome.errors {
-                for plan in planned.iter_mut() {
-                    if plan.refused.is_none()
-                        && plan
-                            .hubspot_id
-                            .as_ref()
-                            .is_some_and(|id| error.ids.contains(id))
-                    {
-                        plan.refused = Some(Refusal {
-                            category: error.category.to_lowercase(),
-                            message: format!(
-                                "HubSpot refused the invoice's status: {}",
-                                error.message
-                            ),
-                            retryable: false,
-                        });
-                    }
-                }
-            }
-        }
-        Ok(())
+        let mut plans: Vec<&mut Planned> = planned.iter_mut().collect();
+        self.update_invoices(&inputs, &mut plans, "the invoice's status")
+            .await
     }
 
     /// HubSpot's default association type from one object to another, read once per process.
@@ -1293,14 +1323,7 @@ impl InvoiceRun<'_> {
                     }
                 }
                 Outcome::Failed(refusal) => {
-                    entry.fail(
-                        Provider::Qbo,
-                        &refusal.category,
-                        refusal.message,
-                        refusal.retryable,
-                        self.now,
-                    );
-                    applied.failed += 1;
+                    self.record_refusal(&mut entry, Provider::Qbo, Ok(refusal), applied)
                 }
                 Outcome::Excluded(reason) => {
                     if invoice.deleted {
@@ -1308,9 +1331,7 @@ impl InvoiceRun<'_> {
                         entry.hubspot.gone = true;
                     }
                     entry.qbo.version = invoice.sync_token;
-                    entry.mark_excluded(reason.clone());
-                    entry.record(self.now, Provider::Qbo, "excluded", reason);
-                    applied.excluded += 1;
+                    self.record_refusal(&mut entry, Provider::Qbo, Err(reason), applied);
                 }
             }
             groups.push(self.engine.ledger.writes(&entry, previous.as_ref())?);

@@ -240,10 +240,10 @@ impl InvoiceRun<'_> {
             return Ok(());
         };
         let ids: Vec<String> = to_create.iter().map(|c| c.record.id.clone()).collect();
-        let deals_of = self.hubspot.associations("invoices", "deals", &ids).await?;
+        let deals_of = self.first_associated("deals", &ids).await?;
         let deals: Vec<String> = deals_of
             .values()
-            .filter_map(|d| d.first().cloned())
+            .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -262,7 +262,6 @@ impl InvoiceRun<'_> {
         for create in to_create.iter_mut() {
             create.service_date = deals_of
                 .get(&create.record.id)
-                .and_then(|d| d.first())
                 .and_then(|d| dates.get(d))
                 .cloned();
         }
@@ -273,17 +272,16 @@ impl InvoiceRun<'_> {
     /// under the contact sync's rules.
     async fn find_customers(&self, to_create: &mut [ToCreate]) -> Result<(), SyncError> {
         let ids: Vec<String> = to_create.iter().map(|c| c.record.id.clone()).collect();
-        let contacts_of = self
-            .hubspot
-            .associations("invoices", "contacts", &ids)
-            .await?;
+        let contacts_of = self.first_associated("contacts", &ids).await?;
         let contacts: Vec<String> = contacts_of
             .values()
-            .filter_map(|c| c.first().cloned())
+            .cloned()
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let mut linked = self.customers_of(&contacts).await?;
+        let mut linked = self
+            .linked(ObjectKind::Contact, Provider::HubSpot, &contacts)
+            .await?;
         let missing: Vec<String> = contacts
             .iter()
             .filter(|c| !linked.contains_key(*c))
@@ -291,39 +289,17 @@ impl InvoiceRun<'_> {
             .collect();
         if !missing.is_empty() {
             self.sync_contacts(&missing).await?;
-            linked = self.customers_of(&contacts).await?;
+            linked = self
+                .linked(ObjectKind::Contact, Provider::HubSpot, &contacts)
+                .await?;
         }
         for create in to_create.iter_mut() {
             create.customer = contacts_of
                 .get(&create.record.id)
-                .and_then(|c| c.first())
                 .and_then(|c| linked.get(c))
                 .cloned();
         }
         Ok(())
-    }
-
-    /// QBO customers linked to these HubSpot contacts, by contact.
-    async fn customers_of(
-        &self,
-        contacts: &[String],
-    ) -> Result<HashMap<String, String>, SyncError> {
-        let found = self
-            .engine
-            .ledger
-            .find(
-                &self.connection.id,
-                ObjectKind::Contact,
-                Provider::HubSpot,
-                contacts,
-                self.now,
-            )
-            .await?;
-        Ok(found
-            .into_iter()
-            .filter(|(_, s)| !s.entry.qbo.gone)
-            .filter_map(|(hs, s)| s.entry.qbo.id.map(|qbo| (hs, qbo)))
-            .collect())
     }
 
     /// Runs the contact sync on these contacts now, as their next change would.
@@ -402,23 +378,9 @@ impl InvoiceRun<'_> {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let linked: HashMap<String, String> = if products.is_empty() {
-            HashMap::new()
-        } else {
-            self.engine
-                .ledger
-                .find(
-                    &self.connection.id,
-                    ObjectKind::Product,
-                    Provider::HubSpot,
-                    &products,
-                    self.now,
-                )
-                .await?
-                .into_iter()
-                .filter_map(|(hs, s)| s.entry.qbo.id.map(|qbo| (hs, qbo)))
-                .collect()
-        };
+        let linked = self
+            .linked(ObjectKind::Product, Provider::HubSpot, &products)
+            .await?;
         let skus: Vec<String> = lines
             .iter()
             .filter(|l| {
@@ -574,14 +536,9 @@ impl InvoiceRun<'_> {
     /// one.
     async fn customer_reason(&self, create: &ToCreate) -> Result<String, SyncError> {
         let contacts = self
-            .hubspot
-            .associations(
-                "invoices",
-                "contacts",
-                std::slice::from_ref(&create.record.id),
-            )
+            .first_associated("contacts", std::slice::from_ref(&create.record.id))
             .await?;
-        let Some(contact) = contacts.get(&create.record.id).and_then(|c| c.first()) else {
+        let Some(contact) = contacts.get(&create.record.id) else {
             return Ok("the HubSpot invoice has no contact; associate one and it syncs".to_owned());
         };
         let entry = self
@@ -677,19 +634,10 @@ impl InvoiceRun<'_> {
                     applied.updated += 1;
                 }
                 Done::Failed(refusal) => {
-                    entry.fail(
-                        Provider::HubSpot,
-                        &refusal.category,
-                        refusal.message,
-                        refusal.retryable,
-                        self.now,
-                    );
-                    applied.failed += 1;
+                    self.record_refusal(&mut entry, Provider::HubSpot, Ok(refusal), applied)
                 }
                 Done::Excluded(reason) => {
-                    entry.mark_excluded(reason.clone());
-                    entry.record(self.now, Provider::HubSpot, "excluded", reason);
-                    applied.excluded += 1;
+                    self.record_refusal(&mut entry, Provider::HubSpot, Err(reason), applied)
                 }
             }
             groups.push(self.engine.ledger.writes(&entry, previous.as_ref())?);
