@@ -411,8 +411,8 @@ async fn the_demo_ends_with_its_counts_as_one_json_line() -> anyhow::Result<()> 
     );
     assert_eq!(
         counts["invoices"]["synced"].as_u64(),
-        Some(7),
-        "five QuickBooks invoices and two HubSpot ones: {last}"
+        Some(8),
+        "six QuickBooks invoices and two HubSpot ones: {last}"
     );
     assert_eq!(counts["invoices"]["failing"].as_u64(), Some(0), "{stdout}");
     assert!(

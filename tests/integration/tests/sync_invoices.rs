@@ -345,6 +345,17 @@ async fn deals_take_their_latest_invoice_and_unsynced_customers_fail_with_the_re
         .hubspot_with("invoices", "qbo_invoice_id", &id(&orphan))
         .await?
         .is_empty());
+    // Once the customer syncs, the retry sweep brings the invoice.
+    p.settings(ObjectKind::Contact, |settings| {
+        settings.filters.qbo_to_hubspot.clear()
+    })
+    .await?;
+    p.qbo_update("Customer", &id(&walk_in), json!({"Notes": "now synced"}))
+        .await?;
+    s.sync().await?;
+    p.retry_now(INVOICE, "customer_not_synced").await?;
+    s.sync().await?;
+    hubspot_invoice(&p, &id(&orphan)).await?;
 
     // A person puts both HubSpot invoices on one deal.
     let deal = p

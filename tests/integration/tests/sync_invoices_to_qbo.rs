@@ -208,6 +208,26 @@ async fn hubspot_invoices_go_to_qbo_once_with_matched_lines_updates_and_guarded_
         "HubSpot's own line items stay as they are"
     );
 
+    // A field and a line's service date changed in QBO: allowed, and the field reaches HubSpot.
+    let mut dated = qbo_invoice_of(&p, &invoice).await?["Line"].clone();
+    dated[0]["SalesItemLineDetail"]["ServiceDate"] = json!("2026-04-02");
+    p.qbo_update(
+        "Invoice",
+        &id(&qbo),
+        json!({"DueDate": "2026-07-01", "Line": dated}),
+    )
+    .await?;
+    s.sync().await?;
+    let e = entry(&p, &invoice).await?;
+    assert_eq!(e.status, LinkStatus::Synced, "{:?}", e.failure);
+    let hs = p.hubspot_all("invoices").await?;
+    let due = hs
+        .iter()
+        .find(|i| id(i) == invoice)
+        .and_then(|i| property(i, "hs_due_date"))
+        .map(|d| d[..10].to_owned());
+    assert_eq!(due.as_deref(), Some("2026-07-01"));
+
     let lines_now = qbo_invoice_of(&p, &invoice).await?["Line"].clone();
     let mut priced = lines_now.clone();
     priced[0]["SalesItemLineDetail"]["UnitPrice"] = json!(300);

@@ -18,6 +18,8 @@ use crate::stack::LocalStack;
 /// The demo portal and company (the sandboxes' defaults, so consent picks them).
 pub const PORTAL: &str = "62515";
 pub const REALM: &str = "9130350000000001";
+/// The demo's customer outside the US.
+const ABROAD: &str = "Brighton Tea Rooms";
 
 /// A browser's cookies for the install function's host.
 #[derive(Default)]
@@ -134,6 +136,17 @@ pub async fn seed(qbo: &str, hubspot: &str, size: DemoSize) -> anyhow::Result<()
         .await?
         .error_for_status()
         .context("adding the apostrophe customer")?;
+    // A customer abroad, billed like the others.
+    http.post(format!("{qbo}/v3/company/{REALM}/customer?minorversion=75"))
+        .bearer_auth(&token)
+        .json(&json!({"DisplayName": ABROAD, "CompanyName": ABROAD,
+            "PrimaryEmailAddr": {"Address": "accounts@brightontea.example"},
+            "BillAddr": {"Line1": "12 North Laine", "City": "Brighton", "PostalCode": "BN1 1AA",
+                "Country": "GB"}}))
+        .send()
+        .await?
+        .error_for_status()
+        .context("adding the customer abroad")?;
     http.post(format!("{hubspot}/_sandbox/seed/generate"))
         .json(
             &json!({"seed": 7, "portal_id": PORTAL.parse::<u64>().unwrap_or(62515),
@@ -241,8 +254,8 @@ impl Demo {
     }
 
     /// Invoices both ways: invoices two-way (unmatched HubSpot lines on a Custom Line Item
-    /// booked to Sales), QuickBooks invoices unpaid, paid, partly paid and voided, and HubSpot
-    /// invoices on deals. Answers what was made, in words.
+    /// booked to Sales), QuickBooks invoices unpaid, paid, partly paid, voided and one billed to
+    /// a customer abroad, and HubSpot invoices on deals. Answers what was made, in words.
     pub async fn add_invoices(&self) -> anyhow::Result<Vec<String>> {
         SyncSettings::new(self.services.store.clone())
             .edit(
@@ -287,6 +300,10 @@ impl Demo {
             billed.len() == 4,
             "the demo company has too few customers with email"
         );
+        let abroad = customers
+            .iter()
+            .find(|c| c["DisplayName"] == ABROAD)
+            .context("the demo company has no customer abroad")?;
         let line = |qty: u32, price: u32| {
             json!({"Amount": qty * price, "DetailType": "SalesItemLineDetail",
                 "SalesItemLineDetail": {"ItemRef": {"value": "2"}, "Qty": qty, "UnitPrice": price}})
@@ -298,9 +315,14 @@ impl Demo {
             ("partly paid", 40),
             ("voided", 0),
             ("unpaid", 0),
+            ("billed abroad", 0),
         ];
         for (i, (what, paid_percent)) in plans.into_iter().enumerate() {
-            let customer = billed[i % billed.len()];
+            let customer = if what == "billed abroad" {
+                abroad
+            } else {
+                billed[i % billed.len()]
+            };
             let invoice = qbo(
                 "Invoice",
                 "",

@@ -473,11 +473,11 @@ impl Side<'_> {
             tracing::info!(connection = %self.task.connection_id, entity,
                 "CDC answered its 1,000-object cap; reading the window by query");
         }
-        let query = Query::select(entity)
-            .with_projection(self.synced.qbo_projection())
+        let query = self
+            .synced
+            .qbo_query()
             .ge("MetaData.LastUpdatedTime", &rfc3339(from))
             .le("MetaData.LastUpdatedTime", &rfc3339(now))
-            .active_or_not()
             .order_by("MetaData.LastUpdatedTime", Order::Asc);
         let mut page = query.page(1, MAX_RESULTS);
         loop {
@@ -571,10 +571,10 @@ impl Side<'_> {
     async fn qbo_by_id(&self, ids: &[String]) -> Result<Vec<(String, Value)>, PollError> {
         let mut found = Vec::new();
         for chunk in ids.chunks(100) {
-            let query = Query::select(self.synced.qbo_entity())
-                .with_projection(self.synced.qbo_projection())
-                .any_of("Id", chunk.iter().map(String::as_str))
-                .active_or_not();
+            let query = self
+                .synced
+                .qbo_query()
+                .any_of("Id", chunk.iter().map(String::as_str));
             for row in self.qbo.query_all_values(&query).await? {
                 if let Some(id) = row["Id"].as_str() {
                     found.push((id.to_owned(), row.clone()));

@@ -847,10 +847,10 @@ impl Run<'_> {
             Provider::Qbo => {
                 let mut records = Vec::new();
                 for chunk in ids.chunks(100) {
-                    let query = Query::select(self.synced.qbo_entity())
-                        .with_projection(self.synced.qbo_projection())
-                        .any_of("Id", chunk.iter().map(String::as_str))
-                        .active_or_not();
+                    let query = self
+                        .synced
+                        .qbo_query()
+                        .any_of("Id", chunk.iter().map(String::as_str));
                     let rows = self.qbo.query_all_values(&query).await?;
                     records.extend(
                         rows.iter()

@@ -7,6 +7,7 @@ use crate::decide::Gone;
 use crate::domain::{ObjectKind, Provider};
 use crate::hubspot::{CrmObject, PropertyDefinition};
 use crate::mapping::{self, contacts, invoices, products, Field, Values};
+use crate::qbo::query::Query;
 use crate::settings::ObjectSettings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +57,22 @@ impl Synced {
         match self {
             Synced::Contacts | Synced::Invoices => "*",
             Synced::Products => "*, Sku",
+        }
+    }
+
+    /// Whether its QBO entity has `Active` (lists do; transactions do not, and QBO refuses a
+    /// query naming it).
+    pub fn qbo_has_active(self) -> bool {
+        !matches!(self, Synced::Invoices)
+    }
+
+    /// A QBO query of the object's records, inactive ones included.
+    pub fn qbo_query(self) -> Query {
+        let query = Query::select(self.qbo_entity()).with_projection(self.qbo_projection());
+        if self.qbo_has_active() {
+            query.active_or_not()
+        } else {
+            query
         }
     }
 
