@@ -98,6 +98,22 @@ impl Refusal {
     }
 }
 
+/// Records invoices own, as upserted: the ids written and the refusals, by plan.
+#[derive(Default)]
+struct Owned {
+    written: HashMap<usize, Vec<String>>,
+    refused: Vec<(usize, Refusal)>,
+}
+
+/// The values once each, in order.
+fn distinct(values: impl IntoIterator<Item = String>) -> Vec<String> {
+    values
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// The entry an invoice ends with, and how it counts.
 enum Outcome {
     /// With what of its custom fields went to HubSpot.
@@ -154,12 +170,8 @@ impl InvoiceRun<'_> {
                 self.now,
             )
             .await?;
-        let customers: Vec<String> = incoming
-            .iter()
-            .filter_map(|(i, _)| i.customer_id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let customers: Vec<String> =
+            distinct(incoming.iter().filter_map(|(i, _)| i.customer_id.clone()));
         let contacts = self
             .linked(ObjectKind::Contact, Provider::Qbo, &customers)
             .await?;
@@ -449,12 +461,7 @@ impl InvoiceRun<'_> {
             .collect();
         self.associate_first(&first, planned).await?;
 
-        let items: Vec<String> = planned
-            .iter()
-            .flat_map(|p| p.invoice.item_ids())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let items: Vec<String> = distinct(planned.iter().flat_map(|p| p.invoice.item_ids()));
         let products = self
             .linked(ObjectKind::Product, Provider::Qbo, &items)
             .await?;
@@ -517,6 +524,39 @@ impl InvoiceRun<'_> {
             .collect();
         self.update_invoices(&inputs, &mut made_here, "the invoice")
             .await
+    }
+
+    /// Upserts the records invoices own (line items, payments) by their key property; each
+    /// input names the plan it belongs to. Answers what was written and what was refused, by plan.
+    async fn upsert_owned(
+        &self,
+        object_type: &str,
+        key_property: &str,
+        inputs: Vec<(usize, String, BTreeMap<String, String>)>,
+    ) -> Result<Owned, SyncError> {
+        let (owners, batch): (Vec<usize>, Vec<BatchInput>) = inputs
+            .into_iter()
+            .map(|(index, key, properties)| {
+                (
+                    index,
+                    BatchInput {
+                        id: Some(key.clone()),
+                        id_property: Some(key_property.to_owned()),
+                        properties,
+                        object_write_trace_id: Some(key),
+                    },
+                )
+            })
+            .unzip();
+        let results = self.upsert_each(object_type, &batch).await?;
+        let mut owned = Owned::default();
+        for (index, result) in owners.into_iter().zip(results) {
+            match result {
+                Ok(record) => owned.written.entry(index).or_default().push(record.id),
+                Err(refusal) => owned.refused.push((index, refusal)),
+            }
+        }
+        Ok(owned)
     }
 
     /// Upserts in batches; a batch refused as a whole is sent input by input, so only the
@@ -608,12 +648,7 @@ impl InvoiceRun<'_> {
         }
         self.associate("invoices", "contacts", first, planned)
             .await?;
-        let contact_ids: Vec<String> = first
-            .iter()
-            .map(|(_, c)| c.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let contact_ids: Vec<String> = distinct(first.iter().map(|(_, c)| c.clone()));
         let mut companies = Vec::new();
         for chunk in contact_ids.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
             let read = self
@@ -728,44 +763,34 @@ impl InvoiceRun<'_> {
         products: &HashMap<String, String>,
     ) -> Result<(), SyncError> {
         let mut inputs = Vec::new();
-        let mut owners = Vec::new();
         for (index, plan) in planned.iter().enumerate() {
             // A HubSpot invoice's own line items are HubSpot's.
             if plan.refused.is_some() || plan.hubspot_id.is_none() || plan.from_hubspot {
                 continue;
             }
             for line in map::line_items(self.realm(), &plan.invoice, products) {
-                inputs.push(BatchInput {
-                    id: Some(line.key.clone()),
-                    id_property: Some(map::QBO_LINE_PROPERTY.into()),
-                    properties: line.properties,
-                    object_write_trace_id: Some(line.key),
-                });
-                owners.push(index);
+                inputs.push((index, line.key, line.properties));
             }
         }
-        let results = self.upsert_each("line_items", &inputs).await?;
-        let mut current: HashMap<usize, Vec<String>> = HashMap::new();
+        let owned = self
+            .upsert_owned("line_items", map::QBO_LINE_PROPERTY, inputs)
+            .await?;
         let mut pairs = Vec::new();
-        for (index, result) in owners.into_iter().zip(results) {
+        for (index, refusal) in owned.refused {
             let plan = &mut planned[index];
-            match result {
-                Ok(line) => {
-                    if let Some(invoice) = &plan.hubspot_id {
-                        pairs.push((invoice.clone(), line.id.clone()));
-                    }
-                    current.entry(index).or_default().push(line.id);
-                }
-                Err(refusal) => {
-                    if plan.refused.is_none() {
-                        plan.refused = Some(Refusal {
-                            message: format!("a line of the invoice: {}", refusal.message),
-                            ..refusal
-                        });
-                    }
-                }
+            if plan.refused.is_none() {
+                plan.refused = Some(Refusal {
+                    message: format!("a line of the invoice: {}", refusal.message),
+                    ..refusal
+                });
             }
         }
+        for (index, lines) in &owned.written {
+            if let Some(invoice) = &planned[*index].hubspot_id {
+                pairs.extend(lines.iter().map(|line| (invoice.clone(), line.clone())));
+            }
+        }
+        let current = owned.written;
         self.associate("invoices", "line_items", &pairs, planned)
             .await?;
         self.archive_stale(planned, "line_items", map::QBO_LINE_PROPERTY, &current)
@@ -849,13 +874,12 @@ impl InvoiceRun<'_> {
         &self,
         planned: &[Planned],
     ) -> Result<HashMap<String, QboPayment>, SyncError> {
-        let ids: Vec<String> = planned
-            .iter()
-            .filter(|p| p.refused.is_none())
-            .flat_map(|p| p.invoice.payment_ids.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let ids: Vec<String> = distinct(
+            planned
+                .iter()
+                .filter(|p| p.refused.is_none())
+                .flat_map(|p| p.invoice.payment_ids.clone()),
+        );
         let mut payments = HashMap::new();
         for chunk in ids.chunks(100) {
             let query = Query::select("Payment").any_of("Id", chunk.iter().map(String::as_str));
@@ -876,7 +900,6 @@ impl InvoiceRun<'_> {
         payments: &HashMap<String, QboPayment>,
     ) -> Result<(), SyncError> {
         let mut inputs = Vec::new();
-        let mut owners = Vec::new();
         for (index, plan) in planned.iter().enumerate() {
             if plan.refused.is_some() || plan.hubspot_id.is_none() {
                 continue;
@@ -889,37 +912,29 @@ impl InvoiceRun<'_> {
                     map::payment_properties(self.realm(), payment, &plan.invoice.id)
                 {
                     let key = map::payment_key(self.realm(), id, &plan.invoice.id);
-                    inputs.push(BatchInput {
-                        id: Some(key.clone()),
-                        id_property: Some(map::QBO_PAYMENT_PROPERTY.into()),
-                        properties,
-                        object_write_trace_id: Some(key),
-                    });
-                    owners.push(index);
+                    inputs.push((index, key, properties));
                 }
             }
         }
-        let results = match self.upsert_each("commerce_payments", &inputs).await {
-            Ok(results) => results,
+        let owned = match self
+            .upsert_owned("commerce_payments", map::QBO_PAYMENT_PROPERTY, inputs)
+            .await
+        {
+            Ok(owned) => owned,
             Err(SyncError::HubSpot(HubSpotError::Api { status: 403, .. })) => return Ok(()),
             Err(error) => return Err(error),
         };
-        let mut current: HashMap<usize, Vec<String>> = HashMap::new();
+        // A portal without payments refuses each of them: the notes still tell them.
+        for (_, refusal) in owned.refused {
+            tracing::info!(category = %refusal.category, "a QuickBooks payment was not recorded as a HubSpot payment: {}", refusal.message);
+        }
         let mut pairs = Vec::new();
-        for (index, result) in owners.into_iter().zip(results) {
-            match result {
-                Ok(payment) => {
-                    if let Some(invoice) = &planned[index].hubspot_id {
-                        pairs.push((payment.id.clone(), invoice.clone()));
-                    }
-                    current.entry(index).or_default().push(payment.id);
-                }
-                // A portal without payments refuses each of them: the notes still tell them.
-                Err(refusal) => {
-                    tracing::info!(category = %refusal.category, "a QuickBooks payment was not recorded as a HubSpot payment: {}", refusal.message);
-                }
+        for (index, written) in &owned.written {
+            if let Some(invoice) = &planned[*index].hubspot_id {
+                pairs.extend(written.iter().map(|p| (p.clone(), invoice.clone())));
             }
         }
+        let current = owned.written;
         if !pairs.is_empty() {
             let errors = self
                 .hubspot
@@ -1180,13 +1195,7 @@ impl InvoiceRun<'_> {
         &self,
         deals_of_invoices: &HashMap<String, Vec<String>>,
     ) -> Result<(), SyncError> {
-        let deals: Vec<String> = deals_of_invoices
-            .values()
-            .flatten()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let deals: Vec<String> = distinct(deals_of_invoices.values().flatten().cloned());
         if deals.is_empty() {
             return Ok(());
         }
@@ -1194,13 +1203,7 @@ impl InvoiceRun<'_> {
             .hubspot
             .associations("deals", "invoices", &deals)
             .await?;
-        let invoice_ids: Vec<String> = invoices_of_deals
-            .values()
-            .flatten()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let invoice_ids: Vec<String> = distinct(invoices_of_deals.values().flatten().cloned());
         let mut invoices: HashMap<String, CrmObject> = HashMap::new();
         for chunk in invoice_ids.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
             let read = self

@@ -11,11 +11,11 @@
 //! the mapped code (S21). With custom transaction numbers on, the HubSpot number is sent and a
 //! duplicate is a failure with its reason, not a retry.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
 use serde_json::Value;
 
-use super::{InvoiceRun, Refusal};
+use super::{distinct, InvoiceRun, Refusal};
 use crate::domain::{ObjectKind, Provider, QboRequestId};
 use crate::filters::{self, Subject};
 use crate::hubspot::{BatchInput, CrmObject};
@@ -241,12 +241,7 @@ impl InvoiceRun<'_> {
         };
         let ids: Vec<String> = to_create.iter().map(|c| c.record.id.clone()).collect();
         let deals_of = self.first_associated("deals", &ids).await?;
-        let deals: Vec<String> = deals_of
-            .values()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let deals: Vec<String> = distinct(deals_of.values().cloned());
         let mut dates = HashMap::new();
         for chunk in deals.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
             let read = self
@@ -273,12 +268,7 @@ impl InvoiceRun<'_> {
     async fn find_customers(&self, to_create: &mut [ToCreate]) -> Result<(), SyncError> {
         let ids: Vec<String> = to_create.iter().map(|c| c.record.id.clone()).collect();
         let contacts_of = self.first_associated("contacts", &ids).await?;
-        let contacts: Vec<String> = contacts_of
-            .values()
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let contacts: Vec<String> = distinct(contacts_of.values().cloned());
         let mut linked = self
             .linked(ObjectKind::Contact, Provider::HubSpot, &contacts)
             .await?;
@@ -372,26 +362,20 @@ impl InvoiceRun<'_> {
         to_create: &[ToCreate],
     ) -> Result<HashMap<String, Option<String>>, SyncError> {
         let lines: Vec<&HubSpotLine> = to_create.iter().flat_map(|c| &c.lines).collect();
-        let products: Vec<String> = lines
-            .iter()
-            .filter_map(|l| l.product_id.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let products: Vec<String> = distinct(lines.iter().filter_map(|l| l.product_id.clone()));
         let linked = self
             .linked(ObjectKind::Product, Provider::HubSpot, &products)
             .await?;
-        let skus: Vec<String> = lines
-            .iter()
-            .filter(|l| {
-                l.product_id
-                    .as_ref()
-                    .is_none_or(|p| !linked.contains_key(p))
-            })
-            .filter_map(|l| l.sku.clone())
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let skus: Vec<String> = distinct(
+            lines
+                .iter()
+                .filter(|l| {
+                    l.product_id
+                        .as_ref()
+                        .is_none_or(|p| !linked.contains_key(p))
+                })
+                .filter_map(|l| l.sku.clone()),
+        );
         let mut by_sku: HashMap<String, String> = HashMap::new();
         for chunk in skus.chunks(100) {
             let query = Query::select(Item::NAME)
