@@ -290,6 +290,38 @@ fn peak_rss_mib(pids: &[u32]) -> f64 {
         / 1024.0
 }
 
+/// One sync round to its end, measured.
+struct Timed {
+    seconds: f64,
+    /// object-sync's peak resident memory, MiB.
+    peak_rss: f64,
+    measured: Calls,
+    /// 429s answered by QuickBooks and HubSpot.
+    throttled: (u64, u64),
+}
+
+async fn timed_sync(s: &SyncStack) -> anyhow::Result<Timed> {
+    let before = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+    let worker = s.stack.function("ObjectSyncFunction")?.clone();
+    reset_peak_rss(&worker.pids());
+    let started = Instant::now();
+    s.sync().await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let peak_rss = peak_rss_mib(&worker.pids());
+    let after = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+    Ok(Timed {
+        seconds,
+        peak_rss,
+        measured: Calls {
+            qbo: (after.0 .0 - before.0 .0) as f64,
+            qbo_batches: (after.0 .1 - before.0 .1) as f64,
+            hubspot: (after.1 .0 - before.1 .0) as f64,
+            hubspot_searches: (after.1 .1 - before.1 .1) as f64,
+        },
+        throttled: (after.0 .2 - before.0 .2, after.1 .2 - before.1 .2),
+    })
+}
+
 /// Runs one scenario on a fresh local stack and answers its figures.
 pub async fn run(scenario: &Scenario) -> anyhow::Result<Value> {
     let qbo_scale = scenario.qbo_scale;
@@ -391,14 +423,12 @@ async fn measure(
         (Provider::HubSpot, _) => (n, 0),
     };
 
-    let before = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
-    let worker = s.stack.function("ObjectSyncFunction")?.clone();
-    reset_peak_rss(&worker.pids());
-    let started = Instant::now();
-    s.sync().await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let peak_rss = peak_rss_mib(&worker.pids());
-    let after = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+    let Timed {
+        seconds,
+        peak_rss,
+        measured,
+        throttled,
+    } = timed_sync(s).await?;
 
     let (synced, failing, excluded, pending) = p.counts(scenario.object).await?;
     anyhow::ensure!(
@@ -412,13 +442,6 @@ async fn measure(
         "{}: {synced} synced, {failing} failing, {excluded} excluded, {pending} pending of {read}",
         scenario.name
     );
-    let measured = Calls {
-        qbo: (after.0 .0 - before.0 .0) as f64,
-        qbo_batches: (after.0 .1 - before.0 .1) as f64,
-        hubspot: (after.1 .0 - before.1 .0) as f64,
-        hubspot_searches: (after.1 .1 - before.1 .1) as f64,
-    };
-    let throttled = (after.0 .2 - before.0 .2, after.1 .2 - before.1 .2);
     let minimum = minimum_calls(
         scenario.object,
         scenario.from,
@@ -485,14 +508,12 @@ async fn measure_invoices(
             .len(),
     };
 
-    let before = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
-    let worker = s.stack.function("ObjectSyncFunction")?.clone();
-    reset_peak_rss(&worker.pids());
-    let started = Instant::now();
-    s.sync().await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let peak_rss = peak_rss_mib(&worker.pids());
-    let after = (api_calls(s, &s.qbo).await?, api_calls(s, &s.hubspot).await?);
+    let Timed {
+        seconds,
+        peak_rss,
+        measured,
+        throttled,
+    } = timed_sync(s).await?;
     let (synced, failing, excluded, pending) = p.counts(ObjectKind::Invoice).await?;
     anyhow::ensure!(
         synced == work.invoices && failing == 0 && pending == 0,
@@ -506,13 +527,6 @@ async fn measure_invoices(
         "{notes} notes for {} payments",
         work.payments
     );
-    let measured = Calls {
-        qbo: (after.0 .0 - before.0 .0) as f64,
-        qbo_batches: (after.0 .1 - before.0 .1) as f64,
-        hubspot: (after.1 .0 - before.1 .0) as f64,
-        hubspot_searches: (after.1 .1 - before.1 .1) as f64,
-    };
-    let throttled = (after.0 .2 - before.0 .2, after.1 .2 - before.1 .2);
     let minimum = minimum_invoice_calls(&work);
     figures(
         scenario,

@@ -353,10 +353,23 @@ impl Pair<'_> {
 
     /// Creates an entity (`Customer`, `Item` …) and answers it.
     pub async fn qbo_create(&self, entity: &str, body: Value) -> anyhow::Result<Value> {
+        self.qbo_write(entity, "", body)
+            .await
+            .with_context(|| format!("creating a {entity}"))
+    }
+
+    /// Posts `body` to an entity's endpoint (with `operation`, when not empty); answers the
+    /// entity written.
+    async fn qbo_write(&self, entity: &str, operation: &str, body: Value) -> anyhow::Result<Value> {
+        let operation = if operation.is_empty() {
+            String::new()
+        } else {
+            format!("operation={operation}&")
+        };
         let answer: Value = self
             .http()
             .post(format!(
-                "{}/v3/company/{}/{}?minorversion=75",
+                "{}/v3/company/{}/{}?{operation}minorversion=75",
                 self.stack.qbo,
                 self.realm,
                 entity.to_lowercase()
@@ -370,7 +383,7 @@ impl Pair<'_> {
         answer
             .get(entity)
             .cloned()
-            .with_context(|| format!("creating a {entity}: {answer}"))
+            .with_context(|| format!("QuickBooks answered {answer}"))
     }
 
     /// A batch request (`{"BatchItemRequest": [...]}`); answers the batch response.
@@ -430,24 +443,10 @@ impl Pair<'_> {
         operation: &str,
     ) -> anyhow::Result<Value> {
         let current = self.qbo_read(entity, id).await?;
-        let answer: Value = self
-            .http()
-            .post(format!(
-                "{}/v3/company/{}/{}?operation={operation}&minorversion=75",
-                self.stack.qbo,
-                self.realm,
-                entity.to_lowercase()
-            ))
-            .bearer_auth(&self.qbo_token)
-            .json(&json!({"Id": id, "SyncToken": current["SyncToken"]}))
-            .send()
-            .await?
-            .json()
-            .await?;
-        answer
-            .get(entity)
-            .cloned()
-            .with_context(|| format!("{operation} of {entity} {id}: {answer}"))
+        let body = json!({"Id": id, "SyncToken": current["SyncToken"]});
+        self.qbo_write(entity, operation, body)
+            .await
+            .with_context(|| format!("{operation} of {entity} {id}"))
     }
 
     /// Every entity of a kind, active or not.
