@@ -98,7 +98,7 @@ pub struct Applied {
 pub struct Engine {
     pub(super) ledger: Ledger,
     pub(super) settings: SettingsStore,
-    connections: Connections,
+    pub(super) connections: Connections,
     tokens: Arc<TokenKeeper>,
     qbo: QboClient,
     hubspot: HubSpotClient,

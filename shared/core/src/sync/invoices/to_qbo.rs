@@ -195,10 +195,21 @@ impl InvoiceRun<'_> {
         }
     }
 
+    /// The company as read when it was connected (its pre-flight record), else read now.
     async fn company_rules(&self) -> Result<CompanyRules, SyncError> {
-        let (info, preferences) = self.qbo.company_documents().await?;
-        let profile = crate::qbo::company::read_profile(&info, &preferences)
-            .map_err(|e| SyncError::Qbo(QboError::Unreadable(e.to_string())))?;
+        let stored = self
+            .engine
+            .connections
+            .preflight(&self.connection.id, self.now)
+            .await?;
+        let profile = match stored {
+            Some(preflight) => preflight.company,
+            None => {
+                let (info, preferences) = self.qbo.company_documents().await?;
+                crate::qbo::company::read_profile(&info, &preferences)
+                    .map_err(|e| SyncError::Qbo(QboError::Unreadable(e.to_string())))?
+            }
+        };
         Ok(CompanyRules {
             us: profile.us_edition,
             custom_numbers: profile.custom_txn_numbers,
