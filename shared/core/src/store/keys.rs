@@ -85,7 +85,7 @@ pub mod connections {
 
 /// The ledger table: sync links and history, and what queue consumers park or count.
 pub mod ledger {
-    use crate::domain::{ConnectionId, ObjectKind, Provider};
+    use crate::domain::{ConnectionId, ObjectKind, PortalId, Provider};
     use crate::store::ItemKey;
 
     /// One connection's and object's ledger: its entries, their pointers and outboxes.
@@ -175,6 +175,11 @@ pub mod ledger {
             partition(connection, ObjectKind::Invoice),
             format!("deal#{qbo_invoice}"),
         )
+    }
+
+    /// One workflow-action execution of a portal (its claim, then its outcome).
+    pub fn action_run(portal: &PortalId, callback_id: &str) -> ItemKey {
+        ItemKey::new(format!("action#{portal}"), format!("run#{callback_id}"))
     }
 
     /// Index partition of one object's entries in one status.

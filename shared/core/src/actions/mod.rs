@@ -1,5 +1,9 @@
 //! HubSpot workflow actions that create QuickBooks documents (A1–A11).
 
+pub mod claims;
+pub mod request;
+pub mod signature;
+
 /// The six custom workflow actions, one Lambda function each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ActionKind {
@@ -20,6 +24,18 @@ impl ActionKind {
         ActionKind::CreateExpense,
         ActionKind::CreateRefundReceipt,
     ];
+
+    /// The document it makes, as named in request ids and records.
+    pub fn document(self) -> &'static str {
+        match self {
+            ActionKind::CreateInvoice => "invoice",
+            ActionKind::CreateEstimate => "estimate",
+            ActionKind::CreateSalesReceipt => "sales_receipt",
+            ActionKind::CreatePaidInvoice => "paid_invoice",
+            ActionKind::CreateExpense => "expense",
+            ActionKind::CreateRefundReceipt => "refund_receipt",
+        }
+    }
 
     /// The label HubSpot users see in the workflow editor.
     pub fn label(self) -> &'static str {

@@ -1,0 +1,265 @@
+//! Exactly once: each workflow-action execution (its portal and `callbackId`) is claimed in the
+//! store before any external write, with a lease. A retry or a duplicate of it finds the claim:
+//! done, it gets the first answer; in progress under a live lease, it is told to wait; in
+//! progress under a lapsed lease (a worker died), it takes the claim over and makes the same
+//! document with the same `requestid`, so QuickBooks answers the first one instead of making a
+//! second. The outcome is recorded before HubSpot is answered.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::request::ActionOutcome;
+use super::ActionKind;
+use crate::domain::{PortalId, QboRequestId};
+use crate::store::{keys, CasOutcome, Item, ItemKey, Store, StoreError, Table};
+
+/// How long a claim holds before another attempt may take it over.
+pub const CLAIM_LEASE_SECONDS: i64 = 120;
+/// How long a finished run is remembered (HubSpot retries for days at most).
+pub const RUN_TTL_SECONDS: i64 = 30 * 24 * 3600;
+
+/// One execution as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionRun {
+    pub kind: String,
+    pub callback_id: String,
+    /// The QBO `requestid` its document is made with (the same on every attempt).
+    pub requestid: String,
+    pub started_at: i64,
+    pub attempts: u32,
+    #[serde(flatten)]
+    pub state: RunState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RunState {
+    InProgress {
+        lease_until: i64,
+    },
+    Done {
+        outcome: ActionOutcome,
+        finished_at: i64,
+    },
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This attempt runs the execution; `version` is what its record must be written over.
+    Run {
+        version: u64,
+        requestid: QboRequestId,
+        /// A lapsed attempt was taken over (its document may exist: the requestid settles it).
+        taken_over: bool,
+    },
+    /// Another attempt runs it now.
+    Busy,
+    /// It ran: the first answer.
+    Done(ActionOutcome),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("another attempt took this execution over; its answer stands")]
+    Lost,
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub struct ActionClaims {
+    store: Arc<dyn Store>,
+}
+
+fn key(portal: &PortalId, callback_id: &str) -> ItemKey {
+    keys::ledger::action_run(portal, callback_id)
+}
+
+impl ActionClaims {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Claims an execution for this attempt at `now`.
+    pub async fn claim(
+        &self,
+        portal: &PortalId,
+        callback_id: &str,
+        kind: ActionKind,
+        now: i64,
+    ) -> Result<Claim, ClaimError> {
+        let requestid = super::request::requestid(portal, callback_id, kind)
+            .map_err(|e| ClaimError::Invalid(e.to_string()))?;
+        let key = key(portal, callback_id);
+        // A race lost to another attempt is read again; a few rounds settle it.
+        for _ in 0..4 {
+            let found = self.store.get(Table::Ledger, &key, now).await?;
+            let (previous, version) = match found {
+                None => (None, None),
+                Some(item) => (Some(item.to_value::<ActionRun>()?), Some(item.version)),
+            };
+            let attempts = match &previous {
+                Some(ActionRun {
+                    state: RunState::Done { outcome, .. },
+                    ..
+                }) => return Ok(Claim::Done(outcome.clone())),
+                Some(ActionRun {
+                    state: RunState::InProgress { lease_until },
+                    ..
+                }) if *lease_until > now => return Ok(Claim::Busy),
+                Some(run) => run.attempts + 1,
+                None => 1,
+            };
+            let run = ActionRun {
+                kind: kind.document().to_owned(),
+                callback_id: callback_id.to_owned(),
+                requestid: requestid.as_str().to_owned(),
+                started_at: previous.as_ref().map_or(now, |p| p.started_at),
+                attempts,
+                state: RunState::InProgress {
+                    lease_until: now + CLAIM_LEASE_SECONDS,
+                },
+            };
+            let item = Item::from_value(key.clone(), &run)?.expiring_at(now + RUN_TTL_SECONDS);
+            match self
+                .store
+                .put_versioned(Table::Ledger, item, version)
+                .await?
+            {
+                CasOutcome::Written { version } => {
+                    return Ok(Claim::Run {
+                        version,
+                        requestid,
+                        taken_over: previous.is_some(),
+                    })
+                }
+                CasOutcome::VersionConflict => continue,
+            }
+        }
+        Ok(Claim::Busy)
+    }
+
+    /// Records the outcome of the attempt that holds the claim (`version` from [`Claim::Run`]).
+    pub async fn finish(
+        &self,
+        portal: &PortalId,
+        callback_id: &str,
+        kind: ActionKind,
+        version: u64,
+        outcome: &ActionOutcome,
+        now: i64,
+    ) -> Result<(), ClaimError> {
+        let key = key(portal, callback_id);
+        let Some(item) = self.store.get(Table::Ledger, &key, now).await? else {
+            return Err(ClaimError::Lost);
+        };
+        let mut run: ActionRun = item.to_value()?;
+        if item.version != version {
+            return Err(ClaimError::Lost);
+        }
+        run.kind = kind.document().to_owned();
+        run.state = RunState::Done {
+            outcome: outcome.clone(),
+            finished_at: now,
+        };
+        let item = Item::from_value(key, &run)?.expiring_at(now + RUN_TTL_SECONDS);
+        match self
+            .store
+            .put_versioned(Table::Ledger, item, Some(version))
+            .await?
+        {
+            CasOutcome::Written { .. } => Ok(()),
+            CasOutcome::VersionConflict => Err(ClaimError::Lost),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::request::ExecutionState;
+    use crate::store::memory::MemoryStore;
+    use std::collections::BTreeMap;
+
+    fn outcome(id: &str) -> ActionOutcome {
+        ActionOutcome::new(
+            ExecutionState::Success,
+            BTreeMap::from([("qboDocumentId".to_owned(), id.to_owned())]),
+        )
+    }
+
+    #[tokio::test]
+    async fn each_execution_runs_once_and_retries_get_its_answer() {
+        let claims = ActionClaims::new(Arc::new(MemoryStore::new()));
+        let portal = PortalId::parse("62515").unwrap();
+        let kind = ActionKind::CreateInvoice;
+        let now = 1_000;
+        let Claim::Run {
+            version,
+            requestid,
+            taken_over,
+        } = claims.claim(&portal, "ap-1", kind, now).await.unwrap()
+        else {
+            panic!("the first attempt runs");
+        };
+        assert!(!taken_over);
+        // A duplicate while it runs waits; another execution runs on its own.
+        assert_eq!(
+            claims.claim(&portal, "ap-1", kind, now + 1).await.unwrap(),
+            Claim::Busy
+        );
+        assert!(matches!(
+            claims.claim(&portal, "ap-2", kind, now + 1).await.unwrap(),
+            Claim::Run { .. }
+        ));
+        claims
+            .finish(&portal, "ap-1", kind, version, &outcome("130"), now + 2)
+            .await
+            .unwrap();
+        assert_eq!(
+            claims.claim(&portal, "ap-1", kind, now + 3).await.unwrap(),
+            Claim::Done(outcome("130"))
+        );
+        // A lapsed lease is taken over with the same requestid; the old holder's answer is lost.
+        let Claim::Run { version: old, .. } =
+            claims.claim(&portal, "ap-3", kind, now).await.unwrap()
+        else {
+            panic!("runs");
+        };
+        let later = now + CLAIM_LEASE_SECONDS + 1;
+        let Claim::Run {
+            version: new,
+            requestid: again,
+            taken_over,
+        } = claims.claim(&portal, "ap-3", kind, later).await.unwrap()
+        else {
+            panic!("taken over");
+        };
+        assert!(taken_over);
+        assert_eq!(
+            again,
+            crate::actions::request::requestid(&portal, "ap-3", kind).unwrap()
+        );
+        assert_ne!(again, requestid, "another execution, another requestid");
+        assert!(matches!(
+            claims
+                .finish(&portal, "ap-3", kind, old, &outcome("1"), later)
+                .await,
+            Err(ClaimError::Lost)
+        ));
+        claims
+            .finish(&portal, "ap-3", kind, new, &outcome("2"), later)
+            .await
+            .unwrap();
+        assert_eq!(
+            claims
+                .claim(&portal, "ap-3", kind, later + 1)
+                .await
+                .unwrap(),
+            Claim::Done(outcome("2"))
+        );
+    }
+}
