@@ -220,6 +220,11 @@ impl InvoiceRun<'_> {
                 applied.unchanged += 1;
                 continue;
             }
+            let contact = invoice
+                .customer_id
+                .as_ref()
+                .and_then(|c| contacts.get(c))
+                .cloned();
             if from_hubspot {
                 // Made in HubSpot: only edits that keep its shape sync back (S13).
                 let entry = previous.as_ref().map(|s| &s.entry);
@@ -242,11 +247,6 @@ impl InvoiceRun<'_> {
                     outcomes.push((invoice, previous, linked_id, Outcome::Failed(refusal)));
                     continue;
                 }
-                let contact = invoice
-                    .customer_id
-                    .as_ref()
-                    .and_then(|c| contacts.get(c))
-                    .cloned();
                 planned.push(Planned {
                     invoice,
                     previous,
@@ -269,11 +269,6 @@ impl InvoiceRun<'_> {
                 ));
                 continue;
             }
-            let contact = invoice
-                .customer_id
-                .as_ref()
-                .and_then(|c| contacts.get(c))
-                .cloned();
             let Some(contact) = contact else {
                 let customer = invoice
                     .customer_name

@@ -40,6 +40,8 @@ struct CompanyRules {
 struct ToCreate {
     record: CrmObject,
     previous: Option<Stored>,
+    /// Its first contact, and that contact's QBO customer.
+    contact: Option<String>,
     customer: Option<String>,
     lines: Vec<HubSpotLine>,
     /// S15: the lines' service date, from the invoice's deal.
@@ -136,6 +138,7 @@ impl InvoiceRun<'_> {
                         Ok(()) => to_create.push(ToCreate {
                             record,
                             previous,
+                            contact: None,
                             customer: None,
                             lines: Vec::new(),
                             service_date: None,
@@ -295,10 +298,8 @@ impl InvoiceRun<'_> {
                 .await?;
         }
         for create in to_create.iter_mut() {
-            create.customer = contacts_of
-                .get(&create.record.id)
-                .and_then(|c| linked.get(c))
-                .cloned();
+            create.contact = contacts_of.get(&create.record.id).cloned();
+            create.customer = create.contact.as_ref().and_then(|c| linked.get(c)).cloned();
         }
         Ok(())
     }
@@ -530,10 +531,7 @@ impl InvoiceRun<'_> {
     /// Why an invoice's contact has no QBO customer: the contact sync's own reason if it has
     /// one.
     async fn customer_reason(&self, create: &ToCreate) -> Result<String, SyncError> {
-        let contacts = self
-            .first_associated("contacts", std::slice::from_ref(&create.record.id))
-            .await?;
-        let Some(contact) = contacts.get(&create.record.id) else {
+        let Some(contact) = create.contact.as_ref() else {
             return Ok("the HubSpot invoice has no contact; associate one and it syncs".to_owned());
         };
         let entry = self
