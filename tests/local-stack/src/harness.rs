@@ -224,6 +224,32 @@ impl SyncStack {
             .await?)
     }
 
+    /// A workflow-action execution as the HubSpot sandbox holds it.
+    pub async fn execution(&self, callback_id: &str) -> anyhow::Result<Value> {
+        self.control_get(
+            &self.hubspot,
+            &format!("/_sandbox/workflows/executions/{callback_id}"),
+        )
+        .await
+    }
+
+    /// Waits (up to a minute) for an execution to end: answered, failed, or BLOCKed.
+    pub async fn finished_execution(&self, callback_id: &str) -> anyhow::Result<Value> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let execution = self.execution(callback_id).await?;
+            let state = execution["state"].as_str().unwrap_or_default();
+            if !["PENDING", "RUNNING", "RETRYING"].contains(&state) {
+                return Ok(execution);
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "execution {callback_id} still {state} after a minute: {execution}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Adds a fault rule to a sandbox; answers its id.
     pub async fn add_fault(&self, sandbox: &str, rule: Value) -> anyhow::Result<u64> {
         let added = self.control(sandbox, "/_sandbox/faults", rule).await?;
@@ -742,7 +768,86 @@ impl Pair<'_> {
             .collect())
     }
 
+    /// A deal or quote (`object_type`) as a salesperson makes one: `properties`, the contact
+    /// (if any) and a line item per element of `lines` associated. Answers its id.
+    pub async fn hubspot_sale(
+        &self,
+        object_type: &str,
+        properties: Value,
+        contact: Option<&str>,
+        lines: &[Value],
+    ) -> anyhow::Result<String> {
+        let sale = record_id(&self.hubspot_create(object_type, properties).await?);
+        if let Some(contact) = contact {
+            self.hubspot_associate(object_type, &sale, "contacts", contact)
+                .await?;
+        }
+        for line in lines {
+            let line = record_id(&self.hubspot_create("line_items", line.clone()).await?);
+            self.hubspot_associate(object_type, &sale, "line_items", &line)
+                .await?;
+        }
+        Ok(sale)
+    }
+
+    // Workflows, as HubSpot's workflow engine runs custom actions.
+
+    /// Enrolls a record in a workflow whose custom action is the function `function` (its
+    /// URL): the sandbox signs the call and sends it, retrying as HubSpot does. Answers the
+    /// execution as it started (its `callbackId`).
+    pub async fn enroll(
+        &self,
+        function: &str,
+        object_type: &str,
+        object_id: &str,
+        inputs: Value,
+    ) -> anyhow::Result<Value> {
+        let url = self.stack.stack.url(function)?;
+        self.stack
+            .control(
+                &self.stack.hubspot,
+                "/_sandbox/workflows/enroll",
+                json!({
+                    "portal_id": self.portal,
+                    "action_url": url,
+                    "object_type": object_type,
+                    "object_id": object_id.parse::<u64>()?,
+                    "input_fields": inputs,
+                }),
+            )
+            .await
+    }
+
+    /// Runs the action on a record and answers the execution once it ended.
+    pub async fn run_action(
+        &self,
+        function: &str,
+        object_type: &str,
+        object_id: &str,
+        inputs: Value,
+    ) -> anyhow::Result<Value> {
+        let started = self
+            .enroll(function, object_type, object_id, inputs)
+            .await?;
+        let callback = started["callbackId"].as_str().context("no callbackId")?;
+        self.stack.finished_execution(callback).await
+    }
+
     // The integration's own state.
+
+    /// Edits the connection's workflow-action settings.
+    pub async fn action_settings(
+        &self,
+        edit: impl FnOnce(&mut hubspot_qbo_core::actions::settings::ActionSettings),
+    ) -> anyhow::Result<()> {
+        let store = hubspot_qbo_core::actions::settings::ActionSettingsStore::new(
+            self.stack.services.store.clone(),
+        );
+        let mut settings = store.get(&self.connection, self.now()).await?;
+        edit(&mut settings);
+        store.put(&self.connection, &settings).await?;
+        Ok(())
+    }
 
     /// Edits an object's settings through the core's settings port.
     pub async fn settings(

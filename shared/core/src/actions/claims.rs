@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::request::ActionOutcome;
 use super::ActionKind;
 use crate::domain::{PortalId, QboRequestId};
-use crate::store::{keys, CasOutcome, Item, ItemKey, Store, StoreError, Table};
+use crate::store::{
+    keys, CasOutcome, Item, ItemKey, Store, StoreError, Table, TransactOutcome, TransactWrite,
+};
 
 /// How long a claim holds before another attempt may take it over.
 pub const CLAIM_LEASE_SECONDS: i64 = 120;
@@ -38,10 +40,23 @@ pub enum RunState {
     InProgress {
         lease_until: i64,
     },
+    /// Answered BLOCK: the deferred-work queue finishes it and completes it through
+    /// HubSpot's callback API.
+    Deferred {
+        since: i64,
+    },
     Done {
         outcome: ActionOutcome,
         finished_at: i64,
     },
+}
+
+/// Who claims: HubSpot's call (which must not take over deferred work) or the deferred-work
+/// consumer (which takes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claimant {
+    Call,
+    DeferredWork,
 }
 
 /// What a claim found.
@@ -56,6 +71,8 @@ pub enum Claim {
     },
     /// Another attempt runs it now.
     Busy,
+    /// It answered BLOCK and is finished by the deferred-work queue.
+    Deferred,
     /// It ran: the first answer.
     Done(ActionOutcome),
 }
@@ -75,7 +92,7 @@ pub struct ActionClaims {
 }
 
 fn key(portal: &PortalId, callback_id: &str) -> ItemKey {
-    keys::ledger::action_run(portal, callback_id)
+    keys::action_runs::run(portal, callback_id)
 }
 
 impl ActionClaims {
@@ -91,12 +108,26 @@ impl ActionClaims {
         kind: ActionKind,
         now: i64,
     ) -> Result<Claim, ClaimError> {
+        self.claim_as(Claimant::Call, portal, callback_id, kind, now)
+            .await
+    }
+
+    /// Claims an execution for `claimant`: the deferred-work consumer takes deferred work
+    /// over, a call is told it is deferred.
+    pub async fn claim_as(
+        &self,
+        claimant: Claimant,
+        portal: &PortalId,
+        callback_id: &str,
+        kind: ActionKind,
+        now: i64,
+    ) -> Result<Claim, ClaimError> {
         let requestid = super::request::requestid(portal, callback_id, kind)
             .map_err(|e| ClaimError::Invalid(e.to_string()))?;
         let key = key(portal, callback_id);
         // A race lost to another attempt is read again; a few rounds settle it.
         for _ in 0..4 {
-            let found = self.store.get(Table::Ledger, &key, now).await?;
+            let found = self.store.get(Table::ActionRuns, &key, now).await?;
             let (previous, version) = match found {
                 None => (None, None),
                 Some(item) => (Some(item.to_value::<ActionRun>()?), Some(item.version)),
@@ -110,6 +141,10 @@ impl ActionClaims {
                     state: RunState::InProgress { lease_until },
                     ..
                 }) if *lease_until > now => return Ok(Claim::Busy),
+                Some(ActionRun {
+                    state: RunState::Deferred { .. },
+                    ..
+                }) if claimant == Claimant::Call => return Ok(Claim::Deferred),
                 Some(run) => run.attempts + 1,
                 None => 1,
             };
@@ -126,7 +161,7 @@ impl ActionClaims {
             let item = Item::from_value(key.clone(), &run)?.expiring_at(now + RUN_TTL_SECONDS);
             match self
                 .store
-                .put_versioned(Table::Ledger, item, version)
+                .put_versioned(Table::ActionRuns, item, version)
                 .await?
             {
                 CasOutcome::Written { version } => {
@@ -142,7 +177,9 @@ impl ActionClaims {
         Ok(Claim::Busy)
     }
 
-    /// Records the outcome of the attempt that holds the claim (`version` from [`Claim::Run`]).
+    /// Records the outcome of the attempt that holds the claim (`version` from [`Claim::Run`]),
+    /// with `records` (what the document links to), in one transaction.
+    #[allow(clippy::too_many_arguments)]
     pub async fn finish(
         &self,
         portal: &PortalId,
@@ -150,29 +187,98 @@ impl ActionClaims {
         kind: ActionKind,
         version: u64,
         outcome: &ActionOutcome,
+        records: Vec<(Table, Item)>,
         now: i64,
     ) -> Result<(), ClaimError> {
-        let key = key(portal, callback_id);
-        let Some(item) = self.store.get(Table::Ledger, &key, now).await? else {
-            return Err(ClaimError::Lost);
-        };
-        let mut run: ActionRun = item.to_value()?;
-        if item.version != version {
-            return Err(ClaimError::Lost);
-        }
-        run.kind = kind.document().to_owned();
-        run.state = RunState::Done {
+        let state = RunState::Done {
             outcome: outcome.clone(),
             finished_at: now,
         };
+        self.move_to(portal, callback_id, kind, version, state, records, now)
+            .await
+    }
+
+    /// Lets the next attempt take the execution over at once (this one could not finish it
+    /// and says so to HubSpot, which tries again).
+    pub async fn release(
+        &self,
+        portal: &PortalId,
+        callback_id: &str,
+        kind: ActionKind,
+        version: u64,
+        now: i64,
+    ) -> Result<(), ClaimError> {
+        let state = RunState::InProgress { lease_until: now };
+        self.move_to(portal, callback_id, kind, version, state, Vec::new(), now)
+            .await
+    }
+
+    /// Hands the execution to the deferred-work queue (HubSpot is answered BLOCK).
+    pub async fn defer(
+        &self,
+        portal: &PortalId,
+        callback_id: &str,
+        kind: ActionKind,
+        version: u64,
+        now: i64,
+    ) -> Result<(), ClaimError> {
+        let state = RunState::Deferred { since: now };
+        self.move_to(portal, callback_id, kind, version, state, Vec::new(), now)
+            .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn move_to(
+        &self,
+        portal: &PortalId,
+        callback_id: &str,
+        kind: ActionKind,
+        version: u64,
+        state: RunState,
+        records: Vec<(Table, Item)>,
+        now: i64,
+    ) -> Result<(), ClaimError> {
+        let key = key(portal, callback_id);
+        let Some(item) = self.store.get(Table::ActionRuns, &key, now).await? else {
+            return Err(ClaimError::Lost);
+        };
+        if item.version != version {
+            return Err(ClaimError::Lost);
+        }
+        let mut run: ActionRun = item.to_value()?;
+        run.kind = kind.document().to_owned();
+        run.state = state;
         let item = Item::from_value(key, &run)?.expiring_at(now + RUN_TTL_SECONDS);
+        let mut writes = vec![TransactWrite::PutVersioned {
+            table: Table::ActionRuns,
+            item,
+            expected: Some(version),
+        }];
+        writes.extend(
+            records
+                .into_iter()
+                .map(|(table, item)| TransactWrite::Put { table, item }),
+        );
+        match self.store.transact(writes).await? {
+            TransactOutcome::Written => Ok(()),
+            TransactOutcome::Conflict { .. } => Err(ClaimError::Lost),
+        }
+    }
+
+    /// The recorded run of an execution, if any.
+    pub async fn run(
+        &self,
+        portal: &PortalId,
+        callback_id: &str,
+        now: i64,
+    ) -> Result<Option<ActionRun>, ClaimError> {
         match self
             .store
-            .put_versioned(Table::Ledger, item, Some(version))
+            .get(Table::ActionRuns, &key(portal, callback_id), now)
             .await?
         {
-            CasOutcome::Written { .. } => Ok(()),
-            CasOutcome::VersionConflict => Err(ClaimError::Lost),
+            Some(item) => Ok(Some(item.to_value()?)),
+            None => Ok(None),
         }
     }
 }
@@ -216,7 +322,15 @@ mod tests {
             Claim::Run { .. }
         ));
         claims
-            .finish(&portal, "ap-1", kind, version, &outcome("130"), now + 2)
+            .finish(
+                &portal,
+                "ap-1",
+                kind,
+                version,
+                &outcome("130"),
+                Vec::new(),
+                now + 2,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -246,12 +360,12 @@ mod tests {
         assert_ne!(again, requestid, "another execution, another requestid");
         assert!(matches!(
             claims
-                .finish(&portal, "ap-3", kind, old, &outcome("1"), later)
+                .finish(&portal, "ap-3", kind, old, &outcome("1"), Vec::new(), later)
                 .await,
             Err(ClaimError::Lost)
         ));
         claims
-            .finish(&portal, "ap-3", kind, new, &outcome("2"), later)
+            .finish(&portal, "ap-3", kind, new, &outcome("2"), Vec::new(), later)
             .await
             .unwrap();
         assert_eq!(

@@ -1,8 +1,24 @@
 //! HubSpot workflow actions that create QuickBooks documents (A1–A11).
 
 pub mod claims;
+pub mod documents;
+mod execution;
+pub mod inputs;
 pub mod request;
+pub mod service;
+pub mod settings;
 pub mod signature;
+
+use std::sync::Arc;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use service::{ActionService, Answer, Call, MAX_BODY_BYTES};
+use signature::SignatureHeaders;
 
 /// The six custom workflow actions, one Lambda function each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,7 +66,84 @@ impl ActionKind {
     }
 }
 
-/// The HTTP handler of one action's function URL.
-pub fn router(kind: ActionKind) -> axum::Router {
-    crate::http::not_implemented(kind.label())
+/// The HTTP handler of one action's function URL: every POST is a call of `kind`.
+pub fn router(kind: ActionKind, service: Arc<ActionService>) -> axum::Router {
+    axum::Router::new()
+        .fallback(call)
+        .layer(DefaultBodyLimit::disable())
+        .with_state((kind, service))
+}
+
+async fn call(
+    State((kind, service)): State<(ActionKind, Arc<ActionService>)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if method != Method::POST {
+        return respond(Answer::error(
+            405,
+            "method_not_allowed",
+            "workflow actions are called with POST",
+        ));
+    }
+    let Ok(body) = to_bytes(body, MAX_BODY_BYTES + 1).await else {
+        return respond(Answer::error(
+            413,
+            "payload_too_large",
+            format!("calls of at most {MAX_BODY_BYTES} bytes are taken"),
+        ));
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let call = Call {
+        method: method.as_str(),
+        urls: signed_urls(service.public_base_url(), &uri, &headers),
+        body: &body,
+        headers: SignatureHeaders {
+            signature: header("x-hubspot-signature"),
+            version: header("x-hubspot-signature-version"),
+            signature_v3: header("x-hubspot-signature-v3"),
+            timestamp: header("x-hubspot-request-timestamp"),
+        },
+    };
+    respond(service.call(kind, call).await)
+}
+
+/// The URLs HubSpot may have signed: the configured public base with the request's path,
+/// and the address the request reached (a function URL's host is its own).
+fn signed_urls(public_base: Option<&str>, uri: &Uri, headers: &HeaderMap) -> Vec<String> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut urls = Vec::new();
+    if let Some(base) = public_base {
+        urls.push(format!("{}{path}", base.trim_end_matches('/')));
+    }
+    let host = headers
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .or(uri.authority().map(|a| a.as_str()));
+    if let Some(host) = host {
+        let scheme = match headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+        {
+            Some("http") => "http",
+            _ => "https",
+        };
+        urls.push(format!("{scheme}://{host}{path}"));
+    }
+    urls
+}
+
+fn respond(answer: Answer) -> Response {
+    let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (status, Json(answer.body)).into_response();
+    if let Some(seconds) = answer.retry_after {
+        if let Ok(value) = seconds.to_string().parse() {
+            response.headers_mut().insert("retry-after", value);
+        }
+    }
+    response
 }

@@ -80,10 +80,24 @@ pub fn requestid(
     callback_id: &str,
     kind: ActionKind,
 ) -> Result<QboRequestId, InvalidValue> {
+    step_requestid(portal, callback_id, kind, "")
+}
+
+/// The `requestid` of one more entity an execution creates (`step`: `payment`, `item-<sku>`,
+/// `customer`): as stable as the document's, and distinct from it.
+pub fn step_requestid(
+    portal: &PortalId,
+    callback_id: &str,
+    kind: ActionKind,
+    step: &str,
+) -> Result<QboRequestId, InvalidValue> {
     let mut hash = Sha256::new();
     for part in [portal.as_str(), callback_id, kind.document()] {
         hash.update(part.as_bytes());
         hash.update([0]);
+    }
+    if !step.is_empty() {
+        hash.update(step.as_bytes());
     }
     let digest: String = hash.finalize()[..20]
         .iter()

@@ -97,6 +97,32 @@ impl Ledger {
         Self { store }
     }
 
+    /// The linked record on the other side of each of these records of `side` that has one
+    /// still there, by record id.
+    pub async fn linked(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        side: Provider,
+        ids: &[String],
+        now: i64,
+    ) -> Result<HashMap<String, String>, StoreError> {
+        if ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let other = match side {
+            Provider::Qbo => Provider::HubSpot,
+            Provider::HubSpot => Provider::Qbo,
+        };
+        Ok(self
+            .find(connection, object, side, ids, now)
+            .await?
+            .into_iter()
+            .filter(|(_, s)| !s.entry.side(other).gone)
+            .filter_map(|(id, s)| s.entry.side(other).id.clone().map(|o| (id, o)))
+            .collect())
+    }
+
     /// The entries holding these records of `side`, by record id.
     pub async fn find(
         &self,

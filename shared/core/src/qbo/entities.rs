@@ -162,14 +162,41 @@ pub trait Entity: Serialize + serde::de::DeserializeOwned + Send + Sync {
     const RESOURCE: &'static str;
 }
 
-/// An invoice, written and read whole: its shape is the invoice mapping's.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Invoice(pub Map<String, Value>);
+/// Entities written and read whole, as JSON objects: their shapes are the mappings' and the
+/// workflow actions'.
+macro_rules! whole_entity {
+    ($($(#[$doc:meta])* $name:ident = $json:literal, $resource:literal;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Map<String, Value>);
 
-impl Entity for Invoice {
-    const NAME: &'static str = "Invoice";
-    const RESOURCE: &'static str = "invoice";
+        impl Entity for $name {
+            const NAME: &'static str = $json;
+            const RESOURCE: &'static str = $resource;
+        }
+    )*};
+}
+
+whole_entity! {
+    /// An invoice.
+    Invoice = "Invoice", "invoice";
+    /// An estimate (a quote to the customer).
+    Estimate = "Estimate", "estimate";
+    /// A sales receipt: a sale paid on the spot.
+    SalesReceipt = "SalesReceipt", "salesreceipt";
+    /// A payment received, applied to invoices.
+    Payment = "Payment", "payment";
+    /// An expense (cash, check or credit card purchase).
+    Purchase = "Purchase", "purchase";
+    /// A refund receipt: money paid back to a customer.
+    RefundReceipt = "RefundReceipt", "refundreceipt";
+    /// Payment terms (Net 30, …).
+    Term = "Term", "term";
+    /// A payment method (Cash, Credit Card, …).
+    PaymentMethod = "PaymentMethod", "paymentmethod";
+    /// A vendor (the payee of an expense).
+    Vendor = "Vendor", "vendor";
 }
 
 impl Entity for Customer {

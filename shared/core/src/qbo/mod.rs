@@ -316,6 +316,26 @@ impl Company<'_> {
         serde_json::from_value(Value::Array(rows)).map_err(|e| QboError::Unreadable(e.to_string()))
     }
 
+    /// The ids of the items with these SKUs, by lower-cased SKU (SKUs match whatever their
+    /// case, as people type them).
+    pub async fn items_by_sku(
+        &self,
+        skus: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, QboError> {
+        let mut by_sku = std::collections::HashMap::new();
+        for chunk in skus.chunks(100) {
+            let query = Query::select(entities::Item::NAME)
+                .with_projection("*, Sku")
+                .any_of("Sku", chunk.iter().map(String::as_str));
+            for item in self.query_all::<entities::Item>(&query).await? {
+                if let (Some(sku), Some(id)) = (item.sku, item.id) {
+                    by_sku.insert(sku.to_lowercase(), id);
+                }
+            }
+        }
+        Ok(by_sku)
+    }
+
     /// Creates an entity; `requestid` makes a repeat return the first answer instead of a second
     /// entity.
     pub async fn create<E: Entity>(

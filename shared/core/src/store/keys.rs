@@ -29,6 +29,11 @@ pub mod connections {
         format!("{SETTINGS_PREFIX}{object}")
     }
 
+    /// How the connection's workflow actions behave (customer mode, fee accounts, …).
+    pub fn action_settings(id: &ConnectionId) -> ItemKey {
+        ItemKey::new(partition(id), "action-settings")
+    }
+
     /// The connection's request for its initial sync (kept until it is queued).
     pub fn initial_sync(id: &ConnectionId) -> ItemKey {
         ItemKey::new(partition(id), "initial-sync")
@@ -85,7 +90,7 @@ pub mod connections {
 
 /// The ledger table: sync links and history, and what queue consumers park or count.
 pub mod ledger {
-    use crate::domain::{ConnectionId, ObjectKind, PortalId, Provider};
+    use crate::domain::{ConnectionId, ObjectKind, Provider};
     use crate::store::ItemKey;
 
     /// One connection's and object's ledger: its entries, their pointers and outboxes.
@@ -177,9 +182,26 @@ pub mod ledger {
         )
     }
 
-    /// One workflow-action execution of a portal (its claim, then its outcome).
-    pub fn action_run(portal: &PortalId, callback_id: &str) -> ItemKey {
-        ItemKey::new(format!("action#{portal}"), format!("run#{callback_id}"))
+    /// The documents workflow actions made from one HubSpot record (a deal, a quote, a
+    /// payment), one item per execution: what the record view lists.
+    pub fn action_documents(
+        connection: &ConnectionId,
+        object_type: &str,
+        object_id: &str,
+    ) -> String {
+        format!("actions#{connection}#{object_type}#{object_id}")
+    }
+
+    pub fn action_document(
+        connection: &ConnectionId,
+        object_type: &str,
+        object_id: &str,
+        callback_id: &str,
+    ) -> ItemKey {
+        ItemKey::new(
+            action_documents(connection, object_type, object_id),
+            format!("doc#{callback_id}"),
+        )
     }
 
     /// Index partition of one object's entries in one status.
@@ -204,5 +226,16 @@ pub mod ledger {
     /// How many times one message has failed.
     pub fn message_failures(message_id: &str) -> ItemKey {
         ItemKey::new(format!("message-failures#{message_id}"), "failures")
+    }
+}
+
+/// The action-runs table: one item per workflow-action execution.
+pub mod action_runs {
+    use crate::domain::PortalId;
+    use crate::store::ItemKey;
+
+    /// One workflow-action execution of a portal (its claim, then its outcome).
+    pub fn run(portal: &PortalId, callback_id: &str) -> ItemKey {
+        ItemKey::new(format!("action#{portal}"), format!("run#{callback_id}"))
     }
 }

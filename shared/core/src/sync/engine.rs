@@ -204,7 +204,7 @@ fn other(side: Provider) -> Provider {
     }
 }
 
-pub(super) fn sha(parts: &[&str]) -> String {
+pub(crate) fn sha(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {
         hash.update(part.as_bytes());
@@ -312,6 +312,45 @@ impl Engine {
             default_income_account: tokio::sync::OnceCell::new(),
         };
         run.apply(from, records).await
+    }
+}
+
+impl Engine {
+    /// Runs the sync on these HubSpot records now, as their next change would: reads them with
+    /// the properties the object's settings map, then applies them.
+    pub async fn sync_from_hubspot(
+        &self,
+        connection_id: &ConnectionId,
+        object: ObjectKind,
+        ids: &[String],
+    ) -> Result<Applied, SyncError> {
+        let now = self.clock.now_seconds();
+        let (Some(connection), Some(synced), Some(settings)) = (
+            self.connections.get(connection_id, now).await?,
+            Synced::of(object),
+            self.settings.get(connection_id, object, now).await?,
+        ) else {
+            return Ok(Applied::default());
+        };
+        let fields = synced.fields(&settings);
+        let properties = synced.hubspot_properties(&fields);
+        let wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
+        let (_, hubspot_bearer) =
+            KeeperBearer::both(&self.tokens, &connection.realm_id, &connection.portal_id);
+        let hubspot = self.hubspot.portal(&connection.portal_id, &hubspot_bearer);
+        let mut records = Vec::new();
+        for chunk in ids.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
+            let read = hubspot
+                .batch_read(synced.hubspot_type(), chunk, &wanted, None)
+                .await?;
+            records.extend(
+                read.results
+                    .iter()
+                    .filter_map(|r| serde_json::to_value(r).ok()),
+            );
+        }
+        self.apply(connection_id, object, Provider::HubSpot, &records)
+            .await
     }
 }
 

@@ -645,6 +645,20 @@ impl Portal {
                 .entry("hs_due_date".into())
                 .or_insert_with(|| iso(now + time::Duration::days(30)));
         }
+        if t == ObjectType::LineItems {
+            // A line item made from a product copies its name, price, SKU and description;
+            // what the create gives itself wins.
+            let product = values
+                .get("hs_product_id")
+                .and_then(|p| p.parse::<u64>().ok())
+                .and_then(|p| self.live(ObjectType::Products, p))
+                .map(|p| p.properties.clone());
+            for (name, value) in product.into_iter().flatten() {
+                if ["name", "price", "hs_sku", "description"].contains(&name.as_str()) {
+                    values.entry(name).or_insert(value);
+                }
+            }
+        }
         if t == ObjectType::Quotes {
             values
                 .entry("hs_status".into())

@@ -319,23 +319,11 @@ impl InvoiceRun<'_> {
         side: Provider,
         ids: &[String],
     ) -> Result<HashMap<String, String>, SyncError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let other = match side {
-            Provider::Qbo => Provider::HubSpot,
-            Provider::HubSpot => Provider::Qbo,
-        };
-        let found = self
+        Ok(self
             .engine
             .ledger
-            .find(&self.connection.id, object, side, ids, self.now)
-            .await?;
-        Ok(found
-            .into_iter()
-            .filter(|(_, s)| !s.entry.side(other).gone)
-            .filter_map(|(id, s)| s.entry.side(other).id.clone().map(|o| (id, o)))
-            .collect())
+            .linked(&self.connection.id, object, side, ids, self.now)
+            .await?)
     }
 
     /// The first record of `to_type` associated with each of these invoices, by invoice.

@@ -25,7 +25,6 @@ use crate::qbo::entities::{Entity, Invoice, Item, Ref};
 use crate::qbo::query::Query;
 use crate::qbo::{FaultCode, QboError};
 use crate::sync::engine::{sha, Applied, SyncError};
-use crate::sync::objects::Synced;
 
 /// The item unmatched HubSpot lines are booked on (S8).
 pub const CUSTOM_LINE_ITEM: &str = "Custom Line Item";
@@ -306,35 +305,10 @@ impl InvoiceRun<'_> {
 
     /// Runs the contact sync on these contacts now, as their next change would.
     async fn sync_contacts(&self, contacts: &[String]) -> Result<(), SyncError> {
-        let Some(settings) = self
-            .engine
-            .settings
-            .get(&self.connection.id, ObjectKind::Contact, self.now)
-            .await?
-        else {
-            return Ok(());
-        };
-        let fields = Synced::Contacts.fields(&settings);
-        let properties = Synced::Contacts.hubspot_properties(&fields);
-        let wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
-        let mut records = Vec::new();
-        for chunk in contacts.chunks(crate::hubspot::MAX_BATCH_INPUTS) {
-            let read = self
-                .hubspot
-                .batch_read("contacts", chunk, &wanted, None)
-                .await?;
-            records.extend(
-                read.results
-                    .iter()
-                    .filter_map(|r| serde_json::to_value(r).ok()),
-            );
-        }
-        Box::pin(self.engine.apply(
-            &self.connection.id,
-            ObjectKind::Contact,
-            Provider::HubSpot,
-            &records,
-        ))
+        Box::pin(
+            self.engine
+                .sync_from_hubspot(&self.connection.id, ObjectKind::Contact, contacts),
+        )
         .await?;
         Ok(())
     }
@@ -388,17 +362,7 @@ impl InvoiceRun<'_> {
                 })
                 .filter_map(|l| l.sku.clone()),
         );
-        let mut by_sku: HashMap<String, String> = HashMap::new();
-        for chunk in skus.chunks(100) {
-            let query = Query::select(Item::NAME)
-                .with_projection("*, Sku")
-                .any_of("Sku", chunk.iter().map(String::as_str));
-            for item in self.qbo.query_all::<Item>(&query).await? {
-                if let (Some(sku), Some(id)) = (item.sku, item.id) {
-                    by_sku.insert(sku.to_lowercase(), id);
-                }
-            }
-        }
+        let by_sku = self.qbo.items_by_sku(&skus).await?;
         let mut items = HashMap::new();
         let mut custom: Option<Option<String>> = None;
         for line in lines {

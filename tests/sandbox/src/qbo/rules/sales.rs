@@ -105,6 +105,16 @@ pub fn prepare(
             normalise_links(obj);
         }
         _ => {
+            // A sales receipt's money goes to Undeposited Funds unless it names an account; a
+            // refund receipt must name the account it is paid from.
+            if kind == EntityKind::SalesReceipt && obj.get("DepositToAccountRef").is_none() {
+                if let Some(id) = undeposited_funds(realm) {
+                    obj.insert(
+                        "DepositToAccountRef".into(),
+                        serde_json::json!({"value": id.to_string()}),
+                    );
+                }
+            }
             resolve_required(realm, EntityKind::Account, obj, "DepositToAccountRef")?;
             obj.insert("Balance".into(), Value::from(0));
             normalise_links(obj);
@@ -521,4 +531,12 @@ pub fn void_amounts(obj: &mut Object) {
         tax.insert("TotalTax".into(), Value::from(0));
     }
     obj.insert("PrivateNote".into(), Value::String("Voided".into()));
+}
+
+/// The company's Undeposited Funds account.
+fn undeposited_funds(realm: &Realm) -> Option<u64> {
+    realm
+        .records(EntityKind::Account)
+        .find(|(_, r)| r.value["AccountSubType"] == "UndepositedFunds")
+        .map(|(id, _)| *id)
 }

@@ -1,0 +1,532 @@
+//! One workflow-action call, from HubSpot's request to its answer: the body's size, HubSpot's
+//! signature, the call's shape, then the execution's claim (exactly once), the connection of
+//! the signed portal, the document, and the outcome recorded before the answer.
+//!
+//! How a call ends:
+//! - a request that is not HubSpot's or not a call: 4xx with a JSON reason, nothing claimed;
+//! - the document made: `SUCCESS` with its id, number and total;
+//! - it cannot be made (no customer, unmatched items, a refused input, …): `FAIL_CONTINUE`
+//!   with the reason and a stable `errorCode`, recorded, so a retry gets the same answer;
+//! - a passing failure (QuickBooks down, the store unreachable): 503 with `Retry-After`, the
+//!   claim released, so HubSpot's retry runs it again with the same `requestid`;
+//! - a duplicate while the first runs: 429 with `Retry-After`; it later gets the first answer.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::claims::{ActionClaims, Claim, ClaimError};
+use super::documents::failure_outputs;
+use super::inputs::{runs_on, Enrolled, Inputs};
+use super::request::{ActionOutcome, ActionRequest, ExecutionState};
+use super::settings::ActionSettingsStore;
+use super::signature::{self, SignatureError, SignatureHeaders, SignedRequest};
+use super::ActionKind;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::connection::registry::{Connection, ConnectionStatus, Connections};
+use crate::connection::tokens::{KeeperBearer, TokenKeeper};
+use crate::domain::{PortalId, QboRequestId};
+use crate::error_class::ErrorClass;
+use crate::hubspot::{HubSpotClient, HubSpotError};
+use crate::qbo::{QboClient, QboError};
+use crate::queue::batch::MessageError;
+use crate::runtime::Services;
+use crate::settings::SettingsStore;
+use crate::store::{Item, Store, StoreError, Table};
+use crate::sync::engine::{Engine, SyncError};
+
+/// The largest call body taken (HubSpot's calls are a few KiB).
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long a duplicate call is asked to wait while the first one runs.
+const BUSY_RETRY_SECONDS: u64 = 10;
+/// How long HubSpot is asked to wait after a passing failure, when nothing says otherwise.
+const AGAIN_RETRY_SECONDS: u64 = 30;
+
+/// A call as it arrived.
+#[derive(Debug, Clone)]
+pub struct Call<'a> {
+    pub method: &'a str,
+    /// The URLs HubSpot may have signed (the configured public one, the one it reached).
+    pub urls: Vec<String>,
+    pub body: &'a [u8],
+    pub headers: SignatureHeaders<'a>,
+}
+
+/// The HTTP answer to a call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub retry_after: Option<u64>,
+}
+
+impl Answer {
+    pub fn error(status: u16, category: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            body: json!({"status": "error", "category": category, "message": message.into()}),
+            retry_after: None,
+        }
+    }
+
+    fn outcome(outcome: &ActionOutcome) -> Self {
+        Self {
+            status: 200,
+            body: serde_json::to_value(outcome).unwrap_or(Value::Null),
+            retry_after: None,
+        }
+    }
+
+    fn wait(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    /// The document cannot be made as asked; the workflow is told why (`FAIL_CONTINUE`).
+    #[error("{message}")]
+    Refused { category: String, message: String },
+    #[error(transparent)]
+    Qbo(#[from] QboError),
+    #[error(transparent)]
+    HubSpot(#[from] HubSpotError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// How a failed execution ends.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Settled {
+    Refused {
+        category: String,
+        message: String,
+    },
+    /// Passing: to be tried again, after `after` when the provider said.
+    Again {
+        reason: String,
+        after: Option<Duration>,
+    },
+}
+
+impl ActionError {
+    pub fn refused(category: &str, message: impl Into<String>) -> Self {
+        ActionError::Refused {
+            category: category.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn class(&self) -> ErrorClass {
+        match self {
+            ActionError::Refused { .. } => ErrorClass::Terminal,
+            ActionError::Qbo(e) => e.class(),
+            ActionError::HubSpot(e) => e.class(),
+            ActionError::Store(e) => e.class(),
+            ActionError::Sync(e) => MessageError::class(e),
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ActionError::Qbo(e) => e.retry_after(),
+            ActionError::HubSpot(e) => e.retry_after(),
+            ActionError::Sync(e) => MessageError::retry_after(e),
+            _ => None,
+        }
+    }
+
+    pub(super) fn settle(self) -> Settled {
+        if let ActionError::Refused { category, message } = self {
+            return Settled::Refused { category, message };
+        }
+        let reconnect = matches!(
+            &self,
+            ActionError::Qbo(QboError::ReconnectRequired(_))
+                | ActionError::HubSpot(HubSpotError::ReconnectRequired(_))
+                | ActionError::Sync(SyncError::Paused)
+        );
+        if reconnect {
+            return Settled::Refused {
+                category: "reconnect_required".into(),
+                message: format!(
+                    "{self}: reconnect the account on the install page and run the action again"
+                ),
+            };
+        }
+        if self.class() == ErrorClass::Retryable {
+            return Settled::Again {
+                after: self.retry_after(),
+                reason: self.to_string(),
+            };
+        }
+        let category = match &self {
+            ActionError::Qbo(e) => e.category(),
+            ActionError::HubSpot(e) => e.category(),
+            _ => "refused",
+        };
+        Settled::Refused {
+            category: category.to_owned(),
+            message: self.to_string(),
+        }
+    }
+}
+
+/// What a finished execution answers and records beside its outcome.
+pub(super) struct Done {
+    pub outputs: BTreeMap<String, String>,
+    pub records: Vec<(Table, Item)>,
+}
+
+/// The actions' parts, built once per cold start.
+pub struct ActionService {
+    pub(super) config: Arc<Config>,
+    pub(super) claims: ActionClaims,
+    pub(super) connections: Connections,
+    pub(super) action_settings: ActionSettingsStore,
+    pub(super) object_settings: SettingsStore,
+    pub(super) engine: Engine,
+    pub(super) tokens: Arc<TokenKeeper>,
+    pub(super) qbo: QboClient,
+    pub(super) hubspot: HubSpotClient,
+    pub(super) store: Arc<dyn Store>,
+    pub(super) clock: Clock,
+}
+
+fn setup(error: impl std::fmt::Display) -> crate::Error {
+    crate::Error::Setup(error.to_string())
+}
+
+impl ActionService {
+    pub fn new(services: &Services) -> Result<Self, crate::Error> {
+        let providers = Arc::new(crate::oauth::HttpProviders::new(&services.config)?);
+        let tokens = Arc::new(TokenKeeper::from_services(services, providers));
+        let pacer = services.pacer();
+        let engine = Engine::new(
+            services.store.clone(),
+            tokens.clone(),
+            services.qbo_client(pacer.clone()).map_err(setup)?,
+            services.hubspot_client(pacer.clone()).map_err(setup)?,
+            services.clock.clone(),
+        );
+        Ok(Self {
+            config: services.config.clone(),
+            claims: ActionClaims::new(services.store.clone()),
+            connections: Connections::new(services.store.clone()),
+            action_settings: ActionSettingsStore::new(services.store.clone()),
+            object_settings: SettingsStore::new(services.store.clone()),
+            engine,
+            tokens,
+            qbo: services.qbo_client(pacer.clone()).map_err(setup)?,
+            hubspot: services.hubspot_client(pacer).map_err(setup)?,
+            store: services.store.clone(),
+            clock: services.clock.clone(),
+        })
+    }
+
+    /// Checks that a request is HubSpot's: its size, then its signature over one of the URLs
+    /// it may have been sent to.
+    pub fn authenticate(&self, call: &Call<'_>) -> Result<(), Answer> {
+        if call.body.len() > MAX_BODY_BYTES {
+            return Err(Answer::error(
+                413,
+                "payload_too_large",
+                format!(
+                    "the request body is {} bytes; calls of at most {MAX_BODY_BYTES} bytes are taken",
+                    call.body.len()
+                ),
+            ));
+        }
+        let secret = secrecy::ExposeSecret::expose_secret(&self.config.hubspot.oauth.client_secret);
+        let now_ms = self.clock.now_ms();
+        let mut first_error = None;
+        for url in &call.urls {
+            let signed = SignedRequest {
+                method: call.method,
+                uri: url,
+                body: call.body,
+                headers: call.headers,
+            };
+            match signature::verify(secret, &signed, now_ms) {
+                Ok(()) => return Ok(()),
+                Err(error) => {
+                    first_error.get_or_insert(error);
+                }
+            }
+        }
+        let error = first_error.unwrap_or(SignatureError::Missing);
+        let category = match error {
+            SignatureError::Missing => "missing_signature",
+            SignatureError::Mismatch => "invalid_signature",
+            SignatureError::Stale => "stale_timestamp",
+            SignatureError::Version(_) => "unsupported_signature_version",
+        };
+        Err(Answer::error(401, category, error.to_string()))
+    }
+
+    /// Answers one call to `kind`'s endpoint.
+    pub async fn call(&self, kind: ActionKind, call: Call<'_>) -> Answer {
+        if let Err(answer) = self.authenticate(&call) {
+            tracing::warn!(action = kind.document(), category = %answer.body["category"], "call refused");
+            return answer;
+        }
+        let request = match ActionRequest::parse(call.body) {
+            Ok(request) => request,
+            Err(error) => return Answer::error(400, "malformed_request", error.to_string()),
+        };
+        let portal = match request.portal() {
+            Ok(portal) => portal,
+            Err(error) => return Answer::error(400, "malformed_request", error.to_string()),
+        };
+        let now = self.clock.now_seconds();
+        let claim = self
+            .claims
+            .claim(&portal, &request.callback_id, kind, now)
+            .await;
+        match claim {
+            Ok(Claim::Done(outcome)) => Answer::outcome(&outcome),
+            Ok(Claim::Busy) => Answer::error(
+                429,
+                "in_progress",
+                "this execution is being run by an earlier attempt; its answer comes on a retry",
+            )
+            .wait(BUSY_RETRY_SECONDS),
+            Ok(Claim::Deferred) => {
+                Answer::outcome(&ActionOutcome::new(ExecutionState::Block, BTreeMap::new()))
+            }
+            Ok(Claim::Run {
+                version,
+                requestid,
+                taken_over,
+            }) => {
+                if taken_over {
+                    tracing::info!(action = kind.document(), callback = %request.callback_id, "an execution whose attempt lapsed is run again with its requestid");
+                }
+                self.run_claimed(kind, &request, &portal, version, &requestid)
+                    .await
+            }
+            Err(error) => {
+                Answer::error(503, "store_unavailable", error.to_string()).wait(AGAIN_RETRY_SECONDS)
+            }
+        }
+    }
+
+    async fn run_claimed(
+        &self,
+        kind: ActionKind,
+        request: &ActionRequest,
+        portal: &PortalId,
+        version: u64,
+        requestid: &QboRequestId,
+    ) -> Answer {
+        let result = self.execute(kind, request, portal, requestid).await;
+        let now = self.clock.now_seconds();
+        let callback = request.callback_id.as_str();
+        let (outcome, records) = match result.map_err(ActionError::settle) {
+            Ok(done) => (
+                ActionOutcome::new(ExecutionState::Success, done.outputs),
+                done.records,
+            ),
+            Err(Settled::Refused { category, message }) => {
+                tracing::info!(action = kind.document(), %category, "the action made nothing: {message}");
+                (
+                    ActionOutcome::new(
+                        ExecutionState::FailContinue,
+                        failure_outputs(&category, &message),
+                    ),
+                    Vec::new(),
+                )
+            }
+            Err(Settled::Again { reason, after }) => {
+                tracing::warn!(
+                    action = kind.document(),
+                    "the action is to be tried again: {reason}"
+                );
+                if let Err(error) = self
+                    .claims
+                    .release(portal, callback, kind, version, now)
+                    .await
+                {
+                    tracing::warn!(
+                        action = kind.document(),
+                        "the claim was not released: {error}"
+                    );
+                }
+                let wait = after.map_or(AGAIN_RETRY_SECONDS, |d| d.as_secs().max(1));
+                return Answer::error(503, "try_again", reason).wait(wait);
+            }
+        };
+        match self
+            .claims
+            .finish(portal, callback, kind, version, &outcome, records, now)
+            .await
+        {
+            Ok(()) => Answer::outcome(&outcome),
+            Err(ClaimError::Lost) => Answer::error(
+                429,
+                "in_progress",
+                "a later attempt took this execution over; its answer comes on a retry",
+            )
+            .wait(BUSY_RETRY_SECONDS),
+            Err(error) => {
+                Answer::error(503, "store_unavailable", error.to_string()).wait(AGAIN_RETRY_SECONDS)
+            }
+        }
+    }
+
+    async fn execute(
+        &self,
+        kind: ActionKind,
+        request: &ActionRequest,
+        portal: &PortalId,
+        requestid: &QboRequestId,
+    ) -> Result<Done, ActionError> {
+        let inputs = Inputs::read(request)
+            .map_err(|e| ActionError::refused("invalid_input", e.to_string()))?;
+        let object = request.object.as_ref().ok_or_else(|| {
+            ActionError::refused("no_record", "the call names no enrolled record")
+        })?;
+        let enrolled = Enrolled::read(&object.object_type, object.object_id);
+        let now = self.clock.now_seconds();
+        let connection = self
+            .connection_for(portal, inputs.account.as_deref(), now)
+            .await?;
+        let settings = self.action_settings.get(&connection.id, now).await?;
+        if !runs_on(kind, &enrolled) {
+            let types = super::inputs::object_types(kind, &settings.payment_object_type);
+            return Err(ActionError::refused(
+                "wrong_object",
+                format!(
+                    "\"{}\" runs on {}; this workflow's record is a {}",
+                    kind.label(),
+                    types.join(" or "),
+                    object.object_type
+                ),
+            ));
+        }
+        self.require_us(&connection, now).await?;
+        let (qbo_bearer, hubspot_bearer) =
+            KeeperBearer::both(&self.tokens, &connection.realm_id, &connection.portal_id);
+        let execution = super::execution::Execution {
+            service: self,
+            kind,
+            callback_id: &request.callback_id,
+            portal,
+            connection: &connection,
+            settings: &settings,
+            inputs: &inputs,
+            enrolled: &enrolled,
+            requestid,
+            qbo: self.qbo.company(&connection.realm_id, &qbo_bearer),
+            hubspot: self.hubspot.portal(&connection.portal_id, &hubspot_bearer),
+            now,
+        };
+        execution.run().await
+    }
+
+    /// The connection the call is for: of the signed portal only, the one its QuickBooks
+    /// account input names, else the portal's only one.
+    async fn connection_for(
+        &self,
+        portal: &PortalId,
+        account: Option<&str>,
+        now: i64,
+    ) -> Result<Connection, ActionError> {
+        let entries = self.connections.of_portal(portal, now).await?;
+        let chosen = match account {
+            Some(account) => entries
+                .iter()
+                .find(|c| c.realm_id.as_str() == account || c.connection_id.as_str() == account)
+                .ok_or_else(|| {
+                    ActionError::refused(
+                        "unknown_account",
+                        format!("the QuickBooks account {account} is not connected to HubSpot portal {portal}: choose one of the portal's accounts in the action"),
+                    )
+                })?,
+            None => {
+                let live: Vec<_> = entries
+                    .iter()
+                    .filter(|c| c.status != ConnectionStatus::Disconnected)
+                    .collect();
+                match live.as_slice() {
+                    [] => {
+                        return Err(ActionError::refused(
+                            "not_connected",
+                            format!("no QuickBooks account is connected to HubSpot portal {portal}: connect one on the install page"),
+                        ))
+                    }
+                    [only] => *only,
+                    several => {
+                        return Err(ActionError::refused(
+                            "choose_account",
+                            format!("HubSpot portal {portal} has {} QuickBooks accounts connected: choose one in the action's \"QuickBooks account\" field", several.len()),
+                        ))
+                    }
+                }
+            }
+        };
+        let connection = self
+            .connections
+            .get(&chosen.connection_id, now)
+            .await?
+            .filter(|c| &c.portal_id == portal)
+            .ok_or_else(|| {
+                ActionError::refused(
+                    "not_connected",
+                    format!(
+                        "the QuickBooks account {} is no longer connected",
+                        chosen.company_name
+                    ),
+                )
+            })?;
+        match connection.status {
+            ConnectionStatus::Active => Ok(connection),
+            ConnectionStatus::ReconnectRequired => Err(ActionError::refused(
+                "reconnect_required",
+                format!("the connection to {} needs a reconnect: reconnect it on the install page and run the action again", connection.company_name),
+            )),
+            ConnectionStatus::Disconnected => Err(ActionError::refused(
+                "disconnected",
+                format!("the QuickBooks account {} was disconnected: reconnect it to make documents there", connection.company_name),
+            )),
+        }
+    }
+
+    /// A10: the actions make documents in US companies only (elsewhere every line needs a tax
+    /// code HubSpot does not give).
+    async fn require_us(&self, connection: &Connection, now: i64) -> Result<(), ActionError> {
+        let us = self
+            .connections
+            .preflight(&connection.id, now)
+            .await?
+            .is_none_or(|p| p.company.us_edition);
+        if us {
+            Ok(())
+        } else {
+            Err(ActionError::refused(
+                "non_us_company",
+                format!("{} is a QuickBooks company outside the US, where every line needs a tax code that HubSpot line items do not carry: the workflow actions make documents in US companies only", connection.company_name),
+            ))
+        }
+    }
+
+    /// The configured public address HubSpot calls the actions at, if any.
+    pub fn public_base_url(&self) -> Option<&str> {
+        self.config.public_base_url.as_deref()
+    }
+
+    /// For tests and tools: the store the service records in.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn settings(&self) -> &ActionSettingsStore {
+        &self.action_settings
+    }
+}
