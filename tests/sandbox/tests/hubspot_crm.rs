@@ -303,3 +303,83 @@ async fn shared_control_api_faults_counters_and_log() {
     let (status, _) = h.get("/crm/v3/objects/contacts").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "reset clears tokens");
 }
+
+#[tokio::test]
+async fn line_items_copy_their_product_and_payments_derive_their_refund_status() {
+    let h = Hub::start().await;
+    let product = h
+        .create(
+            "products",
+            json!({"name": "Design", "price": "150", "hs_sku": "DES-1", "description": "Work"}),
+        )
+        .await;
+    let copied = h
+        .create(
+            "line_items",
+            json!({"hs_product_id": product, "quantity": "2"}),
+        )
+        .await;
+    let own = h
+        .create(
+            "line_items",
+            json!({"hs_product_id": product, "quantity": "1", "price": "120"}),
+        )
+        .await;
+    let read = |id: String| {
+        let h = &h;
+        async move {
+            let (_, line) = h
+                .get(&format!(
+                    "/crm/v3/objects/line_items/{id}?properties=name,price,hs_sku,description,amount"
+                ))
+                .await;
+            line["properties"].clone()
+        }
+    };
+    let line = read(copied).await;
+    assert_eq!(line["name"], "Design");
+    assert_eq!(line["hs_sku"], "DES-1");
+    assert_eq!(line["description"], "Work");
+    assert_eq!(line["amount"], "300.00");
+    assert_eq!(
+        read(own).await["price"],
+        "120",
+        "what the create gives wins"
+    );
+
+    let payment = h
+        .create(
+            "commerce_payments",
+            json!({"hs_initial_amount": "100", "hs_initiated_date": "2026-11-30T10:00:00Z",
+                   "hs_processing_fee": "2.90", "hs_platform_fee": "0.50"}),
+        )
+        .await;
+    let path = format!(
+        "/crm/v3/objects/commerce_payments/{payment}?properties=hs_latest_status,hs_fees_amount,hs_net_amount"
+    );
+    let status_after = |refunded: &'static str| {
+        let (h, path, payment) = (&h, path.clone(), payment.clone());
+        async move {
+            if !refunded.is_empty() {
+                h.call(
+                    Method::PATCH,
+                    &format!("/crm/v3/objects/commerce_payments/{payment}"),
+                    Some(json!({"properties": {"hs_refunds_amount": refunded}})),
+                )
+                .await;
+            }
+            h.get(&path).await.1["properties"].clone()
+        }
+    };
+    let fresh = status_after("").await;
+    assert_eq!(fresh["hs_latest_status"], "succeeded");
+    assert_eq!(fresh["hs_fees_amount"], "3.40");
+    assert_eq!(fresh["hs_net_amount"], "96.60");
+    assert_eq!(
+        status_after("40").await["hs_latest_status"],
+        "partially_refunded"
+    );
+    let full = status_after("100").await;
+    assert_eq!(full["hs_latest_status"], "refunded");
+    assert_eq!(full["hs_net_amount"], "-3.40");
+}

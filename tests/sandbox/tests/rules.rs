@@ -258,25 +258,59 @@ async fn payments_reduce_balances_and_link_both_ways() {
 async fn receipts_need_a_deposit_account_and_purchases_need_account_lines() {
     let sbx = Sbx::start().await;
     let line = json!([{"DetailType": "SalesItemLineDetail", "Amount": 10, "SalesItemLineDetail": {"ItemRef": {"value": "1"}}}]);
-    for resource in ["salesreceipt", "refundreceipt"] {
-        let (s, missing) = sbx.post(resource, json!({"Line": line})).await;
-        assert_eq!(
-            (s, code(&missing).as_str()),
-            (StatusCode::BAD_REQUEST, "2020"),
-            "{resource}"
-        );
-        assert_eq!(
-            missing["Fault"]["Error"][0]["element"],
-            "DepositToAccountRef"
-        );
-        let (s, ok) = sbx
-            .post(
-                resource,
-                json!({"Line": line, "DepositToAccountRef": {"value": "1"}}),
-            )
-            .await;
-        assert_eq!(s, StatusCode::OK, "{ok}");
-    }
+    // A sales receipt's money goes to Undeposited Funds unless it names an account.
+    let receipt = sbx
+        .create("salesreceipt", "SalesReceipt", json!({"Line": line}))
+        .await;
+    assert_eq!(receipt["DepositToAccountRef"]["value"], "3", "{receipt}");
+    // Payment methods are checked references: the seeded ones pass, others do not.
+    let paid = sbx
+        .create(
+            "salesreceipt",
+            "SalesReceipt",
+            json!({"Line": line, "PaymentMethodRef": {"value": "3"}}),
+        )
+        .await;
+    assert_eq!(paid["PaymentMethodRef"]["value"], "3");
+    let (s, unknown) = sbx
+        .post(
+            "salesreceipt",
+            json!({"Line": line, "PaymentMethodRef": {"value": "77"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{unknown}");
+    let (s, methods) = sbx
+        .get("query?query=select%20*%20from%20PaymentMethod%20where%20Type%20%3D%20%27CREDIT_CARD%27")
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        methods["QueryResponse"]["PaymentMethod"][0]["Name"], "Credit Card",
+        "{methods}"
+    );
+    let (s, twice) = sbx.post("paymentmethod", json!({"Name": "cash"})).await;
+    assert_eq!(
+        (s, code(&twice).as_str()),
+        (StatusCode::BAD_REQUEST, "6240")
+    );
+    // A refund receipt must name the account it is paid from.
+    let resource = "refundreceipt";
+    let (s, missing) = sbx.post(resource, json!({"Line": line})).await;
+    assert_eq!(
+        (s, code(&missing).as_str()),
+        (StatusCode::BAD_REQUEST, "2020"),
+        "{resource}"
+    );
+    assert_eq!(
+        missing["Fault"]["Error"][0]["element"],
+        "DepositToAccountRef"
+    );
+    let (s, ok) = sbx
+        .post(
+            resource,
+            json!({"Line": line, "DepositToAccountRef": {"value": "1"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{ok}");
     let (s, no_type) = sbx
         .post(
             "purchase",

@@ -1197,6 +1197,9 @@ fn derive(t: ObjectType, record: &mut Record, now: OffsetDateTime) {
     let p = &mut record.properties;
     p.insert("hs_object_id".into(), record.id.to_string());
     p.insert(t.last_modified_property().into(), iso(now));
+    if t == ObjectType::CommercePayments {
+        derive_payment(p);
+    }
     if t == ObjectType::LineItems {
         let num = |p: &BTreeMap<String, String>, k: &str| p.get(k).and_then(|v| parse_decimal(v));
         if let (Some(q), Some(price)) = (num(p, "quantity"), num(p, "price")) {
@@ -1211,6 +1214,34 @@ fn derive(t: ObjectType, record: &mut Record, now: OffsetDateTime) {
             p.insert("hs_total_discount".into(), money_text(discount));
             p.insert("amount".into(), money_text(gross - discount));
         }
+    }
+}
+
+/// A payment's fees, net amount and refund status follow its amounts: refunds up to the amount
+/// are `partially_refunded`, the whole amount `refunded`.
+fn derive_payment(p: &mut BTreeMap<String, String>) {
+    let num = |p: &BTreeMap<String, String>, k: &str| {
+        p.get(k)
+            .and_then(|v| parse_decimal(v))
+            .unwrap_or(Decimal::ZERO)
+    };
+    let amount = num(p, "hs_initial_amount");
+    let fees = num(p, "hs_processing_fee") + num(p, "hs_platform_fee");
+    let refunds = num(p, "hs_refunds_amount");
+    if fees > Decimal::ZERO {
+        p.insert("hs_fees_amount".into(), money_text(fees));
+    }
+    p.insert("hs_net_amount".into(), money_text(amount - fees - refunds));
+    if refunds > Decimal::ZERO {
+        let status = if refunds >= amount {
+            "refunded"
+        } else {
+            "partially_refunded"
+        };
+        p.insert("hs_latest_status".into(), status.into());
+    } else {
+        p.entry("hs_latest_status".into())
+            .or_insert_with(|| "succeeded".into());
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 pub enum EntityKind {
     Account,
     Term,
+    PaymentMethod,
     TaxCode,
     Item,
     Customer,
@@ -23,11 +24,12 @@ pub enum EntityKind {
 
 impl EntityKind {
     /// In dependency order (referenced kinds first) — the order seeds are loaded in.
-    pub const ALL: [EntityKind; 15] = [
+    pub const ALL: [EntityKind; 16] = [
         EntityKind::CompanyInfo,
         EntityKind::Preferences,
         EntityKind::Account,
         EntityKind::Term,
+        EntityKind::PaymentMethod,
         EntityKind::TaxCode,
         EntityKind::Item,
         EntityKind::Customer,
@@ -46,6 +48,7 @@ impl EntityKind {
         match self {
             EntityKind::Account => "Account",
             EntityKind::Term => "Term",
+            EntityKind::PaymentMethod => "PaymentMethod",
             EntityKind::TaxCode => "TaxCode",
             EntityKind::Item => "Item",
             EntityKind::Customer => "Customer",
@@ -228,6 +231,7 @@ impl EntityKind {
                 "DiscountDays",
                 "DiscountPercent",
             ],
+            EntityKind::PaymentMethod => &["Name", "Active", "Type"],
             EntityKind::TaxCode => &["Name", "Description", "Active", "Taxable", "TaxGroup"],
             EntityKind::CompanyInfo | EntityKind::Preferences => return true,
             _ => TRANSACTION,
@@ -245,6 +249,7 @@ impl EntityKind {
             self,
             EntityKind::Account
                 | EntityKind::Term
+                | EntityKind::PaymentMethod
                 | EntityKind::TaxCode
                 | EntityKind::Item
                 | EntityKind::Customer

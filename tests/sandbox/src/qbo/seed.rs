@@ -43,6 +43,9 @@ pub mod ids {
     pub const TAX_CODE_STANDARD: u64 = 2;
     pub const TAX_CODE_EXEMPT: u64 = 3;
     pub const TAX_CODE_ZERO: u64 = 4;
+    pub const PAYMENT_METHOD_CASH: u64 = 1;
+    pub const PAYMENT_METHOD_CHECK: u64 = 2;
+    pub const PAYMENT_METHOD_CREDIT_CARD: u64 = 3;
     pub const ITEM_SERVICES: u64 = 1;
     pub const ITEM_HOURS: u64 = 2;
 }
@@ -337,6 +340,12 @@ pub fn base_data(c: &CompanySettings) -> Vec<(EntityKind, Value)> {
             json!({"Id": id.to_string(), "Name": name, "DueDays": days}),
         )
     };
+    let payment_method = |id: u64, name: &str, kind: &str| {
+        (
+            EntityKind::PaymentMethod,
+            json!({"Id": id.to_string(), "Name": name, "Type": kind, "Active": true}),
+        )
+    };
     let us = c.country == "US";
     let (standard, exempt, zero) = if us {
         ("California", "Out of state", "Zero-rated")
@@ -434,6 +443,9 @@ pub fn base_data(c: &CompanySettings) -> Vec<(EntityKind, Value)> {
         term(TERM_NET_15, "Net 15", 15),
         term(TERM_NET_30, "Net 30", 30),
         term(TERM_NET_60, "Net 60", 60),
+        payment_method(PAYMENT_METHOD_CASH, "Cash", "NON_CREDIT_CARD"),
+        payment_method(PAYMENT_METHOD_CHECK, "Check", "NON_CREDIT_CARD"),
+        payment_method(PAYMENT_METHOD_CREDIT_CARD, "Credit Card", "CREDIT_CARD"),
         tax_code(TAX_CODE_STANDARD, standard, true),
         tax_code(TAX_CODE_EXEMPT, exempt, false),
         tax_code(TAX_CODE_ZERO, zero, true),

@@ -92,7 +92,9 @@ fn name_key(kind: EntityKind) -> Option<(EntityKind, &'static str)> {
         EntityKind::Customer | EntityKind::Vendor | EntityKind::Employee => {
             Some((EntityKind::Customer, "DisplayName"))
         }
-        EntityKind::Item | EntityKind::Account | EntityKind::Term => Some((kind, "Name")),
+        EntityKind::Item | EntityKind::Account | EntityKind::Term | EntityKind::PaymentMethod => {
+            Some((kind, "Name"))
+        }
         _ => None,
     }
 }

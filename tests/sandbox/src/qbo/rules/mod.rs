@@ -48,6 +48,7 @@ pub fn prepare(
         EntityKind::Item => names::prepare_item(realm, obj, self_id),
         EntityKind::Account => names::prepare_account(realm, obj, self_id),
         EntityKind::Term => names::prepare_term(realm, obj, self_id),
+        EntityKind::PaymentMethod => names::prepare_payment_method(realm, obj, self_id),
         EntityKind::Invoice
         | EntityKind::Estimate
         | EntityKind::SalesReceipt

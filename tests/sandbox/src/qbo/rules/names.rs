@@ -204,6 +204,33 @@ pub fn prepare_account(realm: &Realm, obj: &mut Object, self_id: Option<u64>) ->
     Ok(())
 }
 
+/// A payment method: a unique name, `CREDIT_CARD` or `NON_CREDIT_CARD`.
+pub fn prepare_payment_method(
+    realm: &Realm,
+    obj: &mut Object,
+    self_id: Option<u64>,
+) -> Result<(), Fault> {
+    let name = text(obj, "Name").ok_or_else(|| Fault::required("Name"))?;
+    if realm
+        .name_owner(EntityKind::PaymentMethod, &name, self_id)
+        .is_some()
+    {
+        return Err(Fault::duplicate_name(
+            "Another payment method is already using this name.",
+        ));
+    }
+    obj.insert("Name".into(), Value::String(name));
+    match obj.get("Type").and_then(Value::as_str) {
+        None => {
+            obj.insert("Type".into(), Value::String("NON_CREDIT_CARD".into()));
+        }
+        Some("CREDIT_CARD" | "NON_CREDIT_CARD") => {}
+        Some(other) => return Err(Fault::invalid_enum("Type", other)),
+    }
+    default_field(obj, "Active", Value::Bool(true));
+    Ok(())
+}
+
 pub fn prepare_term(realm: &Realm, obj: &mut Object, self_id: Option<u64>) -> Result<(), Fault> {
     let name = text(obj, "Name").ok_or_else(|| Fault::required("Name"))?;
     let clash = realm.name_owner(EntityKind::Term, &name, self_id).is_some();

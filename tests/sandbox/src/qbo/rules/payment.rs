@@ -28,6 +28,7 @@ pub fn prepare(
     txn_date(realm, ctx, obj)?;
     resolve_optional(realm, EntityKind::Account, obj, "DepositToAccountRef")?;
     resolve_optional(realm, EntityKind::Account, obj, "ARAccountRef")?;
+    resolve_optional(realm, EntityKind::PaymentMethod, obj, "PaymentMethodRef")?;
 
     let input = match obj.remove("Line") {
         Some(Value::Array(lines)) => lines,

@@ -38,6 +38,7 @@ pub fn prepare(
         .and_then(|id| realm.value(EntityKind::Customer, id))
         .cloned();
     let date = txn_date(realm, ctx, obj)?;
+    resolve_optional(realm, EntityKind::PaymentMethod, obj, "PaymentMethodRef")?;
 
     let totals = compute_lines(realm, kind, obj)?;
     let tax = obj
