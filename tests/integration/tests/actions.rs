@@ -731,3 +731,226 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
     assert_eq!(again["outputFields"]["errorCode"], "no_contact");
     s.stop().await
 }
+
+const PAID_INVOICE: &str = "ActionCreatePaidInvoiceFunction";
+const EXPENSE: &str = "ActionCreateExpenseFunction";
+const REFUND_RECEIPT: &str = "ActionCreateRefundReceiptFunction";
+
+/// A HubSpot payment of `amount` with its fees, associated with `links` (type, id).
+async fn hubspot_payment(
+    p: &Pair<'_>,
+    properties: Value,
+    links: &[(&str, &str)],
+) -> anyhow::Result<String> {
+    let payment = id(&p.hubspot_create("commerce_payments", properties).await?);
+    for (to_type, to) in links {
+        p.hubspot_associate("commerce_payments", &payment, to_type, to)
+            .await?;
+    }
+    Ok(payment)
+}
+
+#[tokio::test]
+async fn payment_actions_book_receipts_paid_invoices_fees_and_full_refunds() -> anyhow::Result<()> {
+    let s = stack("actions-payments").await?;
+    let p = s.pair().await?;
+    let c = catalogue(&p).await?;
+    p.action_settings(|a| {
+        a.payment_method = Some("3".into());
+        a.fee_paid_from_account = Some("1".into());
+        a.fee_expense_account = Some("7".into());
+        a.refund_from_account = Some("1".into());
+    })
+    .await?;
+    let mut links = vec![("contacts", c.contact.clone())];
+    for line in lines(&c) {
+        links.push((
+            "line_items",
+            id(&p.hubspot_create("line_items", line).await?),
+        ));
+    }
+    let links: Vec<(&str, &str)> = links.iter().map(|(t, i)| (*t, i.as_str())).collect();
+    let paid = hubspot_payment(
+        &p,
+        json!({"hs_initial_amount": "319.99", "hs_initiated_date": "2026-11-30T10:00:00Z",
+               "hs_processing_fee": "2.90", "hs_platform_fee": "0.50", "hs_payment_source": "payment_link"}),
+        &links,
+    )
+    .await?;
+    const PAYMENT: &str = "COMMERCE_PAYMENT";
+
+    // A3: a sales receipt of the payment's lines, paid by the configured method.
+    let run = p
+        .run_action(SALES_RECEIPT, PAYMENT, &paid, json!({}))
+        .await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    let receipt = p
+        .qbo_read("SalesReceipt", output(&run, "qboDocumentId"))
+        .await?;
+    assert_eq!(receipt["TotalAmt"], json!(319.99));
+    assert_eq!(receipt["PaymentMethodRef"]["value"], "3");
+    assert_eq!(booked(&receipt).len(), 2);
+
+    // A4: an invoice and a payment on it; the invoice is paid.
+    let run = p
+        .run_action(PAID_INVOICE, PAYMENT, &paid, json!({}))
+        .await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    let invoice = p.qbo_read("Invoice", output(&run, "qboDocumentId")).await?;
+    assert_eq!(invoice["Balance"], json!(0), "{invoice}");
+    let payment = p.qbo_read("Payment", output(&run, "qboPaymentId")).await?;
+    assert_eq!(payment["TotalAmt"], json!(319.99));
+    assert_eq!(payment["Line"][0]["LinkedTxn"][0]["TxnId"], invoice["Id"]);
+    assert_eq!(payment["CustomerRef"], invoice["CustomerRef"]);
+
+    // A5: the fees as an expense from the configured accounts.
+    let run = p.run_action(EXPENSE, PAYMENT, &paid, json!({})).await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    let expense = p
+        .qbo_read("Purchase", output(&run, "qboDocumentId"))
+        .await?;
+    assert_eq!(expense["TotalAmt"], json!(3.4), "{expense}");
+    assert_eq!(expense["AccountRef"]["value"], "1");
+    assert_eq!(
+        expense["Line"][0]["AccountBasedExpenseLineDetail"]["AccountRef"]["value"],
+        "7"
+    );
+
+    // A6: refused until the payment is refunded in full, then a refund receipt.
+    let run = p
+        .run_action(REFUND_RECEIPT, PAYMENT, &paid, json!({}))
+        .await?;
+    assert_eq!(output(&run, "errorCode"), "partial_refund", "{run}");
+    p.hubspot_update(
+        "commerce_payments",
+        &paid,
+        json!({"hs_refunds_amount": "100"}),
+    )
+    .await?;
+    let run = p
+        .run_action(REFUND_RECEIPT, PAYMENT, &paid, json!({}))
+        .await?;
+    assert_eq!(output(&run, "errorCode"), "partial_refund", "{run}");
+    assert!(output(&run, "message").contains("only 100"), "{run}");
+    assert!(p.qbo_all("RefundReceipt").await?.is_empty());
+    p.hubspot_update(
+        "commerce_payments",
+        &paid,
+        json!({"hs_refunds_amount": "319.99"}),
+    )
+    .await?;
+    let run = p
+        .run_action(REFUND_RECEIPT, PAYMENT, &paid, json!({}))
+        .await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    let refund = p
+        .qbo_read("RefundReceipt", output(&run, "qboDocumentId"))
+        .await?;
+    assert_eq!(refund["TotalAmt"], json!(319.99));
+    assert_eq!(refund["DepositToAccountRef"]["value"], "1");
+
+    // A payment link's payment: its deal gives the contact and the lines.
+    let deal = p
+        .hubspot_sale(
+            "deals",
+            json!({"dealname": "Payment link"}),
+            Some(&c.contact),
+            &lines(&c)[1..],
+        )
+        .await?;
+    let linked = hubspot_payment(
+        &p,
+        json!({"hs_initial_amount": "19.99", "hs_initiated_date": "2026-11-30T11:00:00Z"}),
+        &[("deals", &deal)],
+    )
+    .await?;
+    let run = p
+        .run_action(SALES_RECEIPT, PAYMENT, &linked, json!({}))
+        .await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    let receipt = p
+        .qbo_read("SalesReceipt", output(&run, "qboDocumentId"))
+        .await?;
+    assert_eq!(
+        booked(&receipt),
+        vec![(c.hosting_item.clone(), "1".into(), "19.99".into())]
+    );
+    // A payment with no lines anywhere: its amount on the item the action names.
+    let bare = hubspot_payment(
+        &p,
+        json!({"hs_initial_amount": "45", "hs_initiated_date": "2026-11-30T12:00:00Z"}),
+        &[("contacts", &c.contact)],
+    )
+    .await?;
+    let run = p
+        .run_action(SALES_RECEIPT, PAYMENT, &bare, json!({}))
+        .await?;
+    assert_eq!(output(&run, "errorCode"), "no_line_items", "{run}");
+    let run = p
+        .run_action(
+            SALES_RECEIPT,
+            PAYMENT,
+            &bare,
+            json!({"qboItem": c.design_item}),
+        )
+        .await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    let receipt = p
+        .qbo_read("SalesReceipt", output(&run, "qboDocumentId"))
+        .await?;
+    assert_eq!(
+        booked(&receipt),
+        vec![(c.design_item.clone(), "1".into(), "45".into())]
+    );
+
+    // A9: a payment made on a HubSpot invoice is not booked as a second sale; its fee is.
+    let from_invoice = hubspot_payment(
+        &p,
+        json!({"hs_initial_amount": "319.99", "hs_initiated_date": "2026-11-30T13:00:00Z",
+               "hs_processing_fee": "1", "hs_payment_source": "invoice"}),
+        &links,
+    )
+    .await?;
+    let before = (
+        p.qbo_all("Invoice").await?.len(),
+        p.qbo_all("SalesReceipt").await?.len(),
+    );
+    for function in [PAID_INVOICE, SALES_RECEIPT] {
+        let run = p
+            .run_action(function, PAYMENT, &from_invoice, json!({}))
+            .await?;
+        assert_eq!(run["state"], "FAIL_CONTINUE", "{run}");
+        assert_eq!(output(&run, "errorCode"), "invoice_payment", "{run}");
+    }
+    assert_eq!(
+        (
+            p.qbo_all("Invoice").await?.len(),
+            p.qbo_all("SalesReceipt").await?.len()
+        ),
+        before
+    );
+    let run = p
+        .run_action(EXPENSE, PAYMENT, &from_invoice, json!({}))
+        .await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+    // A4 takes non-taxable lines only.
+    let taxed = id(&p
+        .hubspot_create("line_items", json!({"name": "Hosting", "price": "10", "quantity": "1", "hs_sku": "HOST-1", "hs_tax_rate_group_id": "77"}))
+        .await?);
+    let taxed_payment = hubspot_payment(
+        &p,
+        json!({"hs_initial_amount": "10", "hs_initiated_date": "2026-11-30T14:00:00Z"}),
+        &[("contacts", &c.contact), ("line_items", &taxed)],
+    )
+    .await?;
+    let run = p
+        .run_action(PAID_INVOICE, PAYMENT, &taxed_payment, json!({}))
+        .await?;
+    assert_eq!(output(&run, "errorCode"), "taxable_lines", "{run}");
+    // Payment actions do not run on deals, nor deal actions on payments.
+    let run = p.run_action(EXPENSE, "DEAL", &deal, json!({})).await?;
+    assert_eq!(output(&run, "errorCode"), "wrong_object", "{run}");
+    let run = p.run_action(INVOICE, PAYMENT, &paid, json!({})).await?;
+    assert_eq!(output(&run, "errorCode"), "wrong_object", "{run}");
+    s.stop().await
+}

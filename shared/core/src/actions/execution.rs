@@ -39,7 +39,7 @@ pub(super) struct Execution<'a> {
     pub now: i64,
 }
 
-fn unreadable(what: &str) -> ActionError {
+pub(super) fn unreadable(what: &str) -> ActionError {
     ActionError::Qbo(QboError::Unreadable(format!(
         "QuickBooks' answer to the {what} names no id"
     )))
@@ -48,14 +48,8 @@ fn unreadable(what: &str) -> ActionError {
 impl Execution<'_> {
     pub async fn run(&self) -> Result<Done, ActionError> {
         match self.enrolled {
-            Enrolled::Deal(_) | Enrolled::Quote(_) => self.sales_document().await,
-            _ => Err(ActionError::refused(
-                "payment_actions_unavailable",
-                format!(
-                    "\"{}\" on HubSpot payments is not available in this version",
-                    self.kind.label()
-                ),
-            )),
+            Enrolled::Payment(id) => self.payment_document(id).await,
+            _ => self.sales_document().await,
         }
     }
 
@@ -66,7 +60,9 @@ impl Execution<'_> {
 
     /// A1–A3 from a deal or a quote: its customer, its line items, the document.
     async fn sales_document(&self) -> Result<Done, ActionError> {
-        let lines = self.lines().await?;
+        let lines = self
+            .lines(self.enrolled.crm_type(), self.enrolled.id())
+            .await?;
         if lines.is_empty() {
             return Err(ActionError::refused(
                 "no_line_items",
@@ -98,7 +94,7 @@ impl Execution<'_> {
             _ => self.create(Invoice(body)).await?.0,
         };
         let made = Made::read(&created).ok_or_else(|| unreadable("document"))?;
-        let mut records = vec![self.document_record(&made, &customer)?];
+        let mut records = vec![self.document_record(&made, &customer, None)?];
         if let (ActionKind::CreateInvoice, Enrolled::Deal(deal)) = (self.kind, self.enrolled) {
             records.push(self.invoice_deal_record(&made.id, deal)?);
         }
@@ -108,7 +104,7 @@ impl Execution<'_> {
         })
     }
 
-    fn receipt_fields(&self, body: &mut Map<String, Value>) {
+    pub(super) fn receipt_fields(&self, body: &mut Map<String, Value>) {
         if let Some(account) = &self.settings.deposit_account {
             body.insert("DepositToAccountRef".into(), json!({ "value": account }));
         }
@@ -117,15 +113,16 @@ impl Execution<'_> {
         }
     }
 
-    async fn create<E: Entity>(&self, entity: E) -> Result<E, ActionError> {
+    pub(super) async fn create<E: Entity>(&self, entity: E) -> Result<E, ActionError> {
         Ok(self.qbo.create(&entity, self.requestid).await?)
     }
 
     /// The document made, linked to the enrolled record (what its record view lists).
-    fn document_record(
+    pub(super) fn document_record(
         &self,
         made: &Made,
         customer: &str,
+        payment: Option<&str>,
     ) -> Result<(Table, StoreItem), ActionError> {
         let key = keys::ledger::action_document(
             &self.connection.id,
@@ -142,6 +139,7 @@ impl Execution<'_> {
                 "qbo_number": made.number,
                 "qbo_total": made.total,
                 "qbo_customer": customer,
+                "qbo_payment": payment,
                 "hubspot_object": self.enrolled.crm_type(),
                 "hubspot_id": self.enrolled.id(),
                 "made_at": self.now,
@@ -163,19 +161,29 @@ impl Execution<'_> {
         Ok((Table::Ledger, item))
     }
 
-    /// The line items of the enrolled deal or quote, in HubSpot's order of creation.
-    async fn lines(&self) -> Result<Vec<HubSpotLine>, ActionError> {
-        let id = self.enrolled.id().to_owned();
-        let mut ids = self
+    /// The ids of `to_type` records associated with one record.
+    pub(super) async fn associated(
+        &self,
+        from_type: &str,
+        id: &str,
+        to_type: &str,
+    ) -> Result<Vec<String>, ActionError> {
+        let id = id.to_owned();
+        Ok(self
             .hubspot
-            .associations(
-                self.enrolled.crm_type(),
-                "line_items",
-                std::slice::from_ref(&id),
-            )
+            .associations(from_type, to_type, std::slice::from_ref(&id))
             .await?
             .remove(&id)
-            .unwrap_or_default();
+            .unwrap_or_default())
+    }
+
+    /// The line items of a deal, quote or payment, in HubSpot's order of creation.
+    pub(super) async fn lines(
+        &self,
+        object_type: &str,
+        id: &str,
+    ) -> Result<Vec<HubSpotLine>, ActionError> {
+        let mut ids = self.associated(object_type, id, "line_items").await?;
         ids.sort_by_key(|id| id.parse::<u64>().unwrap_or(u64::MAX));
         ids.dedup();
         let mut lines = Vec::new();
@@ -196,7 +204,7 @@ impl Execution<'_> {
 
     /// A7: the customer input, else the enrolled record's first contact's customer: its ledger
     /// link, else by the connection's customer mode.
-    async fn customer(&self) -> Result<String, ActionError> {
+    pub(super) async fn customer(&self) -> Result<String, ActionError> {
         if let Some(id) = &self.inputs.customer {
             return match self.qbo.read::<Customer>(id).await {
                 Ok(customer) if !customer.is_deleted() && customer.active != Some(false) => {
@@ -209,14 +217,7 @@ impl Execution<'_> {
                 Err(error) => Err(error.into()),
             };
         }
-        let id = self.enrolled.id().to_owned();
-        let contact = self
-            .hubspot
-            .associations(self.enrolled.crm_type(), "contacts", std::slice::from_ref(&id))
-            .await?
-            .remove(&id)
-            .and_then(|c| c.into_iter().next())
-            .ok_or_else(|| {
+        let contact = self.billed_contact().await?.ok_or_else(|| {
                 ActionError::refused(
                     "no_contact",
                     format!(
@@ -232,6 +233,22 @@ impl Execution<'_> {
             CustomerMode::New => self.customer_through_sync(&contact).await,
             CustomerMode::Legacy => self.legacy_customer(&contact).await,
         }
+    }
+
+    /// The contact billed: the enrolled record's first; a payment without one (a payment
+    /// link's) reaches it through its deal.
+    async fn billed_contact(&self) -> Result<Option<String>, ActionError> {
+        let (object_type, id) = (self.enrolled.crm_type(), self.enrolled.id());
+        let first = |ids: Vec<String>| ids.into_iter().next();
+        if let Some(contact) = first(self.associated(object_type, id, "contacts").await?) {
+            return Ok(Some(contact));
+        }
+        if let Enrolled::Payment(_) = self.enrolled {
+            if let Some(deal) = first(self.associated(object_type, id, "deals").await?) {
+                return Ok(first(self.associated("deals", &deal, "contacts").await?));
+            }
+        }
+        Ok(None)
     }
 
     async fn linked_customer(&self, contact: &str) -> Result<Option<String>, ActionError> {
@@ -384,7 +401,10 @@ impl Execution<'_> {
     /// A8: each line's QBO item: its product's link, else its SKU; then the item input; then,
     /// when asked, a new item made once per product. Otherwise nothing is made and the
     /// unmatched lines are named.
-    async fn items(&self, lines: &[HubSpotLine]) -> Result<HashMap<String, String>, ActionError> {
+    pub(super) async fn items(
+        &self,
+        lines: &[HubSpotLine],
+    ) -> Result<HashMap<String, String>, ActionError> {
         let products = distinct(lines.iter().filter_map(|l| l.product_id.clone()));
         let linked = self
             .service

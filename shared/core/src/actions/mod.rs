@@ -4,6 +4,7 @@ pub mod claims;
 pub mod documents;
 mod execution;
 pub mod inputs;
+pub mod payments;
 pub mod request;
 pub mod service;
 pub mod settings;
