@@ -32,6 +32,9 @@ pub struct Queues {
     pub sync: String,
     /// Standard queue of poll tasks (one connection and object each).
     pub poll: String,
+    /// Standard queue of workflow-action executions answered BLOCK, finished later; empty: no
+    /// deferral (a throttled call is answered 503 and HubSpot retries it).
+    pub actions: String,
 }
 
 /// One OAuth provider's endpoints and the app's credentials there.
@@ -98,6 +101,9 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// The providers' rate limits the integration paces itself by.
     pub limits: Limits,
+    /// How long a workflow action works before it answers BLOCK and finishes later (HubSpot
+    /// waits about 30 seconds for an answer).
+    pub action_answer_within: std::time::Duration,
     /// How long one AWS call (DynamoDB, SQS, KMS) may take.
     pub aws_timeouts: AwsTimeouts,
 }
@@ -164,6 +170,7 @@ impl Config {
             queues: Queues {
                 sync: env.required("SYNC_QUEUE_URL")?,
                 poll: env.required("POLL_QUEUE_URL")?,
+                actions: env.get("ACTION_QUEUE_URL").unwrap_or_default(),
             },
             token_key_id: env.required("TOKEN_KEY_ID")?,
             hubspot: HubSpotConfig {
@@ -237,6 +244,9 @@ impl Config {
                 }
             },
             aws_timeouts: aws_timeouts(&env)?,
+            action_answer_within: std::time::Duration::from_secs(u64::from(
+                env.count("ACTION_ANSWER_WITHIN_SECONDS", 20)?,
+            )),
         })
     }
 }

@@ -954,3 +954,99 @@ async fn payment_actions_book_receipts_paid_invoices_fees_and_full_refunds() -> 
     assert_eq!(output(&run, "errorCode"), "wrong_object", "{run}");
     s.stop().await
 }
+
+/// Waits for an execution to reach `state` (a BLOCKed one goes on to its callback's).
+async fn execution_in(s: &SyncStack, callback: &str, state: &str) -> anyhow::Result<Value> {
+    for _ in 0..300 {
+        let execution = s.execution(callback).await?;
+        if execution["state"] == state {
+            return Ok(execution);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "execution {callback} never reached {state}: {}",
+        s.execution(callback).await?
+    )
+}
+
+#[tokio::test]
+async fn a_throttled_execution_answers_block_and_completes_through_the_callback_once(
+) -> anyhow::Result<()> {
+    let s = stack("actions-block").await?;
+    let p = s.pair().await?;
+    let c = catalogue(&p).await?;
+    let deal = p
+        .hubspot_sale(
+            "deals",
+            json!({"dealname": "Throttled"}),
+            Some(&c.contact),
+            &lines(&c),
+        )
+        .await?;
+    // QuickBooks throttles the create and asks for a minute: more than HubSpot waits.
+    s.add_fault(
+        &s.qbo,
+        json!({"method": "POST", "path": "/v3/company/*/invoice", "status": 429,
+               "headers": {"Retry-After": "60"}, "times": 1,
+               "body": {"Fault": {"Error": [{"Message": "message=ThrottleExceeded", "Detail": "ThrottleExceeded", "code": "3001"}], "type": "SERVICE"}}}),
+    )
+    .await?;
+    let started = p.enroll(INVOICE, "DEAL", &deal, json!({})).await?;
+    let callback = started["callbackId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let done = execution_in(&s, &callback, "SUCCESS").await?;
+    assert_eq!(done["completed_by_callback"], true, "{done}");
+    let first = done["attempts"][0]["body"].as_str().unwrap_or_default();
+    let first: Value = serde_json::from_str(first)?;
+    assert_eq!(
+        first["outputFields"]["hs_execution_state"], "BLOCK",
+        "{done}"
+    );
+    assert_eq!(first["outputFields"]["hs_expiration_duration"], "P1D");
+    let invoice = p
+        .qbo_read("Invoice", output(&done, "qboDocumentId"))
+        .await?;
+    assert_eq!(invoice["TotalAmt"], json!(319.99));
+    assert_eq!(p.qbo_all("Invoice").await?.len(), 1);
+
+    // The deferred work delivered again, and the call replayed: nothing more is made or
+    // completed, and the replay gets the final answer.
+    // (The worker records the completion after HubSpot took it: once its message is done.)
+    s.settle().await?;
+    let run_key = keys::action_runs::run(&p.portal.to_string().parse()?, &callback);
+    let run = stored(&p, Table::ActionRuns, &run_key)
+        .await?
+        .expect("the run");
+    assert_eq!(
+        (run["deferred"].clone(), run["completed"].clone()),
+        (json!(true), json!(true))
+    );
+    let sqs = aws_sdk_sqs::Client::new(&s.stack.aws.sdk_config().await);
+    let body = json!({"action": "invoice", "request": done["request"]});
+    sqs.send_message()
+        .queue_url(&s.stack.manifest.queue("ActionQueue")?.url)
+        .message_body(body.to_string())
+        .send()
+        .await?;
+    s.settle().await?;
+    let (status, replay) = answered(s.stack.url(INVOICE)?, &done["request"]).await?;
+    assert_eq!(status, 200);
+    assert_eq!(
+        replay["outputFields"]["qboDocumentId"],
+        output(&done, "qboDocumentId")
+    );
+    assert_eq!(replay["outputFields"]["hs_execution_state"], "SUCCESS");
+    assert_eq!(p.qbo_all("Invoice").await?.len(), 1);
+    let completions: u64 = s
+        .counters(&s.hubspot)
+        .await?
+        .iter()
+        .filter(|(k, _)| k.contains("/callbacks/"))
+        .filter_map(|(_, c)| c["count"].as_u64())
+        .sum();
+    assert_eq!(completions, 1, "completed through the callback once");
+    s.stop().await
+}

@@ -34,7 +34,11 @@ async fn every_function_reads_a_complete_configuration_from_the_template() -> an
                 "{logical_id}: {table} is not a table of the stack"
             );
         }
-        for queue in [&config.queues.sync, &config.queues.poll] {
+        for queue in [
+            &config.queues.sync,
+            &config.queues.poll,
+            &config.queues.actions,
+        ] {
             assert!(
                 queue_urls.contains(queue),
                 "{logical_id}: {queue} is not a queue of the stack"
@@ -140,7 +144,7 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
         .map(|f| f.binary.clone())
         .collect();
     assert_eq!(crates, binaries);
-    assert_eq!(binaries.len(), 9);
+    assert_eq!(binaries.len(), 10);
 
     let sync = manifest.queue("SyncQueue")?;
     assert!(
@@ -191,9 +195,36 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
     let nudges = manifest.queue("PollQueue")?;
     assert!(nudges.visibility_timeout as u64 >= 6 * poll.timeout);
 
+    // Deferred workflow actions: a standard queue with a dead-letter queue above the
+    // worker's own attempts, and actions that answer before they time out.
+    let actions = manifest.queue("ActionQueue")?;
+    assert!(!actions.fifo);
+    let action_redrive = actions
+        .redrive
+        .clone()
+        .expect("the action queue has a dead-letter queue");
+    assert!(
+        action_redrive.max_receive_count > hubspot_qbo_core::actions::service::DEFERRED_ATTEMPTS,
+        "action maxReceiveCount {}",
+        action_redrive.max_receive_count
+    );
+    let worker = manifest.function("ActionWorkerFunction")?;
+    assert_eq!(worker.queues.len(), 1);
+    assert_eq!(worker.queues[0].queue, "ActionQueue");
+    assert!(worker.queues[0].report_batch_item_failures);
+    assert!(actions.visibility_timeout as u64 >= 6 * worker.timeout);
+
     for (logical_id, function) in &manifest.functions {
-        let is_http = function.binary == "oauth-install" || function.binary.starts_with("action-");
+        let is_action = function.binary.starts_with("action-create-");
+        let is_http = function.binary == "oauth-install" || is_action;
         assert_eq!(function.url.is_some(), is_http, "{logical_id} function URL");
+        if is_action {
+            let config = deployed.config_of(logical_id)?;
+            assert!(
+                config.action_answer_within.as_secs() + 5 <= function.timeout,
+                "{logical_id} answers BLOCK before it times out"
+            );
+        }
     }
     deployed.stop().await
 }

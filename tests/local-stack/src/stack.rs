@@ -221,7 +221,7 @@ impl LocalStack {
     /// Messages waiting, in flight or delayed on the sync and poll queues together.
     pub async fn messages_waiting(&self, sqs: &aws_sdk_sqs::Client) -> anyhow::Result<u64> {
         let mut waiting = 0;
-        for name in ["SyncQueue", "PollQueue"] {
+        for name in ["SyncQueue", "PollQueue", "ActionQueue"] {
             let attributes = sqs
                 .get_queue_attributes()
                 .queue_url(&self.manifest.queue(name)?.url)

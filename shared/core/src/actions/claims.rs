@@ -30,6 +30,12 @@ pub struct ActionRun {
     pub requestid: String,
     pub started_at: i64,
     pub attempts: u32,
+    /// HubSpot was answered BLOCK: the outcome goes to its callback API.
+    #[serde(default)]
+    pub deferred: bool,
+    /// The outcome reached HubSpot's callback API.
+    #[serde(default)]
+    pub completed: bool,
     #[serde(flatten)]
     pub state: RunState,
 }
@@ -154,6 +160,8 @@ impl ActionClaims {
                 requestid: requestid.as_str().to_owned(),
                 started_at: previous.as_ref().map_or(now, |p| p.started_at),
                 attempts,
+                deferred: previous.as_ref().is_some_and(|p| p.deferred),
+                completed: false,
                 state: RunState::InProgress {
                     lease_until: now + CLAIM_LEASE_SECONDS,
                 },
@@ -227,6 +235,36 @@ impl ActionClaims {
             .await
     }
 
+    /// Records that a deferred execution's outcome reached HubSpot's callback API.
+    pub async fn mark_completed(
+        &self,
+        portal: &PortalId,
+        callback_id: &str,
+        now: i64,
+    ) -> Result<(), ClaimError> {
+        let key = key(portal, callback_id);
+        for _ in 0..4 {
+            let Some(item) = self.store.get(Table::ActionRuns, &key, now).await? else {
+                return Err(ClaimError::Lost);
+            };
+            let mut run: ActionRun = item.to_value()?;
+            if run.completed {
+                return Ok(());
+            }
+            run.completed = true;
+            let updated = Item::from_value(key.clone(), &run)?.expiring_at(now + RUN_TTL_SECONDS);
+            match self
+                .store
+                .put_versioned(Table::ActionRuns, updated, Some(item.version))
+                .await?
+            {
+                CasOutcome::Written { .. } => return Ok(()),
+                CasOutcome::VersionConflict => continue,
+            }
+        }
+        Err(ClaimError::Lost)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn move_to(
         &self,
@@ -247,6 +285,7 @@ impl ActionClaims {
         }
         let mut run: ActionRun = item.to_value()?;
         run.kind = kind.document().to_owned();
+        run.deferred |= matches!(state, RunState::Deferred { .. });
         run.state = state;
         let item = Item::from_value(key, &run)?.expiring_at(now + RUN_TTL_SECONDS);
         let mut writes = vec![TransactWrite::PutVersioned {

@@ -54,6 +54,11 @@ impl ActionKind {
         }
     }
 
+    /// The kind whose [`Self::document`] this is.
+    pub fn from_document(document: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.document() == document)
+    }
+
     /// The label HubSpot users see in the workflow editor.
     pub fn label(self) -> &'static str {
         match self {

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use super::ActionKind;
 use crate::domain::{InvalidValue, PortalId, QboRequestId};
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionRequest {
     /// HubSpot's id of this execution: repeated on its retries, so it is the idempotency key.
@@ -23,7 +23,7 @@ pub struct ActionRequest {
     pub input_fields: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Origin {
     pub portal_id: u64,
@@ -32,7 +32,7 @@ pub struct Origin {
 }
 
 /// The record the workflow runs on.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EnrolledObject {
     pub object_id: u64,

@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::claims::{ActionClaims, Claim, ClaimError};
+use super::claims::{ActionClaims, Claim, ClaimError, Claimant};
 use super::documents::failure_outputs;
 use super::inputs::{runs_on, Enrolled, Inputs};
 use super::request::{ActionOutcome, ActionRequest, ExecutionState};
@@ -32,7 +33,8 @@ use crate::domain::{PortalId, QboRequestId};
 use crate::error_class::ErrorClass;
 use crate::hubspot::{HubSpotClient, HubSpotError};
 use crate::qbo::{QboClient, QboError};
-use crate::queue::batch::MessageError;
+use crate::queue::batch::{MessageError, Ordering, StoredFailures};
+use crate::queue::{OutgoingMessage, Queue, QueueName};
 use crate::runtime::Services;
 use crate::settings::SettingsStore;
 use crate::store::{Item, Store, StoreError, Table};
@@ -99,6 +101,28 @@ pub enum ActionError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The document was not made within the time HubSpot waits for an answer.
+    #[error("the document was not made within {0:?}")]
+    Slow(Duration),
+    /// Another attempt runs the execution now.
+    #[error("another attempt runs this execution now")]
+    Busy,
+    /// Deferred work put back to be tried again later.
+    #[error("{reason}")]
+    Later {
+        reason: String,
+        after: Option<Duration>,
+    },
+}
+
+impl MessageError for ActionError {
+    fn class(&self) -> ErrorClass {
+        ActionError::class(self)
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        ActionError::retry_after(self)
+    }
 }
 
 /// How a failed execution ends.
@@ -112,6 +136,8 @@ pub(super) enum Settled {
     Again {
         reason: String,
         after: Option<Duration>,
+        /// Throttled or slow: worth finishing later (BLOCK) rather than answering 503.
+        deferrable: bool,
     },
 }
 
@@ -130,6 +156,9 @@ impl ActionError {
             ActionError::HubSpot(e) => e.class(),
             ActionError::Store(e) => e.class(),
             ActionError::Sync(e) => MessageError::class(e),
+            ActionError::Slow(_) | ActionError::Busy | ActionError::Later { .. } => {
+                ErrorClass::Retryable
+            }
         }
     }
 
@@ -138,8 +167,25 @@ impl ActionError {
             ActionError::Qbo(e) => e.retry_after(),
             ActionError::HubSpot(e) => e.retry_after(),
             ActionError::Sync(e) => MessageError::retry_after(e),
+            ActionError::Busy => Some(Duration::from_secs(BUSY_RETRY_SECONDS)),
+            ActionError::Later { after, .. } => *after,
             _ => None,
         }
+    }
+
+    /// Throttling (by QuickBooks, HubSpot or our own pacing) or slowness: it passes with time.
+    fn deferrable(&self) -> bool {
+        matches!(
+            self,
+            ActionError::Slow(_)
+                | ActionError::Qbo(QboError::Throttled { .. } | QboError::Paced(_))
+                | ActionError::HubSpot(HubSpotError::Throttled { .. } | HubSpotError::Paced(_))
+        ) || matches!(
+            self,
+            ActionError::Sync(SyncError::Qbo(
+                QboError::Throttled { .. } | QboError::Paced(_)
+            ))
+        )
     }
 
     pub(super) fn settle(self) -> Settled {
@@ -163,6 +209,7 @@ impl ActionError {
         if self.class() == ErrorClass::Retryable {
             return Settled::Again {
                 after: self.retry_after(),
+                deferrable: self.deferrable(),
                 reason: self.to_string(),
             };
         }
@@ -196,7 +243,38 @@ pub struct ActionService {
     pub(super) qbo: QboClient,
     pub(super) hubspot: HubSpotClient,
     pub(super) store: Arc<dyn Store>,
+    pub(super) queue: Arc<dyn Queue>,
     pub(super) clock: Clock,
+}
+
+/// An execution answered BLOCK, as the deferred-work queue carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeferredAction {
+    /// The action's document (`invoice`, …).
+    pub action: String,
+    pub request: ActionRequest,
+}
+
+/// How long HubSpot keeps a BLOCKed execution waiting for its callback.
+pub const BLOCK_EXPIRATION: &str = "P1D";
+/// How often deferred work is tried before it is parked (throttling can last a while).
+pub const DEFERRED_ATTEMPTS: u32 = 100;
+
+fn claim_error(error: ClaimError) -> ActionError {
+    match error {
+        ClaimError::Store(e) => ActionError::Store(e),
+        ClaimError::Lost => ActionError::Busy,
+        ClaimError::Invalid(reason) => ActionError::refused("invalid_request", reason),
+    }
+}
+
+/// The answer of an execution finished later.
+fn blocked() -> ActionOutcome {
+    let mut outcome = ActionOutcome::new(ExecutionState::Block, BTreeMap::new());
+    outcome
+        .output_fields
+        .insert("hs_expiration_duration".into(), BLOCK_EXPIRATION.into());
+    outcome
 }
 
 fn setup(error: impl std::fmt::Display) -> crate::Error {
@@ -226,6 +304,7 @@ impl ActionService {
             qbo: services.qbo_client(pacer.clone()).map_err(setup)?,
             hubspot: services.hubspot_client(pacer).map_err(setup)?,
             store: services.store.clone(),
+            queue: services.queue.clone(),
             clock: services.clock.clone(),
         })
     }
@@ -325,25 +404,30 @@ impl ActionService {
         version: u64,
         requestid: &QboRequestId,
     ) -> Answer {
-        let result = self.execute(kind, request, portal, requestid).await;
+        let within = self.config.action_answer_within;
+        let result = tokio::time::timeout(within, self.execute(kind, request, portal, requestid))
+            .await
+            .unwrap_or(Err(ActionError::Slow(within)));
         let now = self.clock.now_seconds();
         let callback = request.callback_id.as_str();
-        let (outcome, records) = match result.map_err(ActionError::settle) {
-            Ok(done) => (
-                ActionOutcome::new(ExecutionState::Success, done.outputs),
-                done.records,
-            ),
-            Err(Settled::Refused { category, message }) => {
-                tracing::info!(action = kind.document(), %category, "the action made nothing: {message}");
-                (
-                    ActionOutcome::new(
-                        ExecutionState::FailContinue,
-                        failure_outputs(&category, &message),
-                    ),
-                    Vec::new(),
-                )
-            }
-            Err(Settled::Again { reason, after }) => {
+        let (outcome, records) = match Self::outcome_of(kind, result) {
+            Ok(done) => done,
+            Err((reason, after, deferrable)) => {
+                if deferrable && !self.config.queues.actions.is_empty() {
+                    match self.defer(kind, request, portal, version, now).await {
+                        Ok(()) => {
+                            tracing::info!(
+                                action = kind.document(),
+                                "answered BLOCK; finished later: {reason}"
+                            );
+                            return Answer::outcome(&blocked());
+                        }
+                        Err(error) => tracing::warn!(
+                            action = kind.document(),
+                            "the execution could not be deferred: {error}"
+                        ),
+                    }
+                }
                 tracing::warn!(
                     action = kind.document(),
                     "the action is to be tried again: {reason}"
@@ -378,6 +462,165 @@ impl ActionService {
                 Answer::error(503, "store_unavailable", error.to_string()).wait(AGAIN_RETRY_SECONDS)
             }
         }
+    }
+
+    /// The outcome to record, or why it is to be tried again (and whether later is better).
+    #[allow(clippy::type_complexity)]
+    fn outcome_of(
+        kind: ActionKind,
+        result: Result<Done, ActionError>,
+    ) -> Result<(ActionOutcome, Vec<(Table, Item)>), (String, Option<Duration>, bool)> {
+        match result.map_err(ActionError::settle) {
+            Ok(done) => Ok((
+                ActionOutcome::new(ExecutionState::Success, done.outputs),
+                done.records,
+            )),
+            Err(Settled::Refused { category, message }) => {
+                tracing::info!(action = kind.document(), %category, "the action made nothing: {message}");
+                Ok((
+                    ActionOutcome::new(
+                        ExecutionState::FailContinue,
+                        failure_outputs(&category, &message),
+                    ),
+                    Vec::new(),
+                ))
+            }
+            Err(Settled::Again {
+                reason,
+                after,
+                deferrable,
+            }) => Err((reason, after, deferrable)),
+        }
+    }
+
+    /// Hands the execution to the deferred-work queue, then records it deferred: a message
+    /// sent for a claim that is then lost finds the execution done or running, and leaves it.
+    async fn defer(
+        &self,
+        kind: ActionKind,
+        request: &ActionRequest,
+        portal: &PortalId,
+        version: u64,
+        now: i64,
+    ) -> Result<(), ActionError> {
+        let message = OutgoingMessage::json(&DeferredAction {
+            action: kind.document().to_owned(),
+            request: request.clone(),
+        })
+        .map_err(|e| ActionError::Later {
+            reason: e.to_string(),
+            after: None,
+        })?;
+        self.queue
+            .send_all(QueueName::Actions, vec![message])
+            .await
+            .map_err(|e| ActionError::Later {
+                reason: e.to_string(),
+                after: None,
+            })?;
+        self.claims
+            .defer(portal, &request.callback_id, kind, version, now)
+            .await
+            .map_err(|e| ActionError::Later {
+                reason: e.to_string(),
+                after: None,
+            })
+    }
+
+    /// One batch of the deferred-work queue.
+    pub async fn handle_deferred(
+        &self,
+        event: aws_lambda_events::event::sqs::SqsEvent,
+    ) -> Result<aws_lambda_events::event::sqs::SqsBatchResponse, crate::Error> {
+        let failures = StoredFailures::new(self.store.clone(), self.clock.clone(), "actions");
+        let mut consumer = failures.consumer(
+            Ordering::Standard { concurrency: 4 },
+            &*self.queue,
+            QueueName::Actions,
+        );
+        consumer.max_attempts = DEFERRED_ATTEMPTS;
+        consumer
+            .process(event, |deferred: DeferredAction, _| async move {
+                self.finish_deferred(deferred).await
+            })
+            .await
+            .map_err(crate::Error::from)
+    }
+
+    /// Runs a deferred execution to its outcome and completes it through HubSpot's callback
+    /// API, once.
+    pub async fn finish_deferred(&self, deferred: DeferredAction) -> Result<(), ActionError> {
+        let kind = ActionKind::from_document(&deferred.action).ok_or_else(|| {
+            ActionError::refused(
+                "unknown_action",
+                format!("no action makes {:?}", deferred.action),
+            )
+        })?;
+        let request = &deferred.request;
+        let portal = request
+            .portal()
+            .map_err(|e| ActionError::refused("malformed_request", e.to_string()))?;
+        let callback = request.callback_id.as_str();
+        let now = self.clock.now_seconds();
+        let claim = self
+            .claims
+            .claim_as(Claimant::DeferredWork, &portal, callback, kind, now)
+            .await
+            .map_err(claim_error)?;
+        let outcome = match claim {
+            Claim::Done(outcome) => outcome,
+            Claim::Busy | Claim::Deferred => return Err(ActionError::Busy),
+            Claim::Run {
+                version, requestid, ..
+            } => {
+                let result = self.execute(kind, request, &portal, &requestid).await;
+                let now = self.clock.now_seconds();
+                match Self::outcome_of(kind, result) {
+                    Ok((outcome, records)) => {
+                        self.claims
+                            .finish(&portal, callback, kind, version, &outcome, records, now)
+                            .await
+                            .map_err(claim_error)?;
+                        outcome
+                    }
+                    Err((reason, after, _)) => {
+                        self.claims
+                            .defer(&portal, callback, kind, version, now)
+                            .await
+                            .map_err(claim_error)?;
+                        return Err(ActionError::Later { reason, after });
+                    }
+                }
+            }
+        };
+        let run = self
+            .claims
+            .run(&portal, callback, now)
+            .await
+            .map_err(claim_error)?;
+        if run.is_some_and(|r| r.deferred && !r.completed) {
+            let bearer = crate::connection::tokens::KeeperBearer {
+                keeper: self.tokens.clone(),
+                owner: crate::connection::tokens::TokenOwner::Portal(portal.clone()),
+            };
+            let waiting = self
+                .hubspot
+                .portal(&portal, &bearer)
+                .complete_action(callback, &outcome.output_fields)
+                .await?;
+            if !waiting {
+                tracing::warn!(
+                    action = kind.document(),
+                    callback,
+                    "HubSpot no longer waited for this execution's completion"
+                );
+            }
+            self.claims
+                .mark_completed(&portal, callback, self.clock.now_seconds())
+                .await
+                .map_err(claim_error)?;
+        }
+        Ok(())
     }
 
     async fn execute(

@@ -676,6 +676,33 @@ impl Portal<'_> {
             .map(|l| l.type_id))
     }
 
+    /// Completes a workflow-action execution that answered BLOCK, with its output fields
+    /// (`hs_execution_state` among them). `false`: HubSpot no longer waits for it (completed
+    /// already, or expired).
+    pub async fn complete_action(
+        &self,
+        callback_id: &str,
+        output_fields: &std::collections::BTreeMap<String, String>,
+    ) -> Result<bool, HubSpotError> {
+        let body = json!({ "outputFields": output_fields });
+        match self
+            .call(
+                Method::POST,
+                &format!("/automation/v4/actions/callbacks/{callback_id}/complete"),
+                &[],
+                Some(body),
+                false,
+            )
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(HubSpotError::Api {
+                status: 400 | 404, ..
+            }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
     /// Creates a property unless it exists (a `409` means it does).
     pub async fn ensure_property(
         &self,

@@ -26,6 +26,8 @@ pub enum QueueName {
     Sync,
     /// Standard: poll tasks, one connection and object each.
     Poll,
+    /// Standard: workflow-action executions finished after a BLOCK answer.
+    Actions,
 }
 
 impl QueueName {
@@ -33,6 +35,7 @@ impl QueueName {
         match self {
             QueueName::Sync => &queues.sync,
             QueueName::Poll => &queues.poll,
+            QueueName::Actions => &queues.actions,
         }
     }
 }
