@@ -415,4 +415,84 @@ mod tests {
             Claim::Done(outcome("2"))
         );
     }
+
+    #[tokio::test]
+    async fn deferred_work_is_taken_by_the_worker_only_and_completed_once() {
+        let claims = ActionClaims::new(Arc::new(MemoryStore::new()));
+        let portal = PortalId::parse("62515").unwrap();
+        let kind = ActionKind::CreateInvoice;
+        let Claim::Run { version, .. } = claims.claim(&portal, "ap-9", kind, 10).await.unwrap()
+        else {
+            panic!("runs");
+        };
+        claims
+            .defer(&portal, "ap-9", kind, version, 11)
+            .await
+            .unwrap();
+        // HubSpot's retry of the call is told it is deferred; the worker takes it over.
+        assert_eq!(
+            claims.claim(&portal, "ap-9", kind, 12).await.unwrap(),
+            Claim::Deferred
+        );
+        let Claim::Run {
+            version,
+            taken_over,
+            ..
+        } = claims
+            .claim_as(Claimant::DeferredWork, &portal, "ap-9", kind, 12)
+            .await
+            .unwrap()
+        else {
+            panic!("the worker runs it");
+        };
+        assert!(taken_over);
+        // A second worker while the first holds it waits.
+        assert_eq!(
+            claims
+                .claim_as(Claimant::DeferredWork, &portal, "ap-9", kind, 13)
+                .await
+                .unwrap(),
+            Claim::Busy
+        );
+        claims
+            .finish(
+                &portal,
+                "ap-9",
+                kind,
+                version,
+                &outcome("7"),
+                Vec::new(),
+                14,
+            )
+            .await
+            .unwrap();
+        let run = claims.run(&portal, "ap-9", 15).await.unwrap().unwrap();
+        assert!(run.deferred && !run.completed);
+        claims.mark_completed(&portal, "ap-9", 16).await.unwrap();
+        claims.mark_completed(&portal, "ap-9", 17).await.unwrap();
+        let run = claims.run(&portal, "ap-9", 18).await.unwrap().unwrap();
+        assert!(run.deferred && run.completed);
+        assert_eq!(
+            claims.claim(&portal, "ap-9", kind, 19).await.unwrap(),
+            Claim::Done(outcome("7"))
+        );
+        // A released claim is run again at once, with the same requestid.
+        let Claim::Run {
+            version, requestid, ..
+        } = claims.claim(&portal, "ap-10", kind, 20).await.unwrap()
+        else {
+            panic!("runs");
+        };
+        claims
+            .release(&portal, "ap-10", kind, version, 21)
+            .await
+            .unwrap();
+        let Claim::Run {
+            requestid: again, ..
+        } = claims.claim(&portal, "ap-10", kind, 21).await.unwrap()
+        else {
+            panic!("runs again");
+        };
+        assert_eq!(again, requestid);
+    }
 }

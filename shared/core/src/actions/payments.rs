@@ -334,8 +334,9 @@ mod tests {
             ("hs_latest_status", "Succeeded"),
             ("hs_payment_source", "PAYMENT_LINK"),
         ]);
-        assert_eq!(read.amount.to_string(), "100.00");
-        assert_eq!(read.fees.to_string(), "3.40");
+        let money = |text: &str| Money::parse(text).unwrap();
+        assert_eq!(read.amount, money("100"));
+        assert_eq!(read.fees, money("3.40"));
         assert_eq!(read.status.as_deref(), Some("succeeded"));
         assert!(!read.from_invoice());
         assert!(!read.fully_refunded());
