@@ -14,7 +14,7 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 FUNCTIONS := $(notdir $(wildcard functions/*))
 DIST := $(CURDIR)/dist
 
-.PHONY: help run demo test lint build deploy bench clean build-local venv tools-lint tools-build
+.PHONY: help run demo test lint build deploy bench clean build-local venv tools-lint tools-build register-actions
 
 help:
 	@echo "make run     start the local stack (local AWS endpoint, sandboxes, every function) until Ctrl-C"
@@ -23,6 +23,8 @@ help:
 	@echo "make lint    rustfmt, clippy -D warnings, cfn-lint and sam validate --lint"
 	@echo "make build   arm64 bootstrap zips for every function in dist/"
 	@echo "make deploy  build, then sam deploy --guided into your AWS account (never run by CI)"
+	@echo "make register-actions  publish the six workflow actions: to your HubSpot app when"
+	@echo "            HUBSPOT_DEVELOPER_API_KEY, HUBSPOT_APP_ID and ACTION_URLS are set, else to a local stack's sandbox"
 	@echo "make bench   throughput, API calls and memory of the sync on the local stack (bench/results.json, README table)"
 	@echo "make clean   remove build outputs and the virtualenv"
 
@@ -54,6 +56,9 @@ run: venv build-local
 
 demo: venv build-local
 	$(CARGO_TARGET_DIR)/debug/local-stack demo
+
+register-actions: venv build-local
+	$(CARGO_TARGET_DIR)/debug/local-stack register-actions
 
 test: venv build-local
 	cargo test --workspace

@@ -1050,3 +1050,117 @@ async fn a_throttled_execution_answers_block_and_completes_through_the_callback_
     assert_eq!(completions, 1, "completed through the callback once");
     s.stop().await
 }
+
+#[tokio::test]
+async fn definitions_publish_and_round_trip_and_options_fill_the_dropdowns() -> anyhow::Result<()> {
+    let s = stack("actions-definitions").await?;
+    let p = s.pair().await?;
+    let c = catalogue(&p).await?;
+    let published = local_stack::actions::publish_to_sandbox(&s.stack).await?;
+    assert_eq!(published.len(), 6);
+    let expected = local_stack::actions::rendered(|kind| {
+        Ok(s.stack
+            .url(local_stack::actions::function_of(kind))?
+            .to_owned())
+    })?;
+    for definition in &expected {
+        let name = &definition["labels"]["en"]["actionName"];
+        let mut held = published
+            .iter()
+            .find(|d| &d["labels"]["en"]["actionName"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} was not published"));
+        for key in ["id", "revisionId"] {
+            held.as_object_mut().map(|o| o.remove(key));
+        }
+        assert_eq!(&held, definition, "{name} round-trips");
+    }
+    // Publishing again updates the six instead of adding six more.
+    let again = local_stack::actions::publish_to_sandbox(&s.stack).await?;
+    assert_eq!(again.len(), 6);
+    assert!(again.iter().all(|d| d["revisionId"] == "2"), "{again:?}");
+    // The workflow runner calls a published definition's URL.
+    let invoice_definition = again
+        .iter()
+        .find(|d| d["labels"]["en"]["actionName"] == "Create QuickBooks invoice")
+        .and_then(|d| d["id"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let deal = p
+        .hubspot_sale(
+            "deals",
+            json!({"dealname": "Published"}),
+            Some(&c.contact),
+            &lines(&c),
+        )
+        .await?;
+    let started = s
+        .control(
+            &s.hubspot,
+            "/_sandbox/workflows/enroll",
+            json!({"portal_id": p.portal, "definition_id": invoice_definition,
+                   "object_type": "deals", "object_id": deal.parse::<u64>()?, "input_fields": {}}),
+        )
+        .await?;
+    let run = s
+        .finished_execution(started["callbackId"].as_str().unwrap_or_default())
+        .await?;
+    assert_eq!(run["state"], "SUCCESS", "{run}");
+
+    // The dropdowns, from the options URL the definitions name.
+    p.qbo_create(
+        "Customer",
+        json!({"DisplayName": "Zed Corp", "PrimaryEmailAddr": {"Address": "z@zed.example"}}),
+    )
+    .await?;
+    let url = format!("{}options", s.stack.url(INVOICE)?);
+    let options = |field: &str, typed: Option<&str>| {
+        let mut body = json!({"origin": {"portalId": p.portal, "actionDefinitionId": 1},
+                              "inputFieldName": field,
+                              "inputFields": {"qboAccount": {"type": "STATIC_VALUE", "value": p.realm}},
+                              "fetchOptions": {}});
+        if let Some(typed) = typed {
+            body["fetchOptions"]["q"] = json!(typed);
+        }
+        let (url, field) = (url.clone(), field.to_owned());
+        async move {
+            let response = signed(&url, &body, now_ms()).send().await?;
+            anyhow::ensure!(response.status() == 200, "{field}: {}", response.status());
+            Ok::<Value, anyhow::Error>(response.json().await?)
+        }
+    };
+    let labels = |answer: &Value| -> Vec<String> {
+        answer["options"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["label"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let accounts = options("qboAccount", None).await?;
+    assert_eq!(
+        accounts["options"][0]["value"],
+        p.realm.as_str(),
+        "{accounts}"
+    );
+    let customers = options("qboCustomer", Some("Zed")).await?;
+    assert_eq!(labels(&customers), ["Zed Corp"], "{customers}");
+    assert_eq!(customers["options"][0]["description"], "z@zed.example");
+    let items = options("qboItem", None).await?;
+    let design = items["options"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["value"] == c.design_item.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(design["label"], "Design", "{items}");
+    assert_eq!(design["description"], "SKU DES-1");
+    let terms = options("qboTerm", None).await?;
+    assert!(labels(&terms).contains(&"Net 30".to_owned()), "{terms}");
+    let unknown = options("colour", None).await?;
+    assert_eq!(unknown["errorCode"], "unknown_field");
+    let unsigned = reqwest::Client::new().post(&url).body("{}").send().await?;
+    assert_eq!(unsigned.status(), 401);
+    s.stop().await
+}

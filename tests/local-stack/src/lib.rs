@@ -8,6 +8,7 @@
 //! - [`sandboxes::Sandboxes`]: the local QuickBooks Online (and HubSpot) APIs;
 //! - [`stack::LocalStack`]: all of the above together (used by `make run` and end-to-end tests).
 
+pub mod actions;
 pub mod aws;
 pub mod demo;
 pub mod harness;

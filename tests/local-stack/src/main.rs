@@ -1,5 +1,10 @@
 //! `local-stack`: runs the integration on this machine (what `make run` starts).
 //!
+//! Subcommands: `demo` (one demo round, then stop), `action-definitions` (writes
+//! `infra/hubspot/actions/*.json` from the code), `register-actions` (publishes them: to the
+//! HubSpot app `HUBSPOT_APP_ID` with `HUBSPOT_DEVELOPER_API_KEY` and the functions' URLs in
+//! `ACTION_URLS` when those are set, else to a local stack's HubSpot sandbox, read back).
+//!
 //! Flags: `--stack NAME`, `--schedule-every SECONDS`, `--log-dir DIR`, `--exit-after-ready`
 //! (start, print, stop: a smoke check). App credentials come from the same environment variables
 //! the deployed functions read, with local defaults.
@@ -58,10 +63,13 @@ async fn main() -> anyhow::Result<()> {
     let mut exit_after_ready = false;
     let mut demo_connection = true;
     let mut demo_only = false;
+    let mut register = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "demo" => demo_only = true,
+            "action-definitions" => return local_stack::actions::write_definitions(),
+            "register-actions" => register = true,
             "--no-demo" => demo_connection = false,
             "--stack" => options.stack_name = args.next().context("--stack needs a name")?,
             "--schedule-every" => {
@@ -90,6 +98,17 @@ async fn main() -> anyhow::Result<()> {
         if let Some(dir) = &options.log_dir {
             std::fs::create_dir_all(dir)?;
         }
+    }
+    if register {
+        if let Some(target) = local_stack::actions::Target::from_env()? {
+            return local_stack::actions::register(&target).await;
+        }
+        options.run_schedules = false;
+        options.run_queues = false;
+        let stack = LocalStack::start(options).await?;
+        let outcome = local_stack::actions::register_locally(&stack).await;
+        stack.shutdown().await?;
+        return outcome;
     }
     let stack = LocalStack::start(options).await?;
     if demo_only {

@@ -11,6 +11,9 @@ use crate::manifest::Parameters;
 use crate::paths::workspace_binary;
 use crate::process::die_with_parent;
 
+/// The developer API key the local HubSpot sandbox takes on its developer endpoints.
+pub const HUBSPOT_DEVELOPER_API_KEY: &str = "local-hubspot-developer-key";
+
 /// An access token the sandbox issues directly (`/_sandbox/tokens`), for calls made as a person
 /// would make them; `body` names the company or portal.
 pub async fn issued_token(
@@ -61,6 +64,7 @@ impl Sandboxes {
                 &credential("HubSpotClientSecret"),
             ])
             .args(["--hubspot-app-id", &credential("HubSpotAppId")])
+            .args(["--hubspot-developer-api-key", HUBSPOT_DEVELOPER_API_KEY])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true);

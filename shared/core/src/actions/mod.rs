@@ -1,10 +1,13 @@
 //! HubSpot workflow actions that create QuickBooks documents (A1–A11).
 
 pub mod claims;
+pub mod definitions;
 pub mod documents;
 mod execution;
 pub mod inputs;
+pub mod options;
 pub mod payments;
+pub mod registration;
 pub mod request;
 pub mod service;
 pub mod settings;
@@ -72,7 +75,8 @@ impl ActionKind {
     }
 }
 
-/// The HTTP handler of one action's function URL: every POST is a call of `kind`.
+/// The HTTP handler of one action's function URL: a POST to `/options` asks for an input's
+/// options, every other POST is a call of `kind`.
 pub fn router(kind: ActionKind, service: Arc<ActionService>) -> axum::Router {
     axum::Router::new()
         .fallback(call)
@@ -113,7 +117,15 @@ async fn call(
             timestamp: header("x-hubspot-request-timestamp"),
         },
     };
-    respond(service.call(kind, call).await)
+    if uri
+        .path()
+        .trim_end_matches('/')
+        .ends_with(definitions::OPTIONS_PATH)
+    {
+        respond(service.options(call).await)
+    } else {
+        respond(service.call(kind, call).await)
+    }
 }
 
 /// The URLs HubSpot may have signed: the configured public base with the request's path,

@@ -675,7 +675,7 @@ impl ActionService {
 
     /// The connection the call is for: of the signed portal only, the one its QuickBooks
     /// account input names, else the portal's only one.
-    async fn connection_for(
+    pub(super) async fn connection_for(
         &self,
         portal: &PortalId,
         account: Option<&str>,

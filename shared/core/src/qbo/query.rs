@@ -88,6 +88,13 @@ impl Query {
         self.condition(field, "<", value)
     }
 
+    /// `field LIKE 'prefix%'`: values starting with `prefix` (a `%` typed in it is dropped,
+    /// as QBO has no way to escape it).
+    pub fn starts_with(self, field: &'static str, prefix: &str) -> Self {
+        let prefix: String = prefix.chars().filter(|c| *c != '%').collect();
+        self.condition(field, "LIKE", &format!("{prefix}%"))
+    }
+
     /// `field IN ('a', 'b')`; an empty list matches nothing, so the caller should not ask.
     pub fn any_of<'a>(
         mut self,
@@ -200,5 +207,9 @@ mod tests {
         assert!(window.statement().contains(
             "MetaData.LastUpdatedTime > '2026-11-01T00:00:00-07:00' AND MetaData.LastUpdatedTime <= '2026-11-02T00:00:00-07:00'"
         ));
+        let typed = Query::select("Customer").starts_with("DisplayName", "Amy's 100%");
+        assert!(typed
+            .statement()
+            .ends_with(r"WHERE DisplayName LIKE 'Amy\'s 100%' STARTPOSITION 1 MAXRESULTS 1000"));
     }
 }
