@@ -562,6 +562,146 @@ struct Figures {
     peak_rss: f64,
 }
 
+/// The workflow-action benchmark: how many executions are timed one after another, and how
+/// many are each sent as ten concurrent copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionBench {
+    pub timed: usize,
+    pub repeated: usize,
+    pub copies: usize,
+}
+
+/// HubSpot's patience is about 30 s; ours: an answer within this at the 95th percentile.
+pub const ACTION_P95_BOUND_MS: f64 = 2000.0;
+
+pub fn action_bench(size: &str) -> anyhow::Result<ActionBench> {
+    let (timed, repeated) = match size {
+        "default" => (60, 20),
+        "small" => (4, 2),
+        other => anyhow::bail!("unknown BENCH_SIZE {other:?} (default or small)"),
+    };
+    Ok(ActionBench {
+        timed,
+        repeated,
+        copies: 10,
+    })
+}
+
+/// The value at quantile `q` (0–1) of sorted `values`.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// "Create QuickBooks invoice" on deals of two lines, with the sandboxes' latency profile on
+/// (50–300 ms a request): request → SUCCESS time of executions one after another, then
+/// executions each sent as concurrent copies, counting the invoices made against the
+/// executions.
+pub async fn run_actions(bench: ActionBench) -> anyhow::Result<Value> {
+    use local_stack::harness::{action_call, answered_call, record_id};
+    let s = SyncStack::start("bench-actions").await?;
+    let outcome = async {
+        let p = s.pair().await?;
+        p.settings(ObjectKind::Contact, |c| c.filters.hubspot_to_qbo.clear())
+            .await?;
+        for (name, sku, price) in [("Design", "DES-1", "150"), ("Hosting", "HOST-1", "19.99")] {
+            p.qbo_create(
+                "Item",
+                json!({"Name": name, "Sku": sku, "Type": "Service", "UnitPrice": price,
+                       "IncomeAccountRef": {"value": "6"}}),
+            )
+            .await?;
+        }
+        let contact = record_id(
+            &p.hubspot_create(
+                "contacts",
+                json!({"firstname": "Ada", "lastname": "Lovelace", "email": "ada@bench.example"}),
+            )
+            .await?,
+        );
+        let lines = [
+            json!({"name": "Design", "price": "150", "quantity": "2", "hs_sku": "DES-1"}),
+            json!({"name": "Hosting", "price": "19.99", "quantity": "1", "hs_sku": "HOST-1"}),
+        ];
+        let total = bench.timed + bench.repeated;
+        let mut deals = Vec::with_capacity(total);
+        for n in 0..total {
+            deals.push(
+                p.hubspot_sale(
+                    "deals",
+                    json!({"dealname": format!("Bench {n}")}),
+                    Some(&contact),
+                    &lines,
+                )
+                .await?,
+            );
+        }
+        for sandbox in [&s.qbo, &s.hubspot] {
+            s.control(
+                sandbox,
+                "/_sandbox/latency",
+                json!({"enabled": true, "min_ms": 50, "max_ms": 300}),
+            )
+            .await?;
+        }
+        let url = s.stack.url("ActionCreateInvoiceFunction")?.to_owned();
+        let mut latencies = Vec::with_capacity(bench.timed);
+        let mut failed = 0;
+        for (n, deal) in deals[..bench.timed].iter().enumerate() {
+            let body = action_call(&format!("bench-{n}"), p.portal, ("DEAL", deal), json!({}));
+            let started = Instant::now();
+            let (status, answer) = answered_call(&url, &body).await?;
+            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+            if status != 200 || answer["outputFields"]["hs_execution_state"] != "SUCCESS" {
+                failed += 1;
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        let before = p.qbo_all("Invoice").await?.len();
+        let mut differing = 0;
+        for (n, deal) in deals[bench.timed..].iter().enumerate() {
+            let body = action_call(
+                &format!("bench-copies-{n}"),
+                p.portal,
+                ("DEAL", deal),
+                json!({}),
+            );
+            let copies = (0..bench.copies).map(|_| answered_call(&url, &body));
+            let answers = futures::future::try_join_all(copies).await?;
+            differing += answers.iter().filter(|a| **a != answers[0]).count();
+        }
+        let made = p.qbo_all("Invoice").await?.len() - before;
+        let p95 = quantile(&latencies, 0.95);
+        Ok::<Value, anyhow::Error>(json!({
+            "name": "action_create_invoice",
+            "latency_profile_ms": [50, 300],
+            "executions_timed": bench.timed,
+            "executions_failed": failed,
+            "latency_ms": {
+                "p50": round(quantile(&latencies, 0.5), 0),
+                "p95": round(p95, 0),
+                "max": round(latencies.last().copied().unwrap_or(f64::NAN), 0),
+                "bound_p95_ms": ACTION_P95_BOUND_MS,
+                "ratio_to_bound": round(p95 / ACTION_P95_BOUND_MS, 3),
+            },
+            "repeated": {
+                "executions": bench.repeated,
+                "concurrent_copies_each": bench.copies,
+                "documents_made": made,
+                "duplicates": made as i64 - bench.repeated as i64,
+                "bound_duplicates": 0,
+                "answers_differing_from_the_first": differing,
+            },
+        }))
+    }
+    .await;
+    s.stop().await?;
+    outcome
+}
+
 /// A scenario's figures as the results file has them.
 fn figures(scenario: &Scenario, f: Figures) -> anyhow::Result<Value> {
     let rate = f.synced as f64 / f.seconds;
@@ -607,7 +747,7 @@ fn figures(scenario: &Scenario, f: Figures) -> anyhow::Result<Value> {
 }
 
 /// The results file: the machine, the size, and every scenario's figures.
-pub fn results(size: &str, scenarios: Vec<Value>) -> Value {
+pub fn results(size: &str, scenarios: Vec<Value>, actions: Value) -> Value {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -627,6 +767,7 @@ pub fn results(size: &str, scenarios: Vec<Value>) -> Value {
         "machine": {"cores": cores, "memory_gib": memory_gib, "build": "debug binaries, local AWS endpoint (moto)"},
         "how": "make bench (BENCH_SIZE=small for the smoke run); each scenario is a fresh local stack, its initial sync measured from the poll to the last queue message",
         "scenarios": scenarios,
+        "actions": actions,
     })
 }
 
@@ -661,6 +802,33 @@ pub fn table(results: &Value) -> String {
             s["limits_scale"]["qbo"],
             s["limits_scale"]["hubspot"],
             s["object_sync_peak_rss"]["mib"],
+        ));
+    }
+    let a = &results["actions"];
+    if !a.is_null() {
+        out.push_str(&format!(
+            "\nWorkflow action `{}` (sandboxes' latency profile {}–{} ms a request): request → SUCCESS over {} executions, and {} executions sent as {} concurrent copies each.\n\n",
+            a["name"].as_str().unwrap_or(""),
+            a["latency_profile_ms"][0],
+            a["latency_profile_ms"][1],
+            a["executions_timed"],
+            a["repeated"]["executions"],
+            a["repeated"]["concurrent_copies_each"],
+        ));
+        out.push_str("| action | p50 ms | p95 ms | max ms | bound p95 ms | ratio_to_bound | documents for repeated executions | duplicates | differing answers |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} of {} | {} | {} |\n",
+            a["name"].as_str().unwrap_or(""),
+            a["latency_ms"]["p50"],
+            a["latency_ms"]["p95"],
+            a["latency_ms"]["max"],
+            a["latency_ms"]["bound_p95_ms"],
+            a["latency_ms"]["ratio_to_bound"],
+            a["repeated"]["documents_made"],
+            a["repeated"]["executions"],
+            a["repeated"]["duplicates"],
+            a["repeated"]["answers_differing_from_the_first"],
         ));
     }
     out
@@ -813,6 +981,16 @@ mod tests {
         // Calls that fit in one window: nothing bounds them.
         let few = minimum_calls(ObjectKind::Contact, Provider::Qbo, false, 500, 500, 0);
         assert_eq!(bound_records_per_second(&few, 500, 1.0, 1.0), None);
+    }
+
+    #[test]
+    fn quantiles_are_of_the_sorted_values() {
+        let values: Vec<f64> = (1..=20).map(f64::from).collect();
+        assert_eq!(quantile(&values, 0.5), 10.0);
+        assert_eq!(quantile(&values, 0.95), 19.0);
+        assert_eq!(quantile(&values, 1.0), 20.0);
+        assert_eq!(quantile(&[7.0], 0.95), 7.0);
+        assert!(quantile(&[], 0.5).is_nan());
     }
 
     #[test]

@@ -24,7 +24,12 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("bench: {measured}");
         figures.push(measured);
     }
-    let results = bench::results(&size, figures);
+    eprintln!("bench: workflow actions…");
+    let actions = bench::run_actions(bench::action_bench(&size)?)
+        .await
+        .context("the workflow-action benchmark")?;
+    eprintln!("bench: {actions}");
+    let results = bench::results(&size, figures, actions);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }

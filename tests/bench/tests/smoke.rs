@@ -40,8 +40,27 @@ async fn the_small_benchmark_runs_and_its_figures_hold_together() -> anyhow::Res
         );
         figures.push(measured);
     }
-    let results = bench::results("small", figures);
+    let actions = bench::run_actions(bench::action_bench("small")?).await?;
+    let number = |path: &[&str]| -> f64 {
+        path.iter()
+            .fold(&actions, |v: &Value, k| &v[*k])
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(number(&["executions_failed"]), 0.0, "{actions}");
+    assert!(
+        number(&["latency_ms", "p50"]) >= 50.0,
+        "an execution makes at least one call of the latency profile: {actions}"
+    );
+    assert!(number(&["latency_ms", "p95"]) >= number(&["latency_ms", "p50"]));
+    assert_eq!(number(&["repeated", "duplicates"]), 0.0, "{actions}");
+    assert_eq!(
+        number(&["repeated", "answers_differing_from_the_first"]),
+        0.0
+    );
+    let results = bench::results("small", figures, actions);
     let table = bench::table(&results);
+    assert!(table.contains("| action_create_invoice |"), "{table}");
     for scenario in bench::scenarios("small")? {
         assert!(table.contains(&format!("| {} |", scenario.name)), "{table}");
     }

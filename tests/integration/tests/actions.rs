@@ -5,18 +5,19 @@
 
 use std::time::Duration;
 
-use hubspot_qbo_core::actions::signature::{v2_signature, v3_signature};
+use hubspot_qbo_core::actions::signature::v2_signature;
 use hubspot_qbo_core::connection::registry::{ConnectionStatus, Connections};
 use hubspot_qbo_core::domain::{ObjectKind, Provider};
 use hubspot_qbo_core::settings::{Filter, FilterOperator};
 use hubspot_qbo_core::store::{keys, ItemKey, Table};
-use integration_tests::harness::{record_id as id, Pair, SyncStack};
+use integration_tests::harness::{
+    action_call as call, answered_call, now_ms, record_id as id, signed_call, Pair, SyncStack,
+};
 use serde_json::{json, Value};
 
 const INVOICE: &str = "ActionCreateInvoiceFunction";
 const ESTIMATE: &str = "ActionCreateEstimateFunction";
 const SALES_RECEIPT: &str = "ActionCreateSalesReceiptFunction";
-const SECRET: &str = "test-hubspot-secret";
 
 /// A stack whose workflow runner retries within the test's patience.
 async fn stack(name: &str) -> anyhow::Result<SyncStack> {
@@ -208,6 +209,21 @@ async fn deal_and_quote_actions_make_their_documents_with_defaults_and_inputs() 
     .await?
     .expect("the invoice's deal is recorded");
     assert_eq!(deal_hint["deal_id"], deal.as_str());
+    // The invoice sync brings the invoice to HubSpot, on the deal it was made from.
+    s.sync().await?;
+    let synced = p
+        .hubspot_with("invoices", "qbo_invoice_id", &qbo_invoice)
+        .await?;
+    assert_eq!(
+        synced.len(),
+        1,
+        "one HubSpot invoice for the QuickBooks one"
+    );
+    assert_eq!(
+        p.hubspot_associated("invoices", &id(&synced[0]), "deals")
+            .await?,
+        [deal.clone()]
+    );
 
     // A2 from a quote with nothing filled in: the same customer, the company's default terms.
     let quote = p
@@ -371,53 +387,6 @@ async fn legacy_customers_unmatched_items_and_products_made_once() -> anyhow::Re
     s.stop().await
 }
 
-/// A call signed as HubSpot signs it (v2 and v3).
-fn signed(url: &str, body: &Value, timestamp_ms: i64) -> reqwest::RequestBuilder {
-    let text = body.to_string();
-    reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/json")
-        .header(
-            "X-HubSpot-Signature",
-            v2_signature(SECRET, "POST", url, text.as_bytes()),
-        )
-        .header("X-HubSpot-Signature-Version", "v2")
-        .header(
-            "X-HubSpot-Signature-v3",
-            v3_signature(SECRET, "POST", url, text.as_bytes(), timestamp_ms),
-        )
-        .header("X-HubSpot-Request-Timestamp", timestamp_ms.to_string())
-        .body(text)
-}
-
-fn call(callback: &str, portal: u64, object: (&str, &str), inputs: Value) -> Value {
-    json!({
-        "callbackId": callback,
-        "origin": {"portalId": portal, "actionDefinitionId": 1, "actionDefinitionVersion": 1},
-        "context": {"source": "WORKFLOWS", "workflowId": 1},
-        "object": {"objectId": object.1.parse::<u64>().unwrap_or(0), "objectType": object.0},
-        "inputFields": inputs,
-    })
-}
-
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-/// Sends a call until it is answered for good (not 429/503); answers status and body.
-async fn answered(url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-    for _ in 0..100 {
-        let response = signed(url, body, now_ms()).send().await?;
-        let status = response.status().as_u16();
-        let answer: Value = response.json().await?;
-        if status != 429 && status != 503 {
-            return Ok((status, answer));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    anyhow::bail!("the call was never answered for good")
-}
-
 #[tokio::test]
 async fn a_call_repeated_concurrently_or_after_a_lost_answer_makes_one_document(
 ) -> anyhow::Result<()> {
@@ -435,7 +404,7 @@ async fn a_call_repeated_concurrently_or_after_a_lost_answer_makes_one_document(
     let url = s.stack.url(INVOICE)?.to_owned();
     let body = call("ap-once-1", p.portal, ("DEAL", &deal), json!({}));
     // Ten copies at once: one runs, the others wait and then get its answer.
-    let copies = (0..10).map(|_| answered(&url, &body));
+    let copies = (0..10).map(|_| answered_call(&url, &body));
     let answers = futures::future::try_join_all(copies).await?;
     let first = &answers[0];
     assert_eq!(first.0, 200);
@@ -470,7 +439,7 @@ async fn a_call_repeated_concurrently_or_after_a_lost_answer_makes_one_document(
         "{faults:?}"
     );
     // Replayed later, the first execution still answers the same and makes nothing.
-    let (_, replay) = answered(&url, &body).await?;
+    let (_, replay) = answered_call(&url, &body).await?;
     assert_eq!(replay, first.1);
     assert_eq!(p.qbo_all("Invoice").await?.len(), 2);
     s.stop().await
@@ -515,13 +484,13 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
         forged.json::<Value>().await?["category"],
         "invalid_signature"
     );
-    let stale = signed(&url, &body, now_ms() - 10 * 60 * 1000)
+    let stale = signed_call(&url, &body, now_ms() - 10 * 60 * 1000)
         .send()
         .await?;
     assert_eq!(stale.status(), 401);
     assert_eq!(stale.json::<Value>().await?["category"], "stale_timestamp");
     // Signed but not a call, or too big.
-    let malformed = signed(&url, &json!({"origin": {"portalId": p.portal}}), now_ms())
+    let malformed = signed_call(&url, &json!({"origin": {"portalId": p.portal}}), now_ms())
         .send()
         .await?;
     assert_eq!(malformed.status(), 400);
@@ -535,7 +504,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
         ("DEAL", &deal),
         json!({"memo": "x".repeat(70_000)}),
     );
-    let oversized = signed(&url, &huge, now_ms()).send().await?;
+    let oversized = signed_call(&url, &huge, now_ms()).send().await?;
     assert_eq!(oversized.status(), 413);
     assert_eq!(
         oversized.json::<Value>().await?["category"],
@@ -603,7 +572,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
         ),
     ];
     for (callback, body, code) in &cases {
-        let (status, answer) = answered(&url, body).await?;
+        let (status, answer) = answered_call(&url, body).await?;
         assert_eq!(status, 200, "{callback}: {answer}");
         assert_eq!(
             answer["outputFields"]["hs_execution_state"], "FAIL_CONTINUE",
@@ -641,7 +610,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
             &lines(&c),
         )
         .await?;
-    let (_, answer) = answered(
+    let (_, answer) = answered_call(
         &url,
         &call("ap-r-8", p.portal, ("DEAL", &theirs), json!({})),
     )
@@ -667,7 +636,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
             &lines(&c)[1..],
         )
         .await?;
-    let (_, answer) = answered(
+    let (_, answer) = answered_call(
         &url,
         &call("ap-r-9", uk.portal, ("DEAL", &uk_deal), json!({})),
     )
@@ -702,7 +671,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
             &lines(&c)[1..],
         )
         .await?;
-    let (_, answer) = answered(
+    let (_, answer) = answered_call(
         &url,
         &call(
             "ap-r-10",
@@ -727,7 +696,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
         }
     }
     // A refused execution keeps its answer: the same call again gets it, and still makes nothing.
-    let (_, again) = answered(&url, &cases[2].1).await?;
+    let (_, again) = answered_call(&url, &cases[2].1).await?;
     assert_eq!(again["outputFields"]["errorCode"], "no_contact");
     s.stop().await
 }
@@ -1032,7 +1001,7 @@ async fn a_throttled_execution_answers_block_and_completes_through_the_callback_
         .send()
         .await?;
     s.settle().await?;
-    let (status, replay) = answered(s.stack.url(INVOICE)?, &done["request"]).await?;
+    let (status, replay) = answered_call(s.stack.url(INVOICE)?, &done["request"]).await?;
     assert_eq!(status, 200);
     assert_eq!(
         replay["outputFields"]["qboDocumentId"],
@@ -1124,7 +1093,7 @@ async fn definitions_publish_and_round_trip_and_options_fill_the_dropdowns() -> 
         }
         let (url, field) = (url.clone(), field.to_owned());
         async move {
-            let response = signed(&url, &body, now_ms()).send().await?;
+            let response = signed_call(&url, &body, now_ms()).send().await?;
             anyhow::ensure!(response.status() == 200, "{field}: {}", response.status());
             Ok::<Value, anyhow::Error>(response.json().await?)
         }

@@ -18,11 +18,70 @@ use crate::manifest::Parameters;
 use crate::stack::{LocalStack, Options};
 
 /// App credentials for a local stack; none of them is real.
+/// The HubSpot app's client secret the test stacks run with (it signs workflow calls).
+pub const TEST_HUBSPOT_SECRET: &str = "test-hubspot-secret";
+
+/// A workflow-action call as HubSpot sends it: signed (v2 and v3) at `timestamp_ms`.
+pub fn signed_call(url: &str, body: &Value, timestamp_ms: i64) -> reqwest::RequestBuilder {
+    use hubspot_qbo_core::actions::signature::{v2_signature, v3_signature};
+    let text = body.to_string();
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header(
+            "X-HubSpot-Signature",
+            v2_signature(TEST_HUBSPOT_SECRET, "POST", url, text.as_bytes()),
+        )
+        .header("X-HubSpot-Signature-Version", "v2")
+        .header(
+            "X-HubSpot-Signature-v3",
+            v3_signature(
+                TEST_HUBSPOT_SECRET,
+                "POST",
+                url,
+                text.as_bytes(),
+                timestamp_ms,
+            ),
+        )
+        .header("X-HubSpot-Request-Timestamp", timestamp_ms.to_string())
+        .body(text)
+}
+
+/// The body of a workflow-action call on one record.
+pub fn action_call(callback: &str, portal: u64, object: (&str, &str), inputs: Value) -> Value {
+    json!({
+        "callbackId": callback,
+        "origin": {"portalId": portal, "actionDefinitionId": 1, "actionDefinitionVersion": 1},
+        "context": {"source": "WORKFLOWS", "workflowId": 1},
+        "object": {"objectId": object.1.parse::<u64>().unwrap_or(0), "objectType": object.0},
+        "inputFields": inputs,
+    })
+}
+
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// Sends a call until it is answered for good (not 429 or 503, as HubSpot retries those);
+/// answers the status and body.
+pub async fn answered_call(url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
+    for _ in 0..150 {
+        let response = signed_call(url, body, now_ms()).send().await?;
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await?;
+        if status != 429 && status != 503 {
+            return Ok((status, answer));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the call was never answered for good")
+}
+
 pub fn test_parameters() -> Parameters {
     [
         ("HubSpotAppId", "1000001"),
         ("HubSpotClientId", "test-hubspot-client"),
-        ("HubSpotClientSecret", "test-hubspot-secret"),
+        ("HubSpotClientSecret", TEST_HUBSPOT_SECRET),
         ("QboClientId", "test-qbo-client"),
         ("QboClientSecret", "test-qbo-secret"),
         ("QboWebhookVerifierToken", "test-verifier-token"),
