@@ -27,6 +27,7 @@ pub mod qbo;
 pub mod queue;
 pub mod runtime;
 pub mod settings;
+pub mod status;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

@@ -222,7 +222,7 @@ async fn deal_and_quote_actions_make_their_documents_with_defaults_and_inputs() 
     assert_eq!(
         p.hubspot_associated("invoices", &id(&synced[0]), "deals")
             .await?,
-        [deal.clone()]
+        std::slice::from_ref(&deal)
     );
 
     // A2 from a quote with nothing filled in: the same customer, the company's default terms.
@@ -758,7 +758,17 @@ async fn payment_actions_book_receipts_paid_invoices_fees_and_full_refunds() -> 
         .await?;
     assert_eq!(receipt["TotalAmt"], json!(319.99));
     assert_eq!(receipt["PaymentMethodRef"]["value"], "3");
-    assert_eq!(booked(&receipt).len(), 2);
+    assert_eq!(
+        booked(&receipt),
+        vec![
+            (c.design_item.clone(), "2".into(), "300".into()),
+            (c.hosting_item.clone(), "1".into(), "19.99".into()),
+        ]
+    );
+    let buyer = p
+        .qbo_read("Customer", output(&run, "qboCustomerId"))
+        .await?;
+    assert_eq!(buyer["DisplayName"], "Ada Lovelace");
 
     // A4: an invoice and a payment on it; the invoice is paid.
     let run = p
@@ -771,6 +781,22 @@ async fn payment_actions_book_receipts_paid_invoices_fees_and_full_refunds() -> 
     assert_eq!(payment["TotalAmt"], json!(319.99));
     assert_eq!(payment["Line"][0]["LinkedTxn"][0]["TxnId"], invoice["Id"]);
     assert_eq!(payment["CustomerRef"], invoice["CustomerRef"]);
+    assert_eq!(payment["PaymentMethodRef"]["value"], "3");
+    // Linked to the enrolled payment, with its QuickBooks payment.
+    let record = stored(
+        &p,
+        Table::Ledger,
+        &keys::ledger::action_document(
+            &p.connection,
+            "commerce_payments",
+            &paid,
+            run["callbackId"].as_str().unwrap_or(""),
+        ),
+    )
+    .await?
+    .expect("the paid invoice is recorded on the payment");
+    assert_eq!(record["qbo_id"], invoice["Id"]);
+    assert_eq!(record["qbo_payment"], payment["Id"]);
 
     // A5: the fees as an expense from the configured accounts.
     let run = p.run_action(EXPENSE, PAYMENT, &paid, json!({})).await?;

@@ -41,17 +41,30 @@ pub fn write_definitions() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The definition files with each action's URL filled in.
+/// The definition files with each action's URL filled in; `PAYMENT_OBJECT_TYPE`, when set,
+/// names payments in their object types instead of `COMMERCE_PAYMENT` (HubSpot's accepted
+/// spelling is unconfirmed).
 pub fn rendered(
     url_of: impl Fn(ActionKind) -> anyhow::Result<String>,
 ) -> anyhow::Result<Vec<Value>> {
+    let payment_type = std::env::var("PAYMENT_OBJECT_TYPE")
+        .ok()
+        .filter(|t| !t.trim().is_empty());
     ActionKind::ALL
         .into_iter()
         .map(|kind| {
             let path = folder().join(file_name(kind));
             let text = std::fs::read_to_string(&path)
                 .with_context(|| format!("reading {}", path.display()))?;
-            Ok(definitions::render(&text, &url_of(kind)?)?)
+            let mut definition = definitions::render(&text, &url_of(kind)?)?;
+            if let (Some(payment_type), Some(types)) =
+                (&payment_type, definition["objectTypes"].as_array_mut())
+            {
+                for t in types.iter_mut().filter(|t| *t == "COMMERCE_PAYMENT") {
+                    *t = Value::String(payment_type.trim().to_owned());
+                }
+            }
+            Ok(definition)
         })
         .collect()
 }
