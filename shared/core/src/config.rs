@@ -101,6 +101,8 @@ pub struct Config {
     pub public_base_url: Option<String>,
     /// The providers' rate limits the integration paces itself by.
     pub limits: Limits,
+    /// The operator key of the admin API (`Authorization: Bearer <key>`); `None`: closed.
+    pub admin_operator_key: Option<SecretString>,
     /// How long a workflow action works before it answers BLOCK and finishes later (HubSpot
     /// waits about 30 seconds for an answer).
     pub action_answer_within: std::time::Duration,
@@ -244,6 +246,10 @@ impl Config {
                 }
             },
             aws_timeouts: aws_timeouts(&env)?,
+            admin_operator_key: env
+                .get("ADMIN_OPERATOR_KEY")
+                .filter(|k| !k.trim().is_empty())
+                .map(SecretString::from),
             action_answer_within: std::time::Duration::from_secs(u64::from(
                 env.count("ACTION_ANSWER_WITHIN_SECONDS", 20)?,
             )),

@@ -8,6 +8,7 @@
 //! only builds clients (`tests/architecture.rs` checks this).
 
 pub mod actions;
+pub mod admin;
 pub mod clock;
 pub mod config;
 pub mod connection;

@@ -144,7 +144,7 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
         .map(|f| f.binary.clone())
         .collect();
     assert_eq!(crates, binaries);
-    assert_eq!(binaries.len(), 10);
+    assert_eq!(binaries.len(), 11);
 
     let sync = manifest.queue("SyncQueue")?;
     assert!(
@@ -216,7 +216,7 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
 
     for (logical_id, function) in &manifest.functions {
         let is_action = function.binary.starts_with("action-create-");
-        let is_http = function.binary == "oauth-install" || is_action;
+        let is_http = ["oauth-install", "admin"].contains(&function.binary.as_str()) || is_action;
         assert_eq!(function.url.is_some(), is_http, "{logical_id} function URL");
         if is_action {
             let config = deployed.config_of(logical_id)?;

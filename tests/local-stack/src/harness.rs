@@ -18,6 +18,9 @@ use crate::manifest::Parameters;
 use crate::stack::{LocalStack, Options};
 
 /// App credentials for a local stack; none of them is real.
+/// The admin API's operator key in the test stacks.
+pub const TEST_OPERATOR_KEY: &str = "test-operator-key";
+
 /// The HubSpot app's client secret the test stacks run with (it signs workflow calls).
 pub const TEST_HUBSPOT_SECRET: &str = "test-hubspot-secret";
 
@@ -82,6 +85,7 @@ pub fn test_parameters() -> Parameters {
         ("HubSpotAppId", "1000001"),
         ("HubSpotClientId", "test-hubspot-client"),
         ("HubSpotClientSecret", TEST_HUBSPOT_SECRET),
+        ("AdminOperatorKey", TEST_OPERATOR_KEY),
         ("QboClientId", "test-qbo-client"),
         ("QboClientSecret", "test-qbo-secret"),
         ("QboWebhookVerifierToken", "test-verifier-token"),

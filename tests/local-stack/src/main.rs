@@ -16,7 +16,7 @@ use local_stack::manifest::Parameters;
 use local_stack::stack::{LocalStack, Options};
 
 /// Template parameter <- environment variable, with the local default.
-const CREDENTIALS: [(&str, &str, &str); 6] = [
+const CREDENTIALS: [(&str, &str, &str); 7] = [
     ("HubSpotAppId", "HUBSPOT_APP_ID", "1000001"),
     (
         "HubSpotClientId",
@@ -38,6 +38,11 @@ const CREDENTIALS: [(&str, &str, &str); 6] = [
         "QboWebhookVerifierToken",
         "QBO_WEBHOOK_VERIFIER_TOKEN",
         "local-qbo-verifier-token",
+    ),
+    (
+        "AdminOperatorKey",
+        "ADMIN_OPERATOR_KEY",
+        "local-operator-key",
     ),
 ];
 
@@ -207,6 +212,15 @@ fn print_summary(stack: &LocalStack) {
     }
     for (logical_id, table) in &stack.manifest.tables {
         println!("table               {logical_id:<30} {}", table.name);
+    }
+    if let Some(url) = stack.urls.get("AdminFunction") {
+        let key = stack
+            .manifest
+            .functions
+            .get("AdminFunction")
+            .and_then(|f| f.environment.get("ADMIN_OPERATOR_KEY"))
+            .map_or("", String::as_str);
+        println!("admin API           curl -H 'Authorization: Bearer {key}' {url}api/connections");
     }
     if let Some(url) = stack.urls.get("OAuthInstallFunction") {
         println!(

@@ -4,4 +4,4 @@ pub mod entry;
 pub mod store;
 
 pub use entry::{LedgerEntry, LinkStatus, SideState};
-pub use store::{DueRetry, Ledger, LedgerError, Outbox, Stored};
+pub use store::{DueRetry, Ledger, LedgerError, Outbox, RetryOne, Stored};

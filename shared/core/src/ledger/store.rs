@@ -28,6 +28,16 @@ pub struct Stored {
     pub version: u64,
 }
 
+/// What asking to retry one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOne {
+    Retried,
+    /// It is not failing (synced, excluded or pending): nothing to retry.
+    NotFailing(LinkStatus),
+    /// No such record is known to the connection.
+    Unknown,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Pointer {
     link: String,
@@ -504,6 +514,36 @@ impl Ledger {
             }
         }
         Ok(retried)
+    }
+
+    /// One failing record is tried again now (whatever its retry time was).
+    pub async fn retry_one(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        side: Provider,
+        id: &str,
+        now: i64,
+    ) -> Result<RetryOne, LedgerError> {
+        let Some(stored) = self
+            .find(connection, object, side, &[id.to_owned()], now)
+            .await?
+            .remove(id)
+        else {
+            return Ok(RetryOne::Unknown);
+        };
+        let mut entry = stored.entry.clone();
+        let Some(failure) = entry
+            .failure
+            .as_mut()
+            .filter(|_| entry.status == LinkStatus::Failing)
+        else {
+            return Ok(RetryOne::NotFailing(stored.entry.status));
+        };
+        failure.next_retry_at = Some(now);
+        self.commit(vec![self.writes(&entry, Some(&stored))?])
+            .await?;
+        Ok(RetryOne::Retried)
     }
 
     /// Every entry of one object in one status.

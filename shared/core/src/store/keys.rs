@@ -234,8 +234,13 @@ pub mod action_runs {
     use crate::domain::PortalId;
     use crate::store::ItemKey;
 
+    /// The executions of one portal.
+    pub fn partition(portal: &PortalId) -> String {
+        format!("action#{portal}")
+    }
+
     /// One workflow-action execution of a portal (its claim, then its outcome).
     pub fn run(portal: &PortalId, callback_id: &str) -> ItemKey {
-        ItemKey::new(format!("action#{portal}"), format!("run#{callback_id}"))
+        ItemKey::new(partition(portal), format!("run#{callback_id}"))
     }
 }
