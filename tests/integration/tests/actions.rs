@@ -77,6 +77,15 @@ async fn catalogue(p: &Pair<'_>) -> anyhow::Result<Catalogue> {
     })
 }
 
+/// A deal of `lines` bought by a new contact of `email`; answers the deal's id.
+async fn deal_of(p: &Pair<'_>, email: &str, lines: &[Value]) -> anyhow::Result<String> {
+    let contact = id(&p
+        .hubspot_create("contacts", json!({"firstname": "Buyer", "email": email}))
+        .await?);
+    p.hubspot_sale("deals", json!({"dealname": email}), Some(&contact), lines)
+        .await
+}
+
 /// Two lines: two of the Design product (its line item takes the product's name, price and
 /// SKU) and one Hosting line typed in with its SKU.
 fn lines(c: &Catalogue) -> Vec<Value> {
@@ -622,20 +631,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
 
     // A company outside the US, and a disconnected account.
     let uk = s.pair_with(json!({"company": {"country": "GB"}})).await?;
-    let uk_contact = id(&uk
-        .hubspot_create(
-            "contacts",
-            json!({"firstname": "Tim", "email": "tim@uk.example"}),
-        )
-        .await?);
-    let uk_deal = uk
-        .hubspot_sale(
-            "deals",
-            json!({"dealname": "UK"}),
-            Some(&uk_contact),
-            &lines(&c)[1..],
-        )
-        .await?;
+    let uk_deal = deal_of(&uk, "tim@uk.example", &lines(&c)[1..]).await?;
     let (_, answer) = answered_call(
         &url,
         &call("ap-r-9", uk.portal, ("DEAL", &uk_deal), json!({})),
@@ -657,20 +653,7 @@ async fn bad_calls_get_their_documented_error_and_make_nothing() -> anyhow::Resu
             },
         )
         .await?;
-    let other_contact = id(&other
-        .hubspot_create(
-            "contacts",
-            json!({"firstname": "Al", "email": "al@x.example"}),
-        )
-        .await?);
-    let other_deal = other
-        .hubspot_sale(
-            "deals",
-            json!({"dealname": "Gone"}),
-            Some(&other_contact),
-            &lines(&c)[1..],
-        )
-        .await?;
+    let other_deal = deal_of(&other, "al@x.example", &lines(&c)[1..]).await?;
     let (_, answer) = answered_call(
         &url,
         &call(

@@ -290,6 +290,35 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
         run["outcome"]["outputFields"]["errorCode"],
         "unmatched_items"
     );
+    // The workflow-action settings: defaults until saved, checked field by field.
+    let actions = get(&s, &format!("{base}/action-settings")).await?;
+    assert_eq!(actions["settings"]["customer_mode"], "new", "{actions}");
+    let mut edited = actions["settings"].clone();
+    edited["fee_expense_account"] = json!("Office expenses");
+    let (status, body) = call(
+        &s,
+        Method::PUT,
+        &format!("{base}/action-settings"),
+        Some(edited.clone()),
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["fields"][0]["field"], "fee_expense_account");
+    edited["fee_expense_account"] = json!("7");
+    edited["customer_mode"] = json!("legacy");
+    let (status, body) = call(
+        &s,
+        Method::PUT,
+        &format!("{base}/action-settings"),
+        Some(edited),
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    let actions = get(&s, &format!("{base}/action-settings")).await?;
+    assert_eq!(actions["settings"]["customer_mode"], "legacy");
+    assert_eq!(actions["settings"]["fee_expense_account"], "7");
     let categories = get(&s, "/api/categories").await?;
     assert!(categories["categories"]
         .as_array()

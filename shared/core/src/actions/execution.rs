@@ -428,14 +428,7 @@ impl Execution<'_> {
         let mut unmatched = Vec::new();
         for line in lines {
             let matched = line
-                .product_id
-                .as_ref()
-                .and_then(|p| linked.get(p))
-                .or_else(|| {
-                    line.sku
-                        .as_ref()
-                        .and_then(|s| by_sku.get(&s.to_lowercase()))
-                })
+                .matched_item(&linked, &by_sku)
                 .or(self.inputs.item.as_ref());
             match matched {
                 Some(item) => {

@@ -136,21 +136,10 @@ fn signed_urls(public_base: Option<&str>, uri: &Uri, headers: &HeaderMap) -> Vec
     if let Some(base) = public_base {
         urls.push(format!("{}{path}", base.trim_end_matches('/')));
     }
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .or(uri.authority().map(|a| a.as_str()));
-    if let Some(host) = host {
-        let scheme = match headers
-            .get("x-forwarded-proto")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-        {
-            Some("http") => "http",
-            _ => "https",
-        };
-        urls.push(format!("{scheme}://{host}{path}"));
+    let origin = crate::http::request_origin(headers)
+        .or_else(|| uri.authority().map(|a| format!("https://{a}")));
+    if let Some(origin) = origin {
+        urls.push(format!("{origin}{path}"));
     }
     urls
 }

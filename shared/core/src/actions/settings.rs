@@ -85,6 +85,49 @@ impl Default for ActionSettings {
     }
 }
 
+impl ActionSettings {
+    /// The problems of these settings, each with the field it is about: accounts, payment
+    /// method and payee are QuickBooks ids; property and type names are not empty.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let ids = [
+            ("deposit_account", &self.deposit_account),
+            ("payment_method", &self.payment_method),
+            ("fee_paid_from_account", &self.fee_paid_from_account),
+            ("fee_expense_account", &self.fee_expense_account),
+            ("fee_payee", &self.fee_payee),
+            ("refund_from_account", &self.refund_from_account),
+        ];
+        for (field, value) in ids {
+            if let Some(value) = value {
+                if value.is_empty() || !value.chars().all(|c| c.is_ascii_digit()) {
+                    problems.push((
+                        field.to_owned(),
+                        format!("{value:?} is not a QuickBooks id (digits)"),
+                    ));
+                }
+            }
+        }
+        let p = &self.payment_properties;
+        let names = [
+            ("payment_object_type", &self.payment_object_type),
+            ("payment_properties.amount", &p.amount),
+            ("payment_properties.processing_fee", &p.processing_fee),
+            ("payment_properties.platform_fee", &p.platform_fee),
+            ("payment_properties.refunded_amount", &p.refunded_amount),
+            ("payment_properties.status", &p.status),
+            ("payment_properties.source", &p.source),
+            ("payment_properties.customer_email", &p.customer_email),
+        ];
+        for (field, value) in names {
+            if value.trim().is_empty() {
+                problems.push((field.to_owned(), "must not be empty".to_owned()));
+            }
+        }
+        problems
+    }
+}
+
 pub struct ActionSettingsStore {
     store: Arc<dyn Store>,
 }
@@ -143,5 +186,20 @@ mod tests {
         let partial: ActionSettings =
             serde_json::from_str(r#"{"customer_mode": "legacy"}"#).unwrap();
         assert_eq!(partial.payment_properties.amount, "hs_initial_amount");
+    }
+
+    #[test]
+    fn problems_name_their_field() {
+        assert!(ActionSettings::default().problems().is_empty());
+        let bad = ActionSettings {
+            fee_expense_account: Some("Office expenses".into()),
+            payment_properties: PaymentProperties {
+                status: " ".into(),
+                ..PaymentProperties::default()
+            },
+            ..ActionSettings::default()
+        };
+        let fields: Vec<String> = bad.problems().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["fee_expense_account", "payment_properties.status"]);
     }
 }

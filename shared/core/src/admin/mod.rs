@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
+use crate::actions::settings::{ActionSettings, ActionSettingsStore};
 use crate::clock::Clock;
 use crate::connection::registry::{Connection, ConnectionStatus, Connections};
 use crate::domain::{ConnectionId, ObjectKind, Provider};
@@ -36,6 +37,7 @@ const RECENT_RUNS: u32 = 100;
 
 pub struct AdminService {
     operator_key: Option<SecretString>,
+    action_settings: ActionSettingsStore,
     connections: Connections,
     ledger: Ledger,
     settings: SettingsStore,
@@ -85,6 +87,7 @@ impl AdminService {
     pub fn new(services: &Services) -> Self {
         Self {
             operator_key: services.config.admin_operator_key.clone(),
+            action_settings: ActionSettingsStore::new(services.store.clone()),
             connections: Connections::new(services.store.clone()),
             ledger: Ledger::new(services.store.clone()),
             settings: SettingsStore::new(services.store.clone()),
@@ -158,6 +161,10 @@ pub fn router(service: Arc<AdminService>) -> Router {
             get(read_settings).put(write_settings),
         )
         .route("/api/connections/{id}/action-runs", get(action_runs))
+        .route(
+            "/api/connections/{id}/action-settings",
+            get(read_action_settings).put(write_action_settings),
+        )
         .fallback(|| async { failed(StatusCode::NOT_FOUND, "not_found", "no such admin API path") })
         .with_state(service)
 }
@@ -440,18 +447,11 @@ async fn write_settings(
         .edit(&connection.id, object, admin.now(), |s| *s = wanted.clone())
         .await
         .map_err(|e| match e {
-            SettingsError::Invalid(fields) => Failed(Box::new(
-                (
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    Json(json!({
-                        "status": "error",
-                        "category": "invalid_settings",
-                        "message": "some settings are not valid",
-                        "fields": fields.iter().map(|f| json!({"field": f.field, "message": f.message})).collect::<Vec<_>>(),
-                    })),
-                )
-                    .into_response(),
-            )),
+            SettingsError::Invalid(fields) => invalid_fields(
+                fields
+                    .iter()
+                    .map(|f| (f.field.as_str(), f.message.as_str())),
+            ),
             SettingsError::Changed => failed(
                 StatusCode::CONFLICT,
                 "changed",
@@ -484,4 +484,66 @@ async fn action_runs(
         .filter_map(|item| item.to_value::<Value>().ok())
         .collect();
     done(json!({ "runs": runs }))
+}
+
+/// The connection's workflow-action settings (defaults when none were saved).
+async fn read_action_settings(
+    State(admin): State<Arc<AdminService>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    admin.authorize(&headers)?;
+    let connection = admin.connection(&id).await?;
+    let settings = admin
+        .action_settings
+        .get(&connection.id, admin.now())
+        .await
+        .map_err(store_error)?;
+    done(json!({ "settings": settings }))
+}
+
+/// Replaces the connection's workflow-action settings, checked field by field.
+async fn write_action_settings(
+    State(admin): State<Arc<AdminService>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Answer {
+    admin.authorize(&headers)?;
+    let connection = admin.connection(&id).await?;
+    let settings: ActionSettings = serde_json::from_slice(&body).map_err(|e| {
+        failed(
+            StatusCode::BAD_REQUEST,
+            "malformed_settings",
+            format!("the body is not action settings: {e}"),
+        )
+    })?;
+    let problems = settings.problems();
+    if !problems.is_empty() {
+        return Err(invalid_fields(
+            problems.iter().map(|(f, m)| (f.as_str(), m.as_str())),
+        ));
+    }
+    admin
+        .action_settings
+        .put(&connection.id, &settings)
+        .await
+        .map_err(store_error)?;
+    done(json!({ "settings": settings }))
+}
+
+/// `422 invalid_settings` with each field's problem.
+fn invalid_fields<'a>(fields: impl Iterator<Item = (&'a str, &'a str)>) -> Failed {
+    Failed(Box::new(
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "status": "error",
+                "category": "invalid_settings",
+                "message": "some settings are not valid",
+                "fields": fields.map(|(field, message)| json!({"field": field, "message": message})).collect::<Vec<_>>(),
+            })),
+        )
+            .into_response(),
+    ))
 }

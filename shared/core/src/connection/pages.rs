@@ -105,25 +105,7 @@ fn base_url(flow: &InstallFlow, headers: &HeaderMap) -> Result<String, ConnectEr
     if let Some(base) = &flow.config.public_base_url {
         return Ok(base.clone());
     }
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
-        })
-        .ok_or(ConnectError::MissingParameter("Host header"))?;
-    let scheme = match headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-    {
-        Some("http") => "http",
-        _ => "https",
-    };
-    Ok(format!("{scheme}://{host}"))
+    crate::http::request_origin(headers).ok_or(ConnectError::MissingParameter("Host header"))
 }
 
 fn parse<T: std::str::FromStr<Err = crate::domain::InvalidValue>>(

@@ -32,6 +32,30 @@ pub fn error_response(status: StatusCode, category: &str, message: impl Into<Str
         .into_response()
 }
 
+/// The address a request reached, from its `Host` (a function URL's host is the URL itself) and
+/// `x-forwarded-proto` (`https` unless it says `http`): `https://host`. `None` without a
+/// plausible host.
+pub fn request_origin(headers: &axum::http::HeaderMap) -> Option<String> {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })?;
+    let scheme = match headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+    {
+        Some("http") => "http",
+        _ => "https",
+    };
+    Some(format!("{scheme}://{host}"))
+}
+
 /// A router that answers every request with 501 and names the missing capability, so a deployed
 /// function whose feature is not built yet says so instead of failing obscurely.
 pub fn not_implemented(capability: &'static str) -> axum::Router {
@@ -50,6 +74,30 @@ mod tests {
     use axum::body::{to_bytes, Body};
     use axum::http::Request;
     use tower::ServiceExt;
+
+    #[test]
+    fn a_request_says_where_it_arrived() {
+        let origin = |pairs: &[(&str, &str)]| {
+            let mut headers = axum::http::HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(
+                    axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            request_origin(&headers)
+        };
+        assert_eq!(
+            origin(&[("host", "abc.lambda-url.us-east-1.on.aws")]).as_deref(),
+            Some("https://abc.lambda-url.us-east-1.on.aws")
+        );
+        assert_eq!(
+            origin(&[("host", "127.0.0.1:8080"), ("x-forwarded-proto", "http")]).as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(origin(&[("host", "evil.example/path?")]), None);
+        assert_eq!(origin(&[]), None);
+    }
 
     #[tokio::test]
     async fn unbuilt_capabilities_answer_501_with_their_name() {

@@ -575,6 +575,23 @@ fn property<'a>(properties: &'a HubSpotProperties, name: &str) -> Option<&'a str
 }
 
 impl HubSpotLine {
+    /// The QBO item this line is booked on, if it matches one: its product's ledger link
+    /// (`linked`, by product id), else the item of its SKU (`by_sku`, by lower-cased SKU).
+    pub fn matched_item<'a>(
+        &self,
+        linked: &'a HashMap<String, String>,
+        by_sku: &'a HashMap<String, String>,
+    ) -> Option<&'a String> {
+        self.product_id
+            .as_ref()
+            .and_then(|p| linked.get(p))
+            .or_else(|| {
+                self.sku
+                    .as_ref()
+                    .and_then(|s| by_sku.get(&s.to_lowercase()))
+            })
+    }
+
     pub fn read(id: &str, properties: &HubSpotProperties) -> Self {
         let number = |name: &str| property(properties, name).and_then(|v| Money::parse(v).ok());
         Self {

@@ -366,16 +366,7 @@ impl InvoiceRun<'_> {
         let mut items = HashMap::new();
         let mut custom: Option<Option<String>> = None;
         for line in lines {
-            let matched = line
-                .product_id
-                .as_ref()
-                .and_then(|p| linked.get(p))
-                .or_else(|| {
-                    line.sku
-                        .as_ref()
-                        .and_then(|s| by_sku.get(&s.to_lowercase()))
-                })
-                .cloned();
+            let matched = line.matched_item(&linked, &by_sku).cloned();
             let item = match matched {
                 Some(item) => Some(item),
                 None => {
