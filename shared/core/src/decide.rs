@@ -144,10 +144,7 @@ pub fn decide(change: &Change<'_>, context: &Context<'_>) -> Decision {
     if !flows(direction, change.from) {
         return Decision::Skip(Skip::DirectionOff);
     }
-    let other = match change.from {
-        Provider::HubSpot => Provider::Qbo,
-        Provider::Qbo => Provider::HubSpot,
-    };
+    let other = change.from.other();
     let two_way = direction == Direction::TwoWay;
     let conflict_winner = winner(context.conflict.unwrap_or(ConflictWinner::QuickBooks));
 

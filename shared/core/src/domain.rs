@@ -131,6 +131,14 @@ impl Provider {
         }
     }
 
+    /// The other side.
+    pub fn other(self) -> Provider {
+        match self {
+            Provider::HubSpot => Provider::Qbo,
+            Provider::Qbo => Provider::HubSpot,
+        }
+    }
+
     /// The provider's name as people know it.
     pub fn label(self) -> &'static str {
         match self {

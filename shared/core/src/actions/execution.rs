@@ -37,6 +37,9 @@ pub(super) struct Execution<'a> {
     pub qbo: Company<'a>,
     pub hubspot: Portal<'a>,
     pub now: i64,
+    /// An enrolled payment's first deal, read once (a payment link's contact and lines are
+    /// its deal's).
+    pub payment_deal: tokio::sync::OnceCell<Option<String>>,
 }
 
 pub(super) fn unreadable(what: &str) -> ActionError {
@@ -243,12 +246,27 @@ impl Execution<'_> {
         if let Some(contact) = first(self.associated(object_type, id, "contacts").await?) {
             return Ok(Some(contact));
         }
-        if let Enrolled::Payment(_) = self.enrolled {
-            if let Some(deal) = first(self.associated(object_type, id, "deals").await?) {
-                return Ok(first(self.associated("deals", &deal, "contacts").await?));
-            }
+        match self.payment_deal().await? {
+            Some(deal) => Ok(first(self.associated("deals", &deal, "contacts").await?)),
+            None => Ok(None),
         }
-        Ok(None)
+    }
+
+    /// The enrolled payment's first deal (`None` for other records).
+    pub(super) async fn payment_deal(&self) -> Result<Option<String>, ActionError> {
+        let Enrolled::Payment(id) = self.enrolled else {
+            return Ok(None);
+        };
+        self.payment_deal
+            .get_or_try_init(|| async {
+                Ok(self
+                    .associated("commerce_payments", id, "deals")
+                    .await?
+                    .into_iter()
+                    .next())
+            })
+            .await
+            .cloned()
     }
 
     async fn linked_customer(&self, contact: &str) -> Result<Option<String>, ActionError> {

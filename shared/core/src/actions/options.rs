@@ -125,7 +125,7 @@ impl ActionService {
             .await?;
         let bearer =
             KeeperBearer::both(&self.tokens, &connection.realm_id, &connection.portal_id).0;
-        let qbo = self.qbo.company(&connection.realm_id, &bearer);
+        let qbo = self.engine.qbo().company(&connection.realm_id, &bearer);
         let start: u32 = request
             .fetch_options
             .after

@@ -206,12 +206,7 @@ impl Execution<'_> {
         if !lines.is_empty() {
             return Ok(lines);
         }
-        if let Some(deal) = self
-            .associated("commerce_payments", &payment.id, "deals")
-            .await?
-            .into_iter()
-            .next()
-        {
+        if let Some(deal) = self.payment_deal().await? {
             let lines = self.lines("deals", &deal).await?;
             if !lines.is_empty() {
                 return Ok(lines);

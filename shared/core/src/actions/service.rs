@@ -31,8 +31,8 @@ use crate::connection::registry::{Connection, ConnectionStatus, Connections};
 use crate::connection::tokens::{KeeperBearer, TokenKeeper};
 use crate::domain::{PortalId, QboRequestId};
 use crate::error_class::ErrorClass;
-use crate::hubspot::{HubSpotClient, HubSpotError};
-use crate::qbo::{QboClient, QboError};
+use crate::hubspot::HubSpotError;
+use crate::qbo::QboError;
 use crate::queue::batch::{MessageError, Ordering, StoredFailures};
 use crate::queue::{OutgoingMessage, Queue, QueueName};
 use crate::runtime::Services;
@@ -179,12 +179,10 @@ impl ActionError {
             self,
             ActionError::Slow(_)
                 | ActionError::Qbo(QboError::Throttled { .. } | QboError::Paced(_))
+                | ActionError::Sync(SyncError::Qbo(
+                    QboError::Throttled { .. } | QboError::Paced(_)
+                ))
                 | ActionError::HubSpot(HubSpotError::Throttled { .. } | HubSpotError::Paced(_))
-        ) || matches!(
-            self,
-            ActionError::Sync(SyncError::Qbo(
-                QboError::Throttled { .. } | QboError::Paced(_)
-            ))
         )
     }
 
@@ -240,8 +238,6 @@ pub struct ActionService {
     pub(super) object_settings: SettingsStore,
     pub(super) engine: Engine,
     pub(super) tokens: Arc<TokenKeeper>,
-    pub(super) qbo: QboClient,
-    pub(super) hubspot: HubSpotClient,
     pub(super) store: Arc<dyn Store>,
     pub(super) queue: Arc<dyn Queue>,
     pub(super) clock: Clock,
@@ -290,7 +286,7 @@ impl ActionService {
             services.store.clone(),
             tokens.clone(),
             services.qbo_client(pacer.clone()).map_err(setup)?,
-            services.hubspot_client(pacer.clone()).map_err(setup)?,
+            services.hubspot_client(pacer).map_err(setup)?,
             services.clock.clone(),
         );
         Ok(Self {
@@ -301,8 +297,6 @@ impl ActionService {
             object_settings: SettingsStore::new(services.store.clone()),
             engine,
             tokens,
-            qbo: services.qbo_client(pacer.clone()).map_err(setup)?,
-            hubspot: services.hubspot_client(pacer).map_err(setup)?,
             store: services.store.clone(),
             queue: services.queue.clone(),
             clock: services.clock.clone(),
@@ -604,7 +598,8 @@ impl ActionService {
                 owner: crate::connection::tokens::TokenOwner::Portal(portal.clone()),
             };
             let waiting = self
-                .hubspot
+                .engine
+                .hubspot()
                 .portal(&portal, &bearer)
                 .complete_action(callback, &outcome.output_fields)
                 .await?;
@@ -666,9 +661,13 @@ impl ActionService {
             inputs: &inputs,
             enrolled: &enrolled,
             requestid,
-            qbo: self.qbo.company(&connection.realm_id, &qbo_bearer),
-            hubspot: self.hubspot.portal(&connection.portal_id, &hubspot_bearer),
+            qbo: self.engine.qbo().company(&connection.realm_id, &qbo_bearer),
+            hubspot: self
+                .engine
+                .hubspot()
+                .portal(&connection.portal_id, &hubspot_bearer),
             now,
+            payment_deal: tokio::sync::OnceCell::new(),
         };
         execution.run().await
     }

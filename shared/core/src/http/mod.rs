@@ -56,24 +56,9 @@ pub fn request_origin(headers: &axum::http::HeaderMap) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
-/// A router that answers every request with 501 and names the missing capability, so a deployed
-/// function whose feature is not built yet says so instead of failing obscurely.
-pub fn not_implemented(capability: &'static str) -> axum::Router {
-    axum::Router::new().fallback(move || async move {
-        error_response(
-            StatusCode::NOT_IMPLEMENTED,
-            "not_implemented",
-            format!("{capability} is not implemented yet"),
-        )
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::{to_bytes, Body};
-    use axum::http::Request;
-    use tower::ServiceExt;
 
     #[test]
     fn a_request_says_where_it_arrived() {
@@ -97,21 +82,5 @@ mod tests {
         );
         assert_eq!(origin(&[("host", "evil.example/path?")]), None);
         assert_eq!(origin(&[]), None);
-    }
-
-    #[tokio::test]
-    async fn unbuilt_capabilities_answer_501_with_their_name() {
-        let response = not_implemented("Create QuickBooks invoice")
-            .oneshot(Request::post("/any/path").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
-        assert_eq!(response.status(), StatusCode::NOT_IMPLEMENTED);
-        let body: serde_json::Value =
-            serde_json::from_slice(&to_bytes(response.into_body(), 4096).await.unwrap()).unwrap();
-        assert_eq!(body["category"], "not_implemented");
-        assert_eq!(
-            body["message"],
-            "Create QuickBooks invoice is not implemented yet"
-        );
     }
 }

@@ -120,10 +120,7 @@ impl Ledger {
         if ids.is_empty() {
             return Ok(HashMap::new());
         }
-        let other = match side {
-            Provider::Qbo => Provider::HubSpot,
-            Provider::HubSpot => Provider::Qbo,
-        };
+        let other = side.other();
         Ok(self
             .find(connection, object, side, ids, now)
             .await?

@@ -197,13 +197,6 @@ fn qbo_side<'a>(from: Provider, record: &'a str, counterpart: &'a str) -> &'a st
     }
 }
 
-fn other(side: Provider) -> Provider {
-    match side {
-        Provider::HubSpot => Provider::Qbo,
-        Provider::Qbo => Provider::HubSpot,
-    }
-}
-
 pub(crate) fn sha(parts: &[&str]) -> String {
     let mut hash = Sha256::new();
     for part in parts {
@@ -240,6 +233,16 @@ impl Engine {
 
     pub fn ledger(&self) -> &Ledger {
         &self.ledger
+    }
+
+    /// The QBO API the sync calls (other features that work beside it share it).
+    pub fn qbo(&self) -> &QboClient {
+        &self.qbo
+    }
+
+    /// The HubSpot API the sync calls.
+    pub fn hubspot(&self) -> &HubSpotClient {
+        &self.hubspot
     }
 
     /// Whether the integration's own HubSpot properties of `what` are known to exist in the
@@ -466,7 +469,7 @@ impl Run<'_> {
         let unlinked = |w: &Work| {
             w.entry
                 .as_ref()
-                .is_none_or(|s| s.entry.side(other(from)).id.is_none())
+                .is_none_or(|s| s.entry.side(from.other()).id.is_none())
                 && w.excluded.is_none()
                 && w.incoming.gone.is_none()
         };
@@ -494,7 +497,7 @@ impl Run<'_> {
                 }
             })
             .collect();
-        let matched = self.find_by_key(other(from), &free).await?;
+        let matched = self.find_by_key(from.other(), &free).await?;
         let matched = self.free_matches(from, matched).await?;
 
         let decide_one = |w: &Work, counterpart: Option<Counterpart<'_>>| {
@@ -550,7 +553,7 @@ impl Run<'_> {
                     _ => None,
                 })
                 .collect();
-            let now_there = self.read_by_id(other(from), &linked).await?;
+            let now_there = self.read_by_id(from.other(), &linked).await?;
             for w in work.iter_mut() {
                 let Decision::Update { target_id } = &w.decision else {
                     continue;
@@ -808,7 +811,7 @@ impl Run<'_> {
             .find(
                 &self.connection.id,
                 self.object(),
-                other(from),
+                from.other(),
                 &ids,
                 self.now,
             )
@@ -947,7 +950,7 @@ impl Run<'_> {
         work: Vec<Work>,
         hubspot_context: &HashMap<String, HubSpotExtra>,
     ) -> Result<Applied, SyncError> {
-        let to = other(from);
+        let to = from.other();
         let mut applied = Applied::default();
         let mut planned: Vec<Planned> = Vec::new();
         // Entries as they will be written, by source id, with what they were read as.
