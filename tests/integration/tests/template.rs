@@ -218,6 +218,16 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
         let is_action = function.binary.starts_with("action-create-");
         let is_http = ["oauth-install", "admin"].contains(&function.binary.as_str()) || is_action;
         assert_eq!(function.url.is_some(), is_http, "{logical_id} function URL");
+        // The admin function streams (its CSV export outgrows a buffered answer's 6 MB).
+        if let Some(url) = &function.url {
+            let streamed = function.binary == "admin";
+            let mode = if streamed {
+                "RESPONSE_STREAM"
+            } else {
+                "BUFFERED"
+            };
+            assert_eq!(url.invoke_mode, mode, "{logical_id} invoke mode");
+        }
         if is_action {
             let config = deployed.config_of(logical_id)?;
             assert!(

@@ -183,7 +183,10 @@ def main():
     for logical, resource in local.items():
         props = resource["Properties"]
         if resource["Type"] == "AWS::Lambda::Url":
-            functions[ref_of(props["TargetFunctionArn"])]["url"] = {"auth_type": props.get("AuthType", "NONE")}
+            functions[ref_of(props["TargetFunctionArn"])]["url"] = {
+                "auth_type": props.get("AuthType", "NONE"),
+                "invoke_mode": props.get("InvokeMode", "BUFFERED"),
+            }
         else:
             functions[ref_of(props["FunctionName"])]["queues"].append(
                 {

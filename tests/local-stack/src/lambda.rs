@@ -26,11 +26,39 @@ use crate::process::die_with_parent;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Invocation {
     Response(serde_json::Value),
+    /// A streamed response (Lambda response streaming): the prelude (`statusCode`, `headers`,
+    /// `cookies`) and then the body as the function writes it.
+    Streamed {
+        prelude: serde_json::Value,
+        body: StreamedBody,
+    },
     /// The function reported an error (Lambda's `errorType` / `errorMessage`).
     Error {
         error_type: String,
         error_message: String,
     },
+}
+
+/// The body of a streamed response, taken once by whoever serves it.
+#[derive(Clone)]
+pub struct StreamedBody(Arc<std::sync::Mutex<Option<mpsc::Receiver<Bytes>>>>);
+
+impl StreamedBody {
+    pub fn take(&self) -> Option<mpsc::Receiver<Bytes>> {
+        self.0.lock().ok().and_then(|mut taken| taken.take())
+    }
+}
+
+impl std::fmt::Debug for StreamedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamedBody")
+    }
+}
+
+impl PartialEq for StreamedBody {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -315,13 +343,66 @@ async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> Response {
     (headers, pending.payload).into_response()
 }
 
+/// Chunks of a streamed body held ahead of a slow reader.
+const STREAM_AHEAD: usize = 4;
+/// The most a streamed response's prelude may take.
+const MAX_PRELUDE: usize = 64 * 1024;
+
 async fn invocation_response(
     State(api): State<Arc<RuntimeApi>>,
     UrlPath(id): UrlPath<String>,
-    body: Bytes,
+    headers: HeaderMap,
+    body: axum::body::Body,
 ) -> StatusCode {
-    let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    answer(&api, &id, Invocation::Response(value)).await
+    let streaming = headers
+        .get("lambda-runtime-function-response-mode")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"streaming"));
+    if !streaming {
+        let Ok(body) = axum::body::to_bytes(body, 6 * 1024 * 1024 + 1024).await else {
+            return StatusCode::PAYLOAD_TOO_LARGE;
+        };
+        let value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        return answer(&api, &id, Invocation::Response(value)).await;
+    }
+    stream_response(&api, &id, body).await
+}
+
+/// A streamed response: the JSON prelude up to eight NUL bytes, then the body, passed on
+/// chunk by chunk as the function sends it (Lambda's HTTP integration response format).
+async fn stream_response(api: &RuntimeApi, id: &str, body: axum::body::Body) -> StatusCode {
+    use futures::StreamExt;
+    const DELIMITER: [u8; 8] = [0; 8];
+    let mut chunks = body.into_data_stream();
+    let mut head: Vec<u8> = Vec::new();
+    let rest = loop {
+        match chunks.next().await {
+            Some(Ok(chunk)) => head.extend_from_slice(&chunk),
+            _ => return StatusCode::BAD_REQUEST,
+        }
+        if let Some(at) = head.windows(DELIMITER.len()).position(|w| w == DELIMITER) {
+            break head.split_off(at + DELIMITER.len());
+        }
+        if head.len() > MAX_PRELUDE {
+            return StatusCode::BAD_REQUEST;
+        }
+    };
+    head.truncate(head.len() - DELIMITER.len());
+    let prelude = serde_json::from_slice(&head).unwrap_or(serde_json::Value::Null);
+    let (sender, receiver) = mpsc::channel(STREAM_AHEAD);
+    let body = StreamedBody(Arc::new(std::sync::Mutex::new(Some(receiver))));
+    let answered = answer(api, id, Invocation::Streamed { prelude, body }).await;
+    if answered != StatusCode::ACCEPTED {
+        return answered;
+    }
+    if !rest.is_empty() && sender.send(Bytes::from(rest)).await.is_err() {
+        return StatusCode::ACCEPTED;
+    }
+    while let Some(Ok(chunk)) = chunks.next().await {
+        if sender.send(chunk).await.is_err() {
+            break; // the client went away
+        }
+    }
+    StatusCode::ACCEPTED
 }
 
 #[derive(Deserialize, Default)]

@@ -221,6 +221,11 @@ fn print_summary(stack: &LocalStack) {
             .and_then(|f| f.environment.get("ADMIN_OPERATOR_KEY"))
             .map_or("", String::as_str);
         println!("admin API           curl -H 'Authorization: Bearer {key}' {url}api/connections");
+        println!(
+            "admin page          open {url} and sign in with HubSpot, or straight {url}signin?portal={} (the sandbox consents at once)",
+            local_stack::demo::PORTAL
+        );
+        println!("admin CLI           HUBSPOT_QBO_ADMIN_URL={url} HUBSPOT_QBO_OPERATOR_KEY={key} $CARGO_TARGET_DIR/debug/hubspot-qbo connections");
     }
     if let Some(url) = stack.urls.get("OAuthInstallFunction") {
         println!(

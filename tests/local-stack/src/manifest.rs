@@ -59,6 +59,9 @@ pub struct FunctionInfo {
 #[derive(Debug, Clone, Deserialize)]
 pub struct UrlConfig {
     pub auth_type: String,
+    /// `BUFFERED` or `RESPONSE_STREAM`.
+    #[serde(default)]
+    pub invoke_mode: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -73,7 +73,7 @@ pub async fn run_schedule(
         tokio::select! {
             _ = ticks.tick() => {
                 match host.invoke(&scheduled_event(&rule)).await {
-                    Ok(Invocation::Response(_)) => tracing::info!(function = %host.logical_id, "scheduled run finished"),
+                    Ok(Invocation::Response(_) | Invocation::Streamed { .. }) => tracing::info!(function = %host.logical_id, "scheduled run finished"),
                     Ok(Invocation::Error { error_type, error_message }) => {
                         tracing::warn!(function = %host.logical_id, %error_type, %error_message, "scheduled run failed")
                     }
@@ -165,7 +165,7 @@ impl SqsPoller {
                     Err(_) => Vec::new(),
                 }
             }
-            Ok(Invocation::Response(_)) => messages.iter().collect(),
+            Ok(Invocation::Response(_) | Invocation::Streamed { .. }) => messages.iter().collect(),
             Ok(Invocation::Error {
                 error_type,
                 error_message,
@@ -294,6 +294,18 @@ async fn forward(
     let event = function_url_event(&method, &uri, &headers, &body);
     match host.invoke(&event).await {
         Ok(Invocation::Response(response)) => http_response(response),
+        Ok(Invocation::Streamed { prelude, body }) => {
+            let Some(receiver) = body.take() else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            let stream = futures::stream::unfold(receiver, |mut receiver| async move {
+                receiver
+                    .recv()
+                    .await
+                    .map(|chunk| (Ok::<_, std::io::Error>(chunk), receiver))
+            });
+            with_body(&prelude, Body::from_stream(stream))
+        }
         Ok(Invocation::Error {
             error_type,
             error_message,
@@ -380,6 +392,26 @@ fn form_pairs(query: &str) -> Vec<(String, String)> {
 
 /// Turns a function URL response (payload format 2.0) into an HTTP response.
 fn http_response(response: Value) -> Response {
+    let body = response
+        .get("body")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let body = if response
+        .get("isBase64Encoded")
+        .and_then(Value::as_bool)
+        .unwrap_or(false)
+    {
+        base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .unwrap_or_default()
+    } else {
+        body.as_bytes().to_vec()
+    };
+    with_body(&response, Body::from(body))
+}
+
+/// An HTTP response of a function URL answer's status, headers and cookies, and `body`.
+fn with_body(response: &Value, body: Body) -> Response {
     let status = response
         .get("statusCode")
         .and_then(Value::as_u64)
@@ -427,22 +459,7 @@ fn http_response(response: Value) -> Response {
             }
         }
     }
-    let body = response
-        .get("body")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let body = if response
-        .get("isBase64Encoded")
-        .and_then(Value::as_bool)
-        .unwrap_or(false)
-    {
-        base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .unwrap_or_default()
-    } else {
-        body.as_bytes().to_vec()
-    };
     builder
-        .body(Body::from(body))
+        .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }

@@ -273,22 +273,9 @@ fn blocked() -> ActionOutcome {
     outcome
 }
 
-fn setup(error: impl std::fmt::Display) -> crate::Error {
-    crate::Error::Setup(error.to_string())
-}
-
 impl ActionService {
     pub fn new(services: &Services) -> Result<Self, crate::Error> {
-        let providers = Arc::new(crate::oauth::HttpProviders::new(&services.config)?);
-        let tokens = Arc::new(TokenKeeper::from_services(services, providers));
-        let pacer = services.pacer();
-        let engine = Engine::new(
-            services.store.clone(),
-            tokens.clone(),
-            services.qbo_client(pacer.clone()).map_err(setup)?,
-            services.hubspot_client(pacer).map_err(setup)?,
-            services.clock.clone(),
-        );
+        let (engine, tokens) = Engine::from_services(services)?;
         Ok(Self {
             config: services.config.clone(),
             claims: ActionClaims::new(services.store.clone()),

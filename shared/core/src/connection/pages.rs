@@ -20,7 +20,7 @@ use super::oauth_state::BrowserKey;
 use super::registry::Connection;
 use crate::domain::{ConnectionId, PortalId, RealmId};
 use crate::error_class::ErrorClass;
-use crate::http::error_response;
+use crate::http::{cookies, error_response};
 
 pub fn router(flow: Arc<InstallFlow>) -> Router {
     Router::new()
@@ -40,46 +40,25 @@ pub fn router(flow: Arc<InstallFlow>) -> Router {
 
 /// Where a confirmation page posts to.
 pub const CONFIRM_PATH: &str = "/confirm";
-/// The cookie that binds a flow to its browser; on https the `__Host-` prefix pins it to this
-/// host (Secure, Path=/, no Domain).
+/// The cookie that binds a flow to its browser (`__Host-` prefixed on https).
 pub const BROWSER_COOKIE: &str = "hsqbo-browser";
-pub const BROWSER_COOKIE_HTTPS: &str = "__Host-hsqbo-browser";
 /// Long enough for both consents and a confirmation.
 const BROWSER_COOKIE_MAX_AGE: u32 = 3600;
 
-fn cookie_name(base_url: &str) -> &'static str {
-    if base_url.starts_with("https://") {
-        BROWSER_COOKIE_HTTPS
-    } else {
-        BROWSER_COOKIE
-    }
-}
-
 /// The browser's key from its cookie, if it sent one of ours.
-fn browser_of(headers: &HeaderMap, base_url: &str) -> Option<BrowserKey> {
-    let name = cookie_name(base_url);
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .and_then(|(_, value)| BrowserKey::parse(value))
+pub(crate) fn browser_of(headers: &HeaderMap, base_url: &str) -> Option<BrowserKey> {
+    cookies::read(headers, BROWSER_COOKIE, base_url).and_then(BrowserKey::parse)
 }
 
-/// `Set-Cookie` for the browser's key: HttpOnly, SameSite=Lax (sent on the providers' top-level
-/// redirects back to us, not on cross-site posts), Secure on https.
-fn browser_cookie(browser: &BrowserKey, base_url: &str) -> String {
-    let secure = if base_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{}={}; Path=/; Max-Age={BROWSER_COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax{secure}",
-        cookie_name(base_url),
-        browser.cookie_value()
+/// `Set-Cookie` for the browser's key: SameSite=Lax (sent on the providers' top-level
+/// redirects back to us, not on cross-site posts).
+pub(crate) fn browser_cookie(browser: &BrowserKey, base_url: &str) -> String {
+    cookies::set(
+        BROWSER_COOKIE,
+        browser.cookie_value(),
+        base_url,
+        BROWSER_COOKIE_MAX_AGE,
+        cookies::SameSite::Lax,
     )
 }
 

@@ -3,6 +3,7 @@
 //! `pacing` (the providers' rate limits, kept per company and per portal across every worker).
 
 pub mod bearer;
+pub mod cookies;
 pub mod pacing;
 pub mod retry;
 

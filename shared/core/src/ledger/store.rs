@@ -14,7 +14,7 @@ use super::entry::{LedgerEntry, LinkStatus};
 use crate::domain::{ConnectionId, ObjectKind, Provider};
 use crate::store::keys::ledger as keys;
 use crate::store::{
-    Item, ItemKey, Query, Store, StoreError, Table, TransactOutcome, TransactWrite,
+    Item, ItemKey, ItemKeyCursor, Query, Store, StoreError, Table, TransactOutcome, TransactWrite,
     MAX_TRANSACTION_WRITES,
 };
 
@@ -98,7 +98,7 @@ fn status_index(entry: &LedgerEntry) -> (String, String) {
         .unwrap_or("");
     (
         keys::status_index(&entry.connection_id, entry.object, entry.status.as_str()),
-        format!("{category}#{:020}#{}", entry.updated_at, entry.link),
+        keys::status_index_sort(category, entry.updated_at, &entry.link),
     )
 }
 
@@ -561,6 +561,67 @@ impl Ledger {
             .iter()
             .map(Item::to_value)
             .collect()
+    }
+
+    /// One page of the entries of one object in one status, in index order; pass `next` back
+    /// for the following page.
+    pub async fn status_page(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        status: LinkStatus,
+        after: Option<ItemKeyCursor>,
+        limit: u32,
+        now: i64,
+    ) -> Result<(Vec<LedgerEntry>, Option<ItemKeyCursor>), StoreError> {
+        let page = self
+            .store
+            .query(
+                Table::Ledger,
+                Query::index(keys::status_index(connection, object, status.as_str()))
+                    .limit(limit)
+                    .after(after),
+                now,
+            )
+            .await?;
+        let entries = page
+            .items
+            .iter()
+            .map(Item::to_value)
+            .collect::<Result<_, _>>()?;
+        Ok((entries, page.next))
+    }
+
+    /// The entries of one object last changed at or after `since`: the synced ones by a range
+    /// of the status index (its sort key starts with the time for them), the failing ones all.
+    pub async fn changed_since(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        since: i64,
+        now: i64,
+    ) -> Result<Vec<LedgerEntry>, StoreError> {
+        let (low, high) = keys::status_index_time_range(since, now);
+        let synced = Query::index(keys::status_index(
+            connection,
+            object,
+            LinkStatus::Synced.as_str(),
+        ))
+        .sort_between(low, high);
+        let mut entries: Vec<LedgerEntry> = self
+            .store
+            .query_all(Table::Ledger, synced, now)
+            .await?
+            .iter()
+            .map(Item::to_value)
+            .collect::<Result<_, _>>()?;
+        entries.extend(
+            self.with_status(connection, object, LinkStatus::Failing, now)
+                .await?
+                .into_iter()
+                .filter(|e| e.updated_at >= since),
+        );
+        Ok(entries)
     }
 
     /// How many entries of one object are in each status (one read).

@@ -86,6 +86,12 @@ pub mod connections {
     pub fn oauth_state(encoded_nonce: &str) -> ItemKey {
         ItemKey::new(format!("{OAUTH_STATE_PREFIX}{encoded_nonce}"), "state")
     }
+
+    /// A person's admin session, by the SHA-256 of its cookie value (the value itself is never
+    /// stored).
+    pub fn admin_session(hashed_id: &str) -> ItemKey {
+        ItemKey::new(format!("admin-session#{hashed_id}"), "session")
+    }
 }
 
 /// The ledger table: sync links and history, and what queue consumers park or count.
@@ -207,6 +213,22 @@ pub mod ledger {
     /// Index partition of one object's entries in one status.
     pub fn status_index(connection: &ConnectionId, object: ObjectKind, status: &str) -> String {
         format!("ledger-status#{connection}#{object}#{status}")
+    }
+
+    /// Index sort key of an entry in its status: failure category (empty when not failing),
+    /// time of the last change, link; so one category's failures, or the entries changed in a
+    /// time range of a status without failures, are one range.
+    pub fn status_index_sort(category: &str, updated_at: i64, link: &str) -> String {
+        format!("{category}#{updated_at:020}#{link}")
+    }
+
+    /// The range of [`status_index_sort`] keys without a category changed from `from` to
+    /// `to` (both included).
+    pub fn status_index_time_range(from: i64, to: i64) -> (String, String) {
+        (
+            format!("#{:020}", from.max(0)),
+            format!("#{:020}~", to.max(0)),
+        )
     }
 
     /// A message taken off `queue` without succeeding, kept with its body (newest last).

@@ -56,6 +56,9 @@ pub enum SyncError {
     /// The connection waits for a reconnect: its changes wait too.
     #[error("the connection waits for a reconnect; its changes are kept until then")]
     Paused,
+    /// Asked of an object this operation does not cover.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// How long changes of a connection that waits for a reconnect wait before being tried again.
@@ -70,6 +73,7 @@ impl MessageError for SyncError {
             SyncError::Queue(e) => e.class(),
             SyncError::Ledger(LedgerError::Store(e)) => e.class(),
             SyncError::Ledger(LedgerError::Conflict) | SyncError::Paused => ErrorClass::Retryable,
+            SyncError::Unsupported(_) => ErrorClass::Terminal,
         }
     }
 
@@ -210,6 +214,27 @@ pub(crate) fn sha(parts: &[&str]) -> String {
 }
 
 impl Engine {
+    /// The engine of a deployment, over HTTP to both providers, with the token keeper it
+    /// shares with its caller.
+    pub fn from_services(
+        services: &crate::runtime::Services,
+    ) -> Result<(Self, Arc<TokenKeeper>), crate::Error> {
+        let setup = |e: &dyn std::fmt::Display| crate::Error::Setup(e.to_string());
+        let providers = Arc::new(crate::oauth::HttpProviders::new(&services.config)?);
+        let tokens = Arc::new(TokenKeeper::from_services(services, providers));
+        let pacer = services.pacer();
+        let engine = Self::new(
+            services.store.clone(),
+            tokens.clone(),
+            services.qbo_client(pacer.clone()).map_err(|e| setup(&e))?,
+            services.hubspot_client(pacer).map_err(|e| setup(&e))?,
+            services.clock.clone(),
+        );
+        Ok((engine, tokens))
+    }
+}
+
+impl Engine {
     pub fn new(
         store: Arc<dyn Store>,
         tokens: Arc<TokenKeeper>,
@@ -313,6 +338,7 @@ impl Engine {
             hubspot: self.hubspot.portal(&connection.portal_id, &hubspot_bearer),
             now,
             default_income_account: tokio::sync::OnceCell::new(),
+            preview: false,
         };
         run.apply(from, records).await
     }
@@ -357,6 +383,119 @@ impl Engine {
     }
 }
 
+/// One record of a preview: where it was read and what the first run would do with it.
+#[derive(Debug, Clone)]
+pub struct Previewed {
+    pub from: Provider,
+    pub id: String,
+    /// Its name, email or SKU, for people.
+    pub label: String,
+    pub decision: Decision,
+}
+
+/// How many records of each side a preview reads.
+pub const PREVIEW_RECORDS: u32 = 200;
+
+impl Engine {
+    /// What syncing `object` with `settings` would do to the first records of each side it
+    /// reads from, decided as a run would and written nowhere: HubSpot's side first, then
+    /// QuickBooks' records not already matched by one of HubSpot's. Contacts and products.
+    pub async fn preview(
+        &self,
+        connection: &Connection,
+        settings: &ObjectSettings,
+    ) -> Result<Vec<Previewed>, SyncError> {
+        let now = self.clock.now_seconds();
+        let Some(synced) = Synced::of(settings.object).filter(|s| *s != Synced::Invoices) else {
+            return Err(SyncError::Unsupported(
+                "a preview covers contacts and products; invoices sync as they are made".into(),
+            ));
+        };
+        let (qbo_bearer, hubspot_bearer) =
+            KeeperBearer::both(&self.tokens, &connection.realm_id, &connection.portal_id);
+        let run = Run {
+            engine: self,
+            connection,
+            synced,
+            settings,
+            fields: synced.fields(settings),
+            qbo: self.qbo.company(&connection.realm_id, &qbo_bearer),
+            hubspot: self.hubspot.portal(&connection.portal_id, &hubspot_bearer),
+            now,
+            default_income_account: tokio::sync::OnceCell::new(),
+            preview: true,
+        };
+        let mut previewed: Vec<Previewed> = Vec::new();
+        if settings.direction.hubspot_to_qbo() {
+            let properties = synced.hubspot_properties(&run.fields);
+            let wanted: Vec<&str> = properties.iter().map(String::as_str).collect();
+            let mut records = Vec::new();
+            let mut after: Option<String> = None;
+            while (records.len() as u32) < PREVIEW_RECORDS {
+                let (page, next) = run
+                    .hubspot
+                    .list(synced.hubspot_type(), &wanted, after.as_deref(), 100)
+                    .await?;
+                records.extend(page.iter().filter_map(|r| serde_json::to_value(r).ok()));
+                match next {
+                    Some(next) => after = Some(next),
+                    None => break,
+                }
+            }
+            previewed.extend(run.previewed(Provider::HubSpot, &records).await?);
+        }
+        if settings.direction.qbo_to_hubspot() {
+            let query = synced
+                .qbo_query()
+                .order_by("Id", crate::qbo::query::Order::Asc)
+                .page(1, PREVIEW_RECORDS);
+            let rows = run.qbo.query_values(&query).await?;
+            let taken: HashSet<String> = previewed
+                .iter()
+                .filter_map(|p| match &p.decision {
+                    Decision::Link { target_id, .. } => Some(target_id.clone()),
+                    _ => None,
+                })
+                .collect();
+            previewed.extend(
+                run.previewed(Provider::Qbo, &rows)
+                    .await?
+                    .into_iter()
+                    .filter(|p| !taken.contains(&p.id)),
+            );
+        }
+        Ok(previewed)
+    }
+}
+
+impl Run<'_> {
+    async fn previewed(
+        &self,
+        from: Provider,
+        records: &[Value],
+    ) -> Result<Vec<Previewed>, SyncError> {
+        let Some((work, _)) = self.plan(from, records).await? else {
+            return Ok(Vec::new());
+        };
+        Ok(work
+            .into_iter()
+            .map(|w| {
+                let name = [contacts::DISPLAY_NAME, "name", "email"]
+                    .iter()
+                    .find_map(|k| w.incoming.values.get(*k).filter(|v| !v.is_empty()).cloned());
+                Previewed {
+                    from,
+                    label: name
+                        .or(w.match_key)
+                        .unwrap_or_else(|| w.incoming.id.clone()),
+                    id: w.incoming.id,
+                    decision: w.decision,
+                }
+            })
+            .collect())
+    }
+}
+
 /// One message being applied.
 struct Run<'a> {
     engine: &'a Engine,
@@ -369,6 +508,8 @@ struct Run<'a> {
     now: i64,
     /// The company's income account for new items, read once per message.
     default_income_account: tokio::sync::OnceCell<String>,
+    /// Decide only: nothing is written on either side or in the ledger.
+    preview: bool,
 }
 
 impl Run<'_> {
@@ -389,6 +530,19 @@ impl Run<'_> {
     }
 
     async fn apply(&self, from: Provider, records: &[Value]) -> Result<Applied, SyncError> {
+        match self.plan(from, records).await? {
+            Some((work, hubspot_context)) => self.execute(from, work, &hubspot_context).await,
+            None => Ok(Applied::default()),
+        }
+    }
+
+    /// Reads what deciding needs and decides each record (`None`: nothing to decide). Outside
+    /// a preview it also absorbs merges, settles pending writes and frees matches.
+    async fn plan(
+        &self,
+        from: Provider,
+        records: &[Value],
+    ) -> Result<Option<(Vec<Work>, HashMap<String, HubSpotExtra>)>, SyncError> {
         let mut incoming: Vec<Incoming> = records
             .iter()
             .filter_map(|r| objects::incoming(self.synced, &self.fields, from, r))
@@ -397,7 +551,7 @@ impl Run<'_> {
         incoming.sort_by(|a, b| a.id.cmp(&b.id).then(b.version.cmp(&a.version)));
         incoming.dedup_by(|a, b| a.id == b.id);
         if incoming.is_empty() {
-            return Ok(Applied::default());
+            return Ok(None);
         }
         let hubspot_context = if from == Provider::HubSpot {
             self.hubspot_context(&mut incoming).await?
@@ -405,7 +559,7 @@ impl Run<'_> {
             HashMap::new()
         };
 
-        if incoming.iter().any(|r| !r.merged_ids.is_empty()) {
+        if !self.preview && incoming.iter().any(|r| !r.merged_ids.is_empty()) {
             self.absorb_merges(&incoming).await?;
         }
         let ids: Vec<String> = incoming.iter().map(|r| r.id.clone()).collect();
@@ -414,9 +568,10 @@ impl Run<'_> {
             .ledger
             .find(&self.connection.id, self.object(), from, &ids, self.now)
             .await?;
-        if entries
-            .values()
-            .any(|s| s.entry.status == LinkStatus::Pending && s.entry.pending.is_some())
+        if !self.preview
+            && entries
+                .values()
+                .any(|s| s.entry.status == LinkStatus::Pending && s.entry.pending.is_some())
         {
             self.settle_pending(&entries).await?;
             entries = self
@@ -574,8 +729,7 @@ impl Run<'_> {
                 w.other = Some(there);
             }
         }
-
-        self.execute(from, work, &hubspot_context).await
+        Ok(Some((work, hubspot_context)))
     }
 
     /// HubSpot merged records: the merged record keeps one link (its own, else the one it
@@ -820,6 +974,8 @@ impl Run<'_> {
         for (key, record) in matched {
             match held.get(&record.id) {
                 None => {}
+                // A preview only says the record would be taken.
+                Some(holder) if holder.entry.side(from).id.is_none() && self.preview => {}
                 Some(holder) if holder.entry.side(from).id.is_none() => {
                     match self.engine.ledger.remove(holder).await {
                         Ok(()) => {}

@@ -7,13 +7,9 @@ mod invoices;
 pub mod objects;
 pub mod settings;
 
-use std::sync::Arc;
-
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 
-use crate::connection::tokens::TokenKeeper;
 use crate::error::Error;
-use crate::oauth::HttpProviders;
 use crate::queue::batch::{Ordering, StoredFailures};
 use crate::queue::messages::{PollTask, SyncRequest};
 use crate::queue::{OutgoingMessage, QueueName};
@@ -28,20 +24,7 @@ pub struct ObjectSync {
 
 impl ObjectSync {
     pub fn new(services: &Services) -> Result<Self, Error> {
-        let providers = Arc::new(HttpProviders::new(&services.config)?);
-        let tokens = Arc::new(TokenKeeper::from_services(services, providers));
-        let pacer = services.pacer();
-        let engine = Engine::new(
-            services.store.clone(),
-            tokens,
-            services
-                .qbo_client(pacer.clone())
-                .map_err(|e| Error::Setup(e.to_string()))?,
-            services
-                .hubspot_client(pacer)
-                .map_err(|e| Error::Setup(e.to_string()))?,
-            services.clock.clone(),
-        );
+        let (engine, _) = Engine::from_services(services)?;
         Ok(Self {
             services: services.clone(),
             engine,

@@ -78,32 +78,72 @@ impl SyncSettings {
             .settings
             .edit(connection, object, now, &default_keys(object), change)
             .await?;
-        // Display names that were taken may be free under the new rules: try those again.
         if let (Some(before), Some(after)) = (&before, &after) {
-            // A new invoice custom-field mapping (S4) applies to the invoices synced before it
-            // too: QuickBooks' invoices are read again, and those with a value are written.
-            if object == ObjectKind::Invoice
-                && invoices::custom_field_mappings(&after.custom_mappings)
-                    != invoices::custom_field_mappings(&before.custom_mappings)
-            {
-                self.cursors
-                    .restart(connection, object, Provider::Qbo, now)
-                    .await?;
-            }
-            let names_changed = before.disambiguate_display_names
-                != after.disambiguate_display_names
-                || before.display_name_from_company != after.display_name_from_company;
-            if names_changed {
-                self.ledger
-                    .retry_failures(connection, object, Some("duplicate_display_name"), now)
-                    .await
-                    .map_err(|e| match e {
-                        LedgerError::Store(e) => SettingsError::Store(e),
-                        LedgerError::Conflict => SettingsError::Changed,
-                    })?;
-            }
+            self.after_edit(connection, object, before, after, now)
+                .await?;
         }
         Ok(after)
+    }
+
+    /// Replaces one object's settings with `wanted`, checked first. With `expected` (the
+    /// version the caller read) a save made meanwhile is refused; without it, one made between
+    /// this read and this write is. `None` when the object has no settings.
+    pub async fn replace(
+        &self,
+        connection: &ConnectionId,
+        wanted: ObjectSettings,
+        expected: Option<u64>,
+        now: i64,
+    ) -> Result<Option<(ObjectSettings, u64)>, SettingsError> {
+        let object = wanted.object;
+        let Some((before, version)) = self.settings.get_versioned(connection, object, now).await?
+        else {
+            return Ok(None);
+        };
+        if expected.is_some_and(|expected| expected != version) {
+            return Err(SettingsError::Changed);
+        }
+        let saved = self
+            .settings
+            .save(connection, &wanted, version, &default_keys(object))
+            .await?;
+        self.after_edit(connection, object, &before, &wanted, now)
+            .await?;
+        Ok(Some((wanted, saved)))
+    }
+
+    /// What a change of settings sets going: a changed custom-field mapping reads the
+    /// invoices again; a changed display-name rule retries the names that were taken.
+    async fn after_edit(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        before: &ObjectSettings,
+        after: &ObjectSettings,
+        now: i64,
+    ) -> Result<(), SettingsError> {
+        // A new invoice custom-field mapping (S4) applies to the invoices synced before it
+        // too: QuickBooks' invoices are read again, and those with a value are written.
+        if object == ObjectKind::Invoice
+            && invoices::custom_field_mappings(&after.custom_mappings)
+                != invoices::custom_field_mappings(&before.custom_mappings)
+        {
+            self.cursors
+                .restart(connection, object, Provider::Qbo, now)
+                .await?;
+        }
+        let names_changed = before.disambiguate_display_names != after.disambiguate_display_names
+            || before.display_name_from_company != after.display_name_from_company;
+        if names_changed {
+            self.ledger
+                .retry_failures(connection, object, Some("duplicate_display_name"), now)
+                .await
+                .map_err(|e| match e {
+                    LedgerError::Store(e) => SettingsError::Store(e),
+                    LedgerError::Conflict => SettingsError::Changed,
+                })?;
+        }
+        Ok(())
     }
 
     /// Off: nothing of the object syncs, and everything is kept. On again: it resumes from its
