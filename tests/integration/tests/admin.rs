@@ -327,3 +327,443 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
         .any(|c| c["code"] == "unmatched_items"));
     s.stop().await
 }
+
+/// A record of the export's CSV: the HubSpot id and status columns.
+fn csv_ids(text: &str) -> Vec<(String, String)> {
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap_or(usize::MAX);
+    let (status, hubspot) = (at("status"), at("hubspot_id"));
+    lines
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let cells: Vec<&str> = l.split(',').collect();
+            (
+                cells.get(hubspot).copied().unwrap_or_default().to_owned(),
+                cells.get(status).copied().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn people_sign_in_with_hubspot_and_see_and_change_only_their_portals() -> anyhow::Result<()> {
+    let s = SyncStack::start("admin-people").await?;
+    let mine = s.pair().await?;
+    let theirs = s.pair().await?;
+    let (my_conn, their_conn) = (mine.connection.as_str(), theirs.connection.as_str());
+    let person = s.sign_in(mine.portal).await?;
+
+    // Signed in: the connections of the portal consented for, and nothing else.
+    let listed: Value = person
+        .call(Method::GET, "api/connections")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ids: Vec<&str> = listed["connections"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["connection_id"].as_str())
+        .collect();
+    assert_eq!(ids, [my_conn], "{listed}");
+    let overview = person
+        .call(Method::GET, &format!("api/connections/{my_conn}/overview"))
+        .send()
+        .await?;
+    assert_eq!(overview.status(), 200);
+    // Another portal's connection answers as if it did not exist, to reads and changes.
+    for (method, path) in [
+        (
+            Method::GET,
+            format!("api/connections/{their_conn}/overview"),
+        ),
+        (
+            Method::GET,
+            format!("api/connections/{their_conn}/settings/contact"),
+        ),
+        (
+            Method::GET,
+            format!("api/connections/{their_conn}/export/contact"),
+        ),
+        (
+            Method::DELETE,
+            format!("api/connections/{their_conn}/settings/contact"),
+        ),
+        (Method::GET, format!("connections/{their_conn}")),
+    ] {
+        let response = person.call(method.clone(), &path).send().await?;
+        assert_eq!(response.status(), 404, "{method} {path}");
+    }
+    let still = get(
+        &s,
+        &format!("/api/connections/{their_conn}/settings/contact"),
+    )
+    .await?;
+    assert!(
+        still["settings"].is_object(),
+        "their settings are untouched"
+    );
+
+    // A change needs the session's CSRF token: without it (or with another) it is refused.
+    let read: Value = person
+        .call(
+            Method::GET,
+            &format!("api/connections/{my_conn}/settings/contact"),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut edited = read["settings"].clone();
+    edited["conflict"] = json!("quickbooks");
+    let path = format!("{}api/connections/{my_conn}/settings/contact", person.admin);
+    for token in [None, Some("forged-token")] {
+        let mut request = reqwest::Client::new()
+            .put(&path)
+            .header("cookie", &person.cookies)
+            .json(&edited);
+        if let Some(token) = token {
+            request = request.header("x-csrf-token", token);
+        }
+        let response = request.send().await?;
+        assert_eq!(response.status(), 403, "{token:?}");
+        let body: Value = response.json().await?;
+        assert_eq!(body["category"], "csrf_failed");
+    }
+    let saved = person
+        .call(
+            Method::PUT,
+            &format!("api/connections/{my_conn}/settings/contact"),
+        )
+        .json(&edited)
+        .send()
+        .await?;
+    assert_eq!(saved.status(), 200, "{}", saved.text().await?);
+    let read = get(&s, &format!("/api/connections/{my_conn}/settings/contact")).await?;
+    assert_eq!(read["settings"]["conflict"], "quickbooks");
+
+    // No session, a forged one, or a session cookie alone with no sign-in: nothing is shown.
+    let admin = s.stack.url("AdminFunction")?.to_owned();
+    for cookie in [
+        None,
+        Some("hsqbo-session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+        Some("hsqbo-session=not-a-session"),
+    ] {
+        let mut request = reqwest::Client::new().get(format!("{admin}api/connections"));
+        if let Some(cookie) = cookie {
+            request = request.header("cookie", cookie);
+        }
+        let response = request.send().await?;
+        assert_eq!(response.status(), 401, "{cookie:?}");
+    }
+    // The page of someone not signed in is the sign-in page.
+    let page = reqwest::Client::new()
+        .get(&admin)
+        .send()
+        .await?
+        .text()
+        .await?;
+    assert!(page.contains("Sign in with HubSpot"), "{page}");
+
+    // The sign-in is bound to the browser that started it: HubSpot's redirect opened in
+    // another browser (without the first one's cookie) is refused.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let start = no_redirects
+        .get(format!("{admin}signin?portal={}", theirs.portal))
+        .send()
+        .await?;
+    let consent = no_redirects
+        .get(start.headers()["location"].to_str()?)
+        .send()
+        .await?;
+    let elsewhere = no_redirects
+        .get(consent.headers()["location"].to_str()?)
+        .send()
+        .await?;
+    assert_eq!(elsewhere.status(), 403);
+    assert!(elsewhere.headers().get("set-cookie").is_none());
+    let bad_portal = no_redirects
+        .get(format!("{admin}signin?portal=abc"))
+        .send()
+        .await?;
+    assert_eq!(bad_portal.status(), 400);
+
+    // Signing in to the other portal in the same browser adds it to the session.
+    let both = s.sign_in_again(Some(&person), theirs.portal).await?;
+    let listed: Value = both
+        .call(Method::GET, "api/connections")
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        listed["connections"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+
+    // Signing out ends the session (a POST with the token).
+    let out = both
+        .call(Method::POST, "signout")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={}", both.csrf))
+        .send()
+        .await?;
+    assert!(out.status().is_redirection(), "{}", out.status());
+    let after = both.call(Method::GET, "api/connections").send().await?;
+    assert_eq!(after.status(), 401);
+    s.stop().await
+}
+
+#[tokio::test]
+async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -> anyhow::Result<()>
+{
+    let s = SyncStack::start("admin-export").await?;
+    let p = s.pair().await?;
+    p.settings(CONTACT, |c| c.filters.hubspot_to_qbo.clear())
+        .await?;
+    let people: Vec<Value> = (0..30)
+        .map(|n| json!({"firstname": "Person", "lastname": format!("N{n}"), "email": format!("p{n}@crm.example")}))
+        .collect();
+    p.hubspot_create_many("contacts", people).await?;
+    p.qbo_create(
+        "Customer",
+        json!({"DisplayName": "Person N3", "PrimaryEmailAddr": {"Address": "other@books.example"}}),
+    )
+    .await?;
+    s.sync().await?;
+    let conn = p.connection.as_str().to_owned();
+    let base = format!("/api/connections/{conn}");
+    let admin = s.stack.url("AdminFunction")?.to_owned();
+
+    // V4: the export holds exactly the records the view lists, for the same filter.
+    for filter in ["", "status=failing", "status=synced&q=p1"] {
+        let listed = get(&s, &format!("{base}/records/contact?{filter}&limit=500")).await?;
+        let response = reqwest::Client::new()
+            .get(format!(
+                "{admin}api/connections/{conn}/export/contact?{filter}"
+            ))
+            .bearer_auth(TEST_OPERATOR_KEY)
+            .send()
+            .await?;
+        assert_eq!(response.status(), 200, "{filter}");
+        assert!(response.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/csv"));
+        assert!(response.headers()["content-disposition"]
+            .to_str()?
+            .contains("attachment"));
+        let text = response.text().await?;
+        let mut exported = csv_ids(&text);
+        let mut expected: Vec<(String, String)> = listed["records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|r| {
+                (
+                    r["hubspot_id"].as_str().unwrap_or_default().to_owned(),
+                    r["status"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        exported.sort();
+        expected.sort();
+        assert_eq!(exported, expected, "{filter}: {text}");
+        assert_eq!(exported.len() as u64, listed["total"].as_u64().unwrap_or(0));
+    }
+    let (status, body) = call(
+        &s,
+        Method::GET,
+        &format!("{base}/export/contact?status=broken"),
+        None,
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (400, Some("invalid_filter"))
+    );
+
+    // An edit names the version it was made from: a stale one is refused, nothing lost.
+    let read = get(&s, &format!("{base}/settings/contact")).await?;
+    let version = read["version"].as_u64().unwrap_or_default();
+    let mut edited = read["settings"].clone();
+    edited["conflict"] = json!("quickbooks");
+    let put = |version: u64, body: Value| {
+        reqwest::Client::new()
+            .put(format!("{admin}api/connections/{conn}/settings/contact"))
+            .bearer_auth(TEST_OPERATOR_KEY)
+            .header("if-match", version.to_string())
+            .json(&body)
+            .send()
+    };
+    assert_eq!(put(version, edited.clone()).await?.status(), 200);
+    let stale = put(version, read["settings"].clone()).await?;
+    assert_eq!(stale.status(), 409);
+    let read = get(&s, &format!("{base}/settings/contact")).await?;
+    assert_eq!(read["settings"]["conflict"], "quickbooks");
+    assert_eq!(read["version"].as_u64(), Some(version + 1));
+
+    // The preview: what the first run with these settings would do, and no write anywhere.
+    let ledger_before = p.counts(CONTACT).await?;
+    let writes_before = (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?);
+    let mut candidate = read["settings"].clone();
+    candidate["disambiguate_display_names"] = json!(true);
+    let (status, preview) = call(
+        &s,
+        Method::POST,
+        &format!("{base}/preview/contact"),
+        Some(candidate),
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 200, "{preview}");
+    // 30 contacts, and the one the QuickBooks customer made; 29 customers made from them and
+    // that customer.
+    assert_eq!(
+        preview["read"],
+        json!({"hubspot": 31, "qbo": 30}),
+        "{preview}"
+    );
+    let counts = &preview["counts"];
+    let total: u64 = ["create", "link", "update", "exclude", "skip", "fail"]
+        .iter()
+        .map(|d| counts[*d].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        total,
+        preview["read"]["hubspot"].as_u64().unwrap_or(0)
+            + preview["read"]["qbo"].as_u64().unwrap_or(0),
+        "{preview}"
+    );
+    // Everything else synced already; Person N3, failing on a taken name, would be made under
+    // the candidate's disambiguation, which the saved settings do not have.
+    assert_eq!(counts["create"], json!(1), "{preview}");
+    assert_eq!(counts["fail"], json!(0), "{preview}");
+    assert_eq!(counts["skip"], json!(60), "{preview}");
+    let made = preview["samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|s| s["decision"] == "create")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(made["name"], "Person N3", "{preview}");
+    assert_eq!(
+        (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?),
+        writes_before,
+        "a preview writes nothing"
+    );
+    assert_eq!(p.counts(CONTACT).await?, ledger_before);
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        &format!("{base}/preview/contact"),
+        Some(json!({"object": "contact", "direction": "sideways"})),
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        &format!("{base}/preview/invoice"),
+        Some(json!({})),
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (422, Some("preview_unavailable")),
+        "{body}"
+    );
+
+    // S1: settings deleted are gone (the object stops); the recommended ones bring it back.
+    let (status, _) = call(
+        &s,
+        Method::DELETE,
+        &format!("{base}/settings/product"),
+        None,
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 200);
+    let (status, body) = call(
+        &s,
+        Method::GET,
+        &format!("{base}/settings/product"),
+        None,
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (404, Some("no_settings"))
+    );
+    let overview = get(&s, &format!("{base}/overview")).await?;
+    let product = overview["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["object"] == "product")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(product["configured"], false, "{overview}");
+    // Without settings, a preview uses the recommended ones.
+    let (status, preview) = call(
+        &s,
+        Method::POST,
+        &format!("{base}/preview/product"),
+        None,
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 200, "{preview}");
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        &format!("{base}/settings/product/recommended"),
+        None,
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["settings"]["enabled"], true);
+    let (status, body) = call(
+        &s,
+        Method::POST,
+        &format!("{base}/settings/product/recommended"),
+        None,
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(
+        (status, body["category"].as_str()),
+        (409, Some("has_settings"))
+    );
+    // The 24-hour chart counts what changed: today's synced contacts are in the last hour.
+    let overview = get(&s, &format!("{base}/overview")).await?;
+    let contact = overview["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["object"] == "contact")
+        .cloned()
+        .unwrap_or_default();
+    let hours = contact["last_24h"].as_array().cloned().unwrap_or_default();
+    assert_eq!(hours.len(), 24);
+    let synced_today: u64 = hours
+        .iter()
+        .map(|h| h["synced"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(
+        synced_today,
+        contact["counts"]["synced"].as_u64().unwrap_or(0),
+        "{contact}"
+    );
+    s.stop().await
+}

@@ -401,6 +401,130 @@ pub struct Pair<'a> {
     hubspot_token: String,
 }
 
+/// A browser signed in to the admin page: its cookies and its session's CSRF token.
+pub struct SignedIn {
+    pub admin: String,
+    pub cookies: String,
+    pub csrf: String,
+}
+
+impl SignedIn {
+    /// A call to the admin function as this browser (its cookies; changes carry the token).
+    pub fn call(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let changes = method != reqwest::Method::GET;
+        let request = no_redirects()
+            .request(
+                method,
+                format!("{}{}", self.admin, path.trim_start_matches('/')),
+            )
+            .header("cookie", &self.cookies);
+        if changes {
+            request.header("x-csrf-token", &self.csrf)
+        } else {
+            request
+        }
+    }
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
+}
+
+/// The `name=value` of each `Set-Cookie` of a response.
+pub fn set_cookies(response: &reqwest::Response) -> Vec<String> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn location(response: &reqwest::Response) -> anyhow::Result<String> {
+    Ok(response
+        .headers()
+        .get("location")
+        .context("no redirect")?
+        .to_str()?
+        .to_owned())
+}
+
+impl SyncStack {
+    /// Signs a new browser in to the admin page with HubSpot, for `portal` (the sandbox
+    /// consents at once), following each redirect by hand as a browser would.
+    pub async fn sign_in(&self, portal: u64) -> anyhow::Result<SignedIn> {
+        self.sign_in_again(None, portal).await
+    }
+
+    /// As [`Self::sign_in`], in a browser that may already hold cookies.
+    pub async fn sign_in_again(
+        &self,
+        browser: Option<&SignedIn>,
+        portal: u64,
+    ) -> anyhow::Result<SignedIn> {
+        let admin = self.stack.url("AdminFunction")?.to_owned();
+        let http = no_redirects();
+        let mut cookies: Vec<String> = browser
+            .map(|b| b.cookies.split("; ").map(str::to_owned).collect())
+            .unwrap_or_default();
+        let start = http
+            .get(format!("{admin}signin?portal={portal}"))
+            .header("cookie", cookies.join("; "))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            start.status() == 303 || start.status() == 302,
+            "signin: {}",
+            start.status()
+        );
+        for cookie in set_cookies(&start) {
+            let name = cookie.split('=').next().unwrap_or_default().to_owned();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(cookie);
+        }
+        let consent = http.get(location(&start)?).send().await?;
+        let callback = http
+            .get(location(&consent)?)
+            .header("cookie", cookies.join("; "))
+            .send()
+            .await?;
+        anyhow::ensure!(
+            callback.status().is_redirection(),
+            "sign-in callback: {} {}",
+            callback.status(),
+            callback.text().await.unwrap_or_default()
+        );
+        for cookie in set_cookies(&callback) {
+            let name = cookie.split('=').next().unwrap_or_default().to_owned();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(cookie);
+        }
+        let cookies = cookies.join("; ");
+        let session: Value = http
+            .get(format!("{admin}api/session"))
+            .header("cookie", &cookies)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let csrf = session["csrf_token"]
+            .as_str()
+            .context("no csrf token")?
+            .to_owned();
+        Ok(SignedIn {
+            admin,
+            cookies,
+            csrf,
+        })
+    }
+}
+
 /// The values that occur more than once.
 pub fn duplicates<'a>(values: impl Iterator<Item = &'a str>) -> Vec<String> {
     let mut seen = std::collections::BTreeMap::<&str, usize>::new();

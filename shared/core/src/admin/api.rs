@@ -19,6 +19,7 @@ type Admin = State<Arc<AdminService>>;
 
 pub(super) fn routes() -> Router<Arc<AdminService>> {
     Router::new()
+        .route("/api/session", get(session))
         .route("/api/categories", get(categories))
         .route("/api/connections", get(list_connections))
         .route("/api/connections/{id}/overview", get(overview))
@@ -63,6 +64,23 @@ fn body_of<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Failed> {
             format!("the body is not {what}: {e}"),
         )
     })
+}
+
+/// The signed-in person's portals and the token their changes carry (`X-CSRF-Token`).
+async fn session(State(admin): Admin, headers: HeaderMap) -> Response {
+    answer(
+        async {
+            match admin.caller(&headers).await? {
+                super::Caller::Person(session) => Ok(json!({
+                    "portals": session.portals,
+                    "ends_at": session.ends_at,
+                    "csrf_token": session.csrf_token(),
+                })),
+                super::Caller::Operator => Ok(json!({ "operator": true })),
+            }
+        }
+        .await,
+    )
 }
 
 async fn categories(State(admin): Admin, headers: HeaderMap) -> Response {
