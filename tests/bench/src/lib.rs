@@ -712,6 +712,122 @@ pub async fn run_actions(bench: ActionBench) -> anyhow::Result<Value> {
     outcome
 }
 
+/// How many ledger records the export benchmark fills and downloads.
+pub fn export_records(size: &str) -> anyhow::Result<usize> {
+    match size {
+        "default" => Ok(100_000),
+        "small" => Ok(2_000),
+        other => anyhow::bail!("unknown BENCH_SIZE {other:?} (default or small)"),
+    }
+}
+
+/// The admin function's CSV export of `records` ledger entries of one connection (written to
+/// the ledger table directly: the export's memory, not the sync, is measured): the download's
+/// time and size, and the admin function's peak resident memory before and during it.
+pub async fn run_export(records: usize) -> anyhow::Result<Value> {
+    use hubspot_qbo_core::ledger::entry::Failure;
+    use hubspot_qbo_core::ledger::{Ledger, LedgerEntry, LinkStatus};
+    use hubspot_qbo_core::store::Table;
+    use local_stack::harness::TEST_OPERATOR_KEY;
+
+    let s = SyncStack::start("bench-export").await?;
+    let outcome = async {
+        let p = s.pair().await?;
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let entry = |n: usize| {
+            let mut entry = LedgerEntry::new(
+                p.connection.clone(),
+                ObjectKind::Contact,
+                Provider::HubSpot,
+                &(100_000_000 + n).to_string(),
+                now - n as i64,
+            );
+            entry.qbo.id = Some((500_000 + n).to_string());
+            entry.match_key = Some(format!("person{n}@bench.example"));
+            entry.record(now, Provider::HubSpot, "created", "made in QuickBooks");
+            if n.is_multiple_of(10) {
+                entry.status = LinkStatus::Failing;
+                entry.failure = Some(Failure {
+                    category: "duplicate_display_name".into(),
+                    message: format!("the name \"Person {n}\" is taken in QuickBooks"),
+                    attempts: 1,
+                    first_failed_at: now,
+                    next_retry_at: None,
+                    source: Some(Provider::HubSpot),
+                });
+            } else {
+                entry.status = LinkStatus::Synced;
+            }
+            Ledger::entry_item(&entry)
+        };
+        let filled = Instant::now();
+        let chunks: Vec<Vec<usize>> = (0..records)
+            .collect::<Vec<_>>()
+            .chunks(2_000)
+            .map(<[usize]>::to_vec)
+            .collect();
+        for group in chunks.chunks(4) {
+            let writes = group.iter().map(|chunk| {
+                let items: Result<Vec<_>, _> = chunk.iter().map(|n| entry(*n)).collect();
+                let store = s.services.store.clone();
+                async move { store.batch_put(Table::Ledger, items?).await }
+            });
+            futures::future::try_join_all(writes).await?;
+        }
+        let fill_seconds = filled.elapsed().as_secs_f64();
+
+        let admin = s.stack.function("AdminFunction")?.clone();
+        let url = format!(
+            "{}api/connections/{}/export/contact",
+            s.stack.url("AdminFunction")?,
+            p.connection
+        );
+        let http = reqwest::Client::new();
+        // The function's memory after a small answer: its floor before any export.
+        http.get(format!("{}api/categories", s.stack.url("AdminFunction")?))
+            .bearer_auth(TEST_OPERATOR_KEY)
+            .send()
+            .await?
+            .error_for_status()?;
+        let floor = peak_rss_mib(&admin.pids());
+        reset_peak_rss(&admin.pids());
+        let started = Instant::now();
+        let mut response = http
+            .get(&url)
+            .bearer_auth(TEST_OPERATOR_KEY)
+            .send()
+            .await?
+            .error_for_status()?;
+        let (mut bytes, mut lines) = (0usize, 0usize);
+        while let Some(chunk) = response.chunk().await? {
+            bytes += chunk.len();
+            lines += chunk.iter().filter(|b| **b == b'\n').count();
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let peak = peak_rss_mib(&admin.pids());
+        let rows = lines.saturating_sub(1);
+        anyhow::ensure!(rows == records, "the export has {rows} rows of {records}");
+        Ok::<Value, anyhow::Error>(json!({
+            "name": "admin_export_csv",
+            "records": records,
+            "rows_exported": rows,
+            "megabytes": round(bytes as f64 / 1_048_576.0, 1),
+            "seconds": round(seconds, 2),
+            "rows_per_second": round(rows as f64 / seconds, 0),
+            "ledger_fill_seconds": round(fill_seconds, 1),
+            "admin_peak_rss": {
+                "before_mib": round(floor, 1),
+                "during_mib": round(peak, 1),
+                "bound_mib": RSS_BOUND_MIB,
+                "ratio_to_bound": round(peak / RSS_BOUND_MIB, 3),
+            },
+        }))
+    }
+    .await;
+    s.stop().await?;
+    outcome
+}
+
 /// A scenario's figures as the results file has them.
 fn figures(scenario: &Scenario, f: Figures) -> anyhow::Result<Value> {
     let rate = f.synced as f64 / f.seconds;
@@ -757,7 +873,7 @@ fn figures(scenario: &Scenario, f: Figures) -> anyhow::Result<Value> {
 }
 
 /// The results file: the machine, the size, and every scenario's figures.
-pub fn results(size: &str, scenarios: Vec<Value>, actions: Value) -> Value {
+pub fn results(size: &str, scenarios: Vec<Value>, actions: Value, export: Value) -> Value {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -778,6 +894,7 @@ pub fn results(size: &str, scenarios: Vec<Value>, actions: Value) -> Value {
         "how": "make bench (BENCH_SIZE=small for the smoke run); each scenario is a fresh local stack, its initial sync measured from the poll to the last queue message",
         "scenarios": scenarios,
         "actions": actions,
+        "export": export,
     })
 }
 
@@ -839,6 +956,27 @@ pub fn table(results: &Value) -> String {
             a["repeated"]["executions"],
             a["repeated"]["duplicates"],
             a["repeated"]["answers_differing_from_the_first"],
+        ));
+    }
+    let e = &results["export"];
+    if !e.is_null() {
+        out.push_str(&format!(
+            "\nThe admin function's CSV export, streamed page by page from the ledger's status index: {} records.\n\n",
+            e["records"],
+        ));
+        out.push_str("| export | rows | MB | seconds | rows/s | admin peak RSS before | during | bound | ratio_to_bound |\n");
+        out.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} MiB | {} MiB | {} MiB | {} |\n",
+            e["name"].as_str().unwrap_or(""),
+            e["rows_exported"],
+            e["megabytes"],
+            e["seconds"],
+            e["rows_per_second"],
+            e["admin_peak_rss"]["before_mib"],
+            e["admin_peak_rss"]["during_mib"],
+            e["admin_peak_rss"]["bound_mib"],
+            e["admin_peak_rss"]["ratio_to_bound"],
         ));
     }
     out

@@ -15,6 +15,12 @@ async fn main() -> anyhow::Result<()> {
     let readme = std::env::var_os("BENCH_README")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("README.md"));
+    // `BENCH_ONLY=export`: only the export's figures, printed, nothing written.
+    if std::env::var("BENCH_ONLY").as_deref() == Ok("export") {
+        let export = bench::run_export(bench::export_records(&size)?).await?;
+        println!("{}", serde_json::to_string_pretty(&export)?);
+        return Ok(());
+    }
     let mut figures = Vec::new();
     for scenario in bench::scenarios(&size)? {
         eprintln!("bench: {} ({} records)…", scenario.name, scenario.records);
@@ -29,7 +35,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("the workflow-action benchmark")?;
     eprintln!("bench: {actions}");
-    let results = bench::results(&size, figures, actions);
+    eprintln!("bench: the admin CSV export…");
+    let export = bench::run_export(bench::export_records(&size)?)
+        .await
+        .context("the export benchmark")?;
+    eprintln!("bench: {export}");
+    let results = bench::results(&size, figures, actions, export);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }

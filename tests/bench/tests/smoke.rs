@@ -58,9 +58,22 @@ async fn the_small_benchmark_runs_and_its_figures_hold_together() -> anyhow::Res
         number(&["repeated", "answers_differing_from_the_first"]),
         0.0
     );
-    let results = bench::results("small", figures, actions);
+    let export = bench::run_export(bench::export_records("small")?).await?;
+    let number = |path: &[&str]| -> f64 {
+        path.iter()
+            .fold(&export, |v: &Value, k| &v[*k])
+            .as_f64()
+            .unwrap_or(f64::NAN)
+    };
+    assert_eq!(number(&["rows_exported"]), 2_000.0, "{export}");
+    assert!(
+        number(&["admin_peak_rss", "during_mib"]) > 1.0,
+        "a memory figure is read: {export}"
+    );
+    let results = bench::results("small", figures, actions, export);
     let table = bench::table(&results);
     assert!(table.contains("| action_create_invoice |"), "{table}");
+    assert!(table.contains("| admin_export_csv |"), "{table}");
     for scenario in bench::scenarios("small")? {
         assert!(table.contains(&format!("| {} |", scenario.name)), "{table}");
     }

@@ -233,6 +233,16 @@ impl Ledger {
             .await?
             .remove(link))
     }
+    /// The item of an entry, with its place in the status index (the ledger's writes make
+    /// it; benchmarks fill a ledger with it directly).
+    pub fn entry_item(entry: &LedgerEntry) -> Result<Item, StoreError> {
+        let (index_pk, index_sk) = status_index(entry);
+        Ok(Item::from_value(
+            keys::entry(&entry.connection_id, entry.object, &entry.link),
+            entry,
+        )?
+        .with_index(index_pk, index_sk))
+    }
 
     /// The writes that store `entry` (read at `previous`, `None` for a new one) with any new
     /// pointers: a record id or match key newly held is claimed (it must be free), one given up
@@ -242,12 +252,7 @@ impl Ledger {
         entry: &LedgerEntry,
         previous: Option<&Stored>,
     ) -> Result<Writes, StoreError> {
-        let (index_pk, index_sk) = status_index(entry);
-        let item = Item::from_value(
-            keys::entry(&entry.connection_id, entry.object, &entry.link),
-            entry,
-        )?
-        .with_index(index_pk, index_sk);
+        let item = Self::entry_item(entry)?;
         let mut writes = vec![TransactWrite::PutVersioned {
             table: Table::Ledger,
             item,
