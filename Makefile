@@ -14,7 +14,7 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 FUNCTIONS := $(notdir $(wildcard functions/*))
 DIST := $(CURDIR)/dist
 
-.PHONY: help run demo test lint build deploy bench clean build-local venv tools-lint tools-build register-actions
+.PHONY: help run demo test lint build deploy bench clean build-local venv tools-lint tools-build tools-browser register-actions
 
 help:
 	@echo "make run     start the local stack (local AWS endpoint, sandboxes, every function) until Ctrl-C"
@@ -44,6 +44,15 @@ tools-lint: $(VENV)/.installed-lint
 	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 	@rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 
+# Debian's Chromium for the admin page's browser test (Playwright drives it; it downloads no
+# browser of its own). Installed once: make skips this while the binary exists.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	$$sudo apt-get update && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+
+tools-browser: $(CHROMIUM)
+
 tools-build: $(VENV)/.installed-lint
 	@rustup target list --installed | grep -qx '$(ARM64_TARGET)' || rustup target add $(ARM64_TARGET)
 
@@ -60,11 +69,12 @@ demo: venv build-local
 register-actions: venv build-local
 	$(CARGO_TARGET_DIR)/debug/local-stack register-actions
 
-test: venv build-local
+test: venv build-local tools-browser
 	cargo test --workspace
 	@if compgen -G "tests/conformance/*/test_*.py" > /dev/null; then \
 		SANDBOX_BIN=$(CARGO_TARGET_DIR)/debug/sandbox $(VENV)/bin/pytest tests/conformance -q -p no:cacheprovider; \
 	fi
+	LOCAL_STACK_BIN=$(CARGO_TARGET_DIR)/debug/local-stack $(VENV)/bin/pytest tests/browser -q -p no:cacheprovider
 
 # --- quality -----------------------------------------------------------------------------
 lint: tools-lint

@@ -182,6 +182,20 @@ pub fn decide(change: &Change<'_>, context: &Context<'_>) -> Decision {
     if change.version.is_some() && seen.version.is_some() && change.version <= seen.version {
         return Decision::Skip(Skip::Seen);
     }
+    // A failure that waits for a person is not tried again on the same version read again;
+    // a retry (due, or asked for) or a new version is.
+    if let Some(failure) = entry.failure.as_ref().filter(|f| {
+        entry.status == LinkStatus::Failing
+            && f.next_retry_at.is_none()
+            && f.source == Some(change.from)
+    }) {
+        if change.version.is_some()
+            && failure.version.is_some()
+            && change.version <= failure.version
+        {
+            return Decision::Skip(Skip::Seen);
+        }
+    }
     if let Some(gone) = change.gone {
         return Decision::Exclude(gone.explanation(change.from));
     }
@@ -344,6 +358,20 @@ mod tests {
         let mut never_linked = entry.clone();
         never_linked.qbo = SideState::default();
         never_linked.fail(Provider::HubSpot, "duplicate_record", "exists", true, 5);
+        // Failed on version 101, waiting for a person (not retried by itself).
+        let mut for_a_person = never_linked.clone();
+        for_a_person.fail(
+            Provider::HubSpot,
+            "duplicate_display_name",
+            "taken",
+            false,
+            6,
+        );
+        for_a_person.failed_at(Some(101));
+        let mut asked_again = for_a_person.clone();
+        if let Some(f) = asked_again.failure.as_mut() {
+            f.next_retry_at = Some(7);
+        }
         let two_way = |conflict| Context {
             direction: Some(Direction::TwoWay),
             conflict: Some(conflict),
@@ -384,6 +412,24 @@ mod tests {
                 Decision::Skip(Skip::DirectionOff),
             ),
             ("a replay", from_hubspot(100, "hs-b"), two_way(ConflictWinner::QuickBooks), Decision::Skip(Skip::Seen)),
+            (
+                "the version that failed, read again while it waits for a person",
+                from_hubspot(101, "hs-b"),
+                Context { entry: Some(&for_a_person), ..two_way(ConflictWinner::QuickBooks) },
+                Decision::Skip(Skip::Seen),
+            ),
+            (
+                "a newer version of a record that waits for a person",
+                from_hubspot(102, "hs-c"),
+                Context { entry: Some(&for_a_person), ..two_way(ConflictWinner::QuickBooks) },
+                Decision::Create,
+            ),
+            (
+                "the version that failed, once a retry is asked for",
+                from_hubspot(101, "hs-b"),
+                Context { entry: Some(&asked_again), ..two_way(ConflictWinner::QuickBooks) },
+                Decision::Create,
+            ),
             ("an echo", from_hubspot(101, "hs-a"), two_way(ConflictWinner::QuickBooks), Decision::Skip(Skip::Unchanged)),
             (
                 "a change",

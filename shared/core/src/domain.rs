@@ -119,6 +119,9 @@ impl ConnectionId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Provider {
+    /// Written `hubspot`, as everywhere else; `hub_spot`, how earlier versions wrote it, is
+    /// still read.
+    #[serde(rename = "hubspot", alias = "hub_spot")]
     HubSpot,
     Qbo,
 }

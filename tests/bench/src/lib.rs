@@ -730,7 +730,14 @@ pub async fn run_export(records: usize) -> anyhow::Result<Value> {
     use hubspot_qbo_core::store::Table;
     use local_stack::harness::TEST_OPERATOR_KEY;
 
-    let s = SyncStack::start("bench-export").await?;
+    // The local endpoint answers a query by reading its whole table, seconds at 100,000 items:
+    // its AWS calls get the template's longest timeouts (DynamoDB itself answers in ms).
+    let s = SyncStack::start_with("bench-export", |o| {
+        for name in ["AwsAttemptTimeoutSeconds", "AwsOperationTimeoutSeconds"] {
+            o.parameters.insert(name.into(), "9".into());
+        }
+    })
+    .await?;
     let outcome = async {
         let p = s.pair().await?;
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -754,6 +761,7 @@ pub async fn run_export(records: usize) -> anyhow::Result<Value> {
                     first_failed_at: now,
                     next_retry_at: None,
                     source: Some(Provider::HubSpot),
+                    version: None,
                 });
             } else {
                 entry.status = LinkStatus::Synced;

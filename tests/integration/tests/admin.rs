@@ -73,6 +73,23 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
         )
         .await?);
     s.sync().await?;
+    // A failure that waits for a person is not tried again when the next round reads the same
+    // version again (HubSpot's poll re-reads its overlap).
+    let failed = p
+        .entry(CONTACT, Provider::HubSpot, &zoe)
+        .await?
+        .expect("zoe's entry");
+    s.sync().await?;
+    let again = p
+        .entry(CONTACT, Provider::HubSpot, &zoe)
+        .await?
+        .expect("zoe's entry");
+    assert_eq!(
+        again.failure.as_ref().map(|f| f.attempts),
+        Some(1),
+        "{again:?}"
+    );
+    assert_eq!(again.activity.len(), failed.activity.len(), "{again:?}");
     let conn = p.connection.as_str().to_owned();
     let base = format!("/api/connections/{conn}");
 
@@ -575,6 +592,51 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
         assert_eq!(exported, expected, "{filter}: {text}");
         assert_eq!(exported.len() as u64, listed["total"].as_u64().unwrap_or(0));
     }
+    // The operators' CLI against the same API: its table, its JSON, its export.
+    let cli = |args: &[&str]| {
+        std::process::Command::new(local_stack::paths::workspace_binary("hubspot-qbo"))
+            .args(args)
+            .env("HUBSPOT_QBO_ADMIN_URL", &admin)
+            .env("HUBSPOT_QBO_OPERATOR_KEY", TEST_OPERATOR_KEY)
+            .output()
+    };
+    let listed = cli(&["--json", "connections"])?;
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    let listed: Value = serde_json::from_slice(&listed.stdout)?;
+    assert_eq!(listed["connections"][0]["connection_id"], conn.as_str());
+    let overview = cli(&["overview", &conn])?;
+    let table = String::from_utf8_lossy(&overview.stdout);
+    assert!(table.contains("contact"), "{table}");
+    let file = std::env::temp_dir().join(format!("admin-export-{conn}.csv"));
+    let exported = cli(&[
+        "export",
+        &conn,
+        "contact",
+        "--status",
+        "failing",
+        "-o",
+        &file.to_string_lossy(),
+    ])?;
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let text = std::fs::read_to_string(&file)?;
+    let _ = std::fs::remove_file(&file);
+    assert_eq!(csv_ids(&text).len(), 1, "{text}");
+    let refused = cli(&["retry", &conn, "contact", "--record", "hubspot:999999"])?;
+    assert_eq!(refused.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("unknown_record") && !said.contains(TEST_OPERATOR_KEY),
+        "{said}"
+    );
+
     let (status, body) = call(
         &s,
         Method::GET,
@@ -652,7 +714,27 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
         .find(|s| s["decision"] == "create")
         .cloned()
         .unwrap_or_default();
-    assert_eq!(made["name"], "Person N3", "{preview}");
+    assert_ne!(
+        made["name"], "Person N3",
+        "made under a free name: {preview}"
+    );
+    // With the saved settings (no disambiguation) the preview says it fails, and why, as the
+    // run does.
+    let (status, saved) = call(
+        &s,
+        Method::POST,
+        &format!("{base}/preview/contact"),
+        Some(json!({})),
+        Some(TEST_OPERATOR_KEY),
+    )
+    .await?;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["counts"]["fail"], json!(1), "{saved}");
+    assert_eq!(
+        saved["failures"]["duplicate_display_name"],
+        json!(1),
+        "{saved}"
+    );
     assert_eq!(
         (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?),
         writes_before,

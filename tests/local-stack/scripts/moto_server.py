@@ -1,14 +1,23 @@
-"""The local AWS endpoint: moto's server as released, with one change to how its DynamoDB
-backend rolls back a transaction.
+"""The local AWS endpoint: moto's server as released, with two changes to its DynamoDB backend
+that keep every answer the same and only cut the time it takes.
+
+First, how it rolls back a transaction.
 
 moto backs up a transaction by deep-copying every table it touches, once per item of the
 transaction, so each TransactWriteItems costs time in proportion to the table's size (a ledger of
 ten thousand entries takes seconds per call). Here only the items the transaction touches are
 saved, and put back if it fails: the same all-or-nothing outcome, at the cost of the items.
+
+Second, what a query looks through. moto answers each Query by sorting every item of the table
+(`Table.all_items`), then keeping the partition asked for and sorting that again; a page of a
+partition in a table of 100,000 items takes seconds. Here a query of the table looks only at its
+partition, and a query of an index at the items unsorted: moto sorts what it keeps itself, by the
+full key, so the answer is the same.
 """
 
 import copy
 import sys
+import threading
 
 from moto.dynamodb import models
 from moto.server import main
@@ -70,6 +79,66 @@ def transact_write_items(self, transact_items):
 
 
 models.DynamoDBBackend.transact_write_items = transact_write_items
+
+_query = models.Table.query
+_all_items = models.Table.all_items
+# The items a query running on this thread looks through (the server answers on many threads).
+_looking = threading.local()
+
+
+def all_items(self):
+    override = getattr(_looking, "items", None)
+    if override is not None and override[0] is self:
+        return override[1]
+    return _all_items(self)
+
+
+def query(self, hash_key, *args, **kwargs):
+    index_name = kwargs.get("index_name")
+    if index_name is None and len(args) >= 7:
+        index_name = args[6]
+    if self.range_key_attr is None:
+        return _query(self, hash_key, *args, **kwargs)
+    if index_name is None:
+        partition = self.items.get(hash_key, {}) if hash_key is not None else {}
+        candidates = list(partition.values())
+        args, kwargs, candidates = _after_start_key(self, args, kwargs, candidates)
+    else:
+        candidates = [item for items in list(self.items.values()) for item in list(items.values())]
+    _looking.items = (self, candidates)
+    try:
+        return _query(self, hash_key, *args, **kwargs)
+    finally:
+        _looking.items = None
+
+
+def _after_start_key(table, args, kwargs, candidates):
+    """A forward page of a partition with string sort keys: the items after the start key
+    instead of all of them, found by comparing the keys as strings (the order DynamoDB gives
+    them: UTF-8 byte order is code point order), and no start key left for moto to skip to one
+    item at a time."""
+    args = list(args)
+    start = args[3] if len(args) > 3 else kwargs.get("exclusive_start_key")
+    forward = args[4] if len(args) > 4 else kwargs.get("scan_index_forward", True)
+    key = (start or {}).get(table.range_key_attr) or {}
+    if not start or forward is False or set(key) != {"S"}:
+        return tuple(args), kwargs, candidates
+    if any(item.range_key is None or item.range_key.type != "S" for item in candidates):
+        return tuple(args), kwargs, candidates
+    after = key["S"]
+    kept = sorted(
+        (item for item in candidates if item.range_key.value > after),
+        key=lambda item: item.range_key.value,
+    )
+    if len(args) > 3:
+        args[3] = None
+    else:
+        kwargs["exclusive_start_key"] = None
+    return tuple(args), kwargs, kept
+
+
+models.Table.all_items = all_items
+models.Table.query = query
 
 
 def _timed(path):

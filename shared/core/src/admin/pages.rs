@@ -38,6 +38,8 @@ struct Notice {
 pub(super) fn routes() -> Router<Arc<AdminService>> {
     Router::new()
         .route("/", get(home))
+        // Browsers ask for it on every page; there is none.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/signin", get(sign_in))
         .route(SIGNIN_CALLBACK_PATH, get(signed_in))
         .route("/signout", post(sign_out))
@@ -119,7 +121,7 @@ fn environment() -> &'static Environment<'static> {
             }
         }
         env.add_filter("when", |v: minijinja::Value| {
-            when(serde_json::to_value(&v).unwrap_or(Value::Null))
+            when(v.as_i64().map_or(Value::Null, Value::from))
         });
         env
     })
@@ -137,6 +139,29 @@ fn words() -> Value {
         "titles": titles,
         "categories": CATEGORIES,
     })
+}
+
+/// A JSON value as the templates see it. Numbers are turned into numbers here: the workspace's
+/// JSON keeps numbers exact (`arbitrary_precision`), which serde would hand the template engine
+/// as maps.
+fn template_value(value: &Value) -> minijinja::Value {
+    match value {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => minijinja::Value::from(i),
+            (None, Some(u)) => minijinja::Value::from(u),
+            // Not an integer: shown as written (amounts are decimals, never floats).
+            (None, None) => minijinja::Value::from(n.to_string()),
+        },
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(items) => {
+            minijinja::Value::from(items.iter().map(template_value).collect::<Vec<_>>())
+        }
+        Value::Object(map) => {
+            minijinja::Value::from_iter(map.iter().map(|(k, v)| (k.clone(), template_value(v))))
+        }
+    }
 }
 
 /// Renders a page with the common words, the caller's CSRF token and this function's address.
@@ -158,7 +183,7 @@ fn render(
     }
     let rendered = environment()
         .get_template(name)
-        .and_then(|t| t.render(minijinja::Value::from_serialize(&ctx)));
+        .and_then(|t| t.render(template_value(&ctx)));
     let mut response = match rendered {
         Ok(html) => (status, Html(html)).into_response(),
         Err(error) => {
@@ -968,6 +993,34 @@ mod tests {
         for (name, _) in TEMPLATES {
             assert!(environment().get_template(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn pages_show_numbers_and_times_as_numbers_and_times() {
+        let page = json!({
+            "connection": {"connection_id": "c1", "portal_id": "101", "realm_id": "9", "company_name": "Acme", "status": "active"},
+            "objects": [{
+                "object": "contact", "configured": true, "enabled": true, "direction": "two_way",
+                "counts": {"synced": 27, "failing": 1, "excluded": 12, "pending": 0},
+                "last_24h": [{"start": 1_900_000_000, "synced": 3, "failing": 1, "synced_px": 29, "failing_px": 9}],
+            }],
+            "runs": [],
+        });
+        let numbers = serde_json::from_str::<Value>(&page.to_string()).unwrap();
+        let response = render("overview.html", StatusCode::OK, numbers, None, "http://a");
+        assert_eq!(response.status(), StatusCode::OK);
+        let html = futures::executor::block_on(axum::body::to_bytes(response.into_body(), 1 << 20))
+            .unwrap();
+        let html = String::from_utf8(html.to_vec()).unwrap();
+        assert!(
+            html.contains(">27</a>") && html.contains(">12</a>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("y=\"2\"") && html.contains("2030-03-17 17:46 UTC"),
+            "{html}"
+        );
+        assert!(!html.contains("serde_json"), "{html}");
     }
 
     #[test]

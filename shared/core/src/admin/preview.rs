@@ -27,7 +27,7 @@ pub const DECISIONS: [&str; 6] = ["create", "link", "update", "exclude", "skip",
 fn skip_reason(skip: &Skip) -> &'static str {
     match skip {
         Skip::DirectionOff => "this side does not sync in the chosen direction",
-        Skip::Seen => "this version was synced already",
+        Skip::Seen => "this version was handled already (synced or left out)",
         Skip::Unchanged => "nothing that syncs differs",
         Skip::GoneUnlinked => "deleted or inactive, and never synced",
         Skip::TargetGone => "its linked record on the other side is gone",

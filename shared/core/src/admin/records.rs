@@ -173,6 +173,7 @@ mod tests {
             first_failed_at: at,
             next_retry_at: None,
             source: None,
+            version: None,
         });
         entry
     }

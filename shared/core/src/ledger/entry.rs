@@ -66,6 +66,10 @@ pub struct Failure {
     /// The side whose change failed (the one read again to retry).
     #[serde(default)]
     pub source: Option<Provider>,
+    /// The version of that side's record that failed: read again unchanged (a poll's overlap)
+    /// while the failure waits for a person, it is not tried again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
 }
 
 /// A pending write whose answer has not been recorded this long is settled by the retry sweep
@@ -212,9 +216,17 @@ impl LedgerEntry {
             first_failed_at,
             next_retry_at: retryable.then(|| now + retry_delay_seconds(attempts)),
             source: Some(from),
+            version: None,
         });
         self.pending = None;
         self.record(now, from, "failed", message);
+    }
+
+    /// Names the version of the record whose change just failed (see [`Failure::version`]).
+    pub fn failed_at(&mut self, version: Option<i64>) {
+        if let Some(failure) = self.failure.as_mut() {
+            failure.version = version;
+        }
     }
 
     /// A retry that came due but could not be tried (the sync no longer flows that way, the

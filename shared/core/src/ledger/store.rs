@@ -597,6 +597,34 @@ impl Ledger {
         Ok((entries, page.next))
     }
 
+    /// One page of every entry of one object, in link order (the object's ledger partition).
+    pub async fn entries_page(
+        &self,
+        connection: &ConnectionId,
+        object: ObjectKind,
+        after: Option<ItemKeyCursor>,
+        limit: u32,
+        now: i64,
+    ) -> Result<(Vec<LedgerEntry>, Option<ItemKeyCursor>), StoreError> {
+        let page = self
+            .store
+            .query(
+                Table::Ledger,
+                Query::partition(keys::partition(connection, object))
+                    .sort_prefix(keys::ENTRY_PREFIX)
+                    .limit(limit)
+                    .after(after),
+                now,
+            )
+            .await?;
+        let entries = page
+            .items
+            .iter()
+            .map(Item::to_value)
+            .collect::<Result<_, _>>()?;
+        Ok((entries, page.next))
+    }
+
     /// The entries of one object last changed at or after `since`: the synced ones by a range
     /// of the status index (its sort key starts with the time for them), the failing ones all.
     pub async fn changed_since(

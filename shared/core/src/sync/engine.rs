@@ -474,9 +474,12 @@ impl Run<'_> {
         from: Provider,
         records: &[Value],
     ) -> Result<Vec<Previewed>, SyncError> {
-        let Some((work, _)) = self.plan(from, records).await? else {
+        let Some((mut work, context)) = self.plan(from, records).await? else {
             return Ok(Vec::new());
         };
+        if from == Provider::HubSpot && self.synced == Synced::Contacts {
+            self.preview_display_names(&mut work, &context).await?;
+        }
         Ok(work
             .into_iter()
             .map(|w| {
@@ -493,6 +496,65 @@ impl Run<'_> {
                 }
             })
             .collect())
+    }
+}
+
+impl Run<'_> {
+    /// A preview's customers to be made: QuickBooks refuses a display name any customer,
+    /// vendor or employee has (the write finds out; a preview asks first). Each takes the
+    /// first of its names that is free, as the write would, or fails as the write would.
+    async fn preview_display_names(
+        &self,
+        work: &mut [Work],
+        context: &HashMap<String, HubSpotExtra>,
+    ) -> Result<(), SyncError> {
+        let wanted: Vec<(usize, Vec<String>)> = work
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| w.decision == Decision::Create)
+            .filter_map(|(i, w)| {
+                let names = context.get(&w.incoming.id)?.display_names.clone();
+                (!names.is_empty()).then_some((i, names))
+            })
+            .collect();
+        let mut all: Vec<String> = wanted.iter().flat_map(|(_, n)| n.clone()).collect();
+        all.sort();
+        all.dedup();
+        let mut taken: HashSet<String> = HashSet::new();
+        for entity in ["Customer", "Vendor", "Employee"] {
+            for chunk in all.chunks(100) {
+                let query = Query::select(entity)
+                    .with_projection("DisplayName")
+                    .any_of("DisplayName", chunk.iter().map(String::as_str))
+                    .active_or_not();
+                for row in self.qbo.query_values(&query).await? {
+                    if let Some(name) = row["DisplayName"].as_str() {
+                        taken.insert(name.to_lowercase());
+                    }
+                }
+            }
+        }
+        for (i, names) in wanted {
+            let Some(w) = work.get_mut(i) else { continue };
+            match names.iter().find(|n| !taken.contains(&n.to_lowercase())) {
+                Some(name) => {
+                    taken.insert(name.to_lowercase());
+                    w.incoming
+                        .values
+                        .insert(contacts::DISPLAY_NAME.to_owned(), name.clone());
+                }
+                None => {
+                    w.decision = Decision::Fail {
+                        category: "duplicate_display_name",
+                        message: format!(
+                            "QuickBooks already has a customer, vendor or employee named \"{}\"",
+                            names.last().map(String::as_str).unwrap_or_default()
+                        ),
+                    };
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -1185,6 +1247,7 @@ impl Run<'_> {
                 }
                 Decision::Fail { category, message } => {
                     entry.fail(from, category, message.clone(), false, self.now);
+                    entry.failed_at(w.incoming.version);
                     applied.failed += 1;
                 }
                 Decision::Create => {
@@ -1361,6 +1424,10 @@ impl Run<'_> {
                         refused.retryable,
                         self.now,
                     );
+                    if source == from {
+                        let failed = work.iter().find(|w| w.incoming.id == result.source_id);
+                        entry.failed_at(failed.and_then(|w| w.incoming.version));
+                    }
                     applied.failed += 1;
                 }
             }
