@@ -593,14 +593,15 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
         assert_eq!(exported.len() as u64, listed["total"].as_u64().unwrap_or(0));
     }
     // The operators' CLI against the same API: its table, its JSON, its export.
+    // Run without blocking: the stack's function URLs are served on this test's runtime.
     let cli = |args: &[&str]| {
-        std::process::Command::new(local_stack::paths::workspace_binary("hubspot-qbo"))
+        tokio::process::Command::new(local_stack::paths::workspace_binary("hubspot-qbo"))
             .args(args)
             .env("HUBSPOT_QBO_ADMIN_URL", &admin)
             .env("HUBSPOT_QBO_OPERATOR_KEY", TEST_OPERATOR_KEY)
             .output()
     };
-    let listed = cli(&["--json", "connections"])?;
+    let listed = cli(&["--json", "connections"]).await?;
     assert!(
         listed.status.success(),
         "{}",
@@ -608,7 +609,7 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
     );
     let listed: Value = serde_json::from_slice(&listed.stdout)?;
     assert_eq!(listed["connections"][0]["connection_id"], conn.as_str());
-    let overview = cli(&["overview", &conn])?;
+    let overview = cli(&["overview", &conn]).await?;
     let table = String::from_utf8_lossy(&overview.stdout);
     assert!(table.contains("contact"), "{table}");
     let file = std::env::temp_dir().join(format!("admin-export-{conn}.csv"));
@@ -620,7 +621,8 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
         "failing",
         "-o",
         &file.to_string_lossy(),
-    ])?;
+    ])
+    .await?;
     assert!(
         exported.status.success(),
         "{}",
@@ -629,7 +631,7 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
     let text = std::fs::read_to_string(&file)?;
     let _ = std::fs::remove_file(&file);
     assert_eq!(csv_ids(&text).len(), 1, "{text}");
-    let refused = cli(&["retry", &conn, "contact", "--record", "hubspot:999999"])?;
+    let refused = cli(&["retry", &conn, "contact", "--record", "hubspot:999999"]).await?;
     assert_eq!(refused.status.code(), Some(1));
     let said = String::from_utf8_lossy(&refused.stderr);
     assert!(

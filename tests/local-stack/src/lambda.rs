@@ -394,12 +394,12 @@ async fn stream_response(api: &RuntimeApi, id: &str, body: axum::body::Body) -> 
     if answered != StatusCode::ACCEPTED {
         return answered;
     }
-    if !rest.is_empty() && sender.send(Bytes::from(rest)).await.is_err() {
-        return StatusCode::ACCEPTED;
-    }
+    // A client that goes away ends its stream, not the function's response: the rest is read
+    // and dropped, as Lambda does, so the runtime's request completes.
+    let mut reading = rest.is_empty() || sender.send(Bytes::from(rest)).await.is_ok();
     while let Some(Ok(chunk)) = chunks.next().await {
-        if sender.send(chunk).await.is_err() {
-            break; // the client went away
+        if reading && sender.send(chunk).await.is_err() {
+            reading = false;
         }
     }
     StatusCode::ACCEPTED

@@ -643,6 +643,15 @@ impl Run<'_> {
                 .await?;
         }
 
+        // A preview says what each record would do if tried now: failures that wait for a
+        // person count as asked to be tried again (a settings change may be their fix).
+        if self.preview {
+            for stored in entries.values_mut() {
+                if let Some(failure) = stored.entry.failure.as_mut() {
+                    failure.next_retry_at.get_or_insert(self.now);
+                }
+            }
+        }
         let filters = match from {
             Provider::HubSpot => &self.settings.filters.hubspot_to_qbo,
             Provider::Qbo => &self.settings.filters.qbo_to_hubspot,
