@@ -19,7 +19,7 @@ DIST := $(CURDIR)/dist
 help:
 	@echo "make run     start the local stack (local AWS endpoint, sandboxes, every function) until Ctrl-C"
 	@echo "make demo    a fresh local stack: connect the demo company, sync, edit both sides, one round; prints counts"
-	@echo "make test    install what the tests need and run the whole suite"
+	@echo "make test    install what the tests need (the virtualenv, Debian's chromium) and run the whole suite"
 	@echo "make lint    rustfmt, clippy -D warnings, cfn-lint and sam validate --lint"
 	@echo "make build   arm64 bootstrap zips for every function in dist/"
 	@echo "make deploy  build, then sam deploy --guided into your AWS account (never run by CI)"

@@ -990,7 +990,7 @@ pub fn table(results: &Value) -> String {
     let e = &results["export"];
     if !e.is_null() {
         out.push_str(&format!(
-            "\nThe admin function's CSV export, streamed page by page from the ledger's status index: {} records.\n\n",
+            "\nThe admin function's CSV export, streamed page by page from the ledger (the object's partition; a tenth of it, the failing records, through their status index): {} records.\n\n",
             e["records"],
         ));
         out.push_str("| export | rows | MB | seconds | rows/s | admin peak RSS before | during | during a tenth of it | bound | ratio_to_bound |\n");

@@ -2,10 +2,11 @@
 //! records with their reasons and history, retries what fails, edits the settings (checked
 //! field by field) and reads the workflow-action runs; nobody else sees anything.
 
+use hubspot_qbo_core::connection::registry::Connections;
 use hubspot_qbo_core::domain::{ObjectKind, Provider};
 use hubspot_qbo_core::ledger::LinkStatus;
 use integration_tests::harness::{
-    action_call, answered_call, record_id as id, SyncStack, TEST_OPERATOR_KEY,
+    action_call, answered_call, now_ms, record_id as id, SyncStack, TEST_OPERATOR_KEY,
 };
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -39,6 +40,27 @@ async fn call(
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     ))
+}
+
+/// Calls the admin API with the operator key.
+async fn operator(
+    s: &SyncStack,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Value)> {
+    call(s, method, path, body, Some(TEST_OPERATOR_KEY)).await
+}
+
+/// One object's part of an overview.
+fn object_in(overview: &Value, object: &str) -> Value {
+    overview["objects"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|o| o["object"] == object)
+        .cloned()
+        .unwrap_or_default()
 }
 
 async fn get(s: &SyncStack, path: &str) -> anyhow::Result<Value> {
@@ -115,13 +137,7 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
 
     // V1: the counts are the ledger's.
     let overview = get(&s, &format!("{base}/overview")).await?;
-    let contacts = overview["objects"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|o| o["object"] == "contact")
-        .cloned()
-        .expect("contacts");
+    let contacts = object_in(&overview, "contact");
     let (synced, failing, excluded, _) = p.counts(CONTACT).await?;
     assert_eq!(contacts["counts"]["synced"], json!(synced), "{overview}");
     assert_eq!(contacts["counts"]["failing"], json!(failing));
@@ -145,12 +161,11 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
     let paged = get(&s, &format!("{base}/records/contact?limit=1")).await?;
     assert_eq!(paged["records"].as_array().map(Vec::len), Some(1));
     assert_eq!(paged["next"], "1");
-    let (status, bad) = call(
+    let (status, bad) = operator(
         &s,
         Method::GET,
         &format!("{base}/records/contact?status=broken"),
         None,
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(
@@ -173,17 +188,16 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
         format!("{base}/records/widget"),
         "/api/connections/nobody/overview".to_owned(),
     ] {
-        let (status, body) = call(&s, Method::GET, &path, None, Some(TEST_OPERATOR_KEY)).await?;
+        let (status, body) = operator(&s, Method::GET, &path, None).await?;
         assert_eq!(status, 404, "{path}: {body}");
     }
 
     // V5: a record that is not failing is not retried; a failing one is, now.
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::POST,
         &format!("{base}/retry/contact"),
         Some(json!({"side": "hubspot", "id": ann})),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(
@@ -191,12 +205,11 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
         (409, Some("not_failing")),
         "{body}"
     );
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::POST,
         &format!("{base}/retry/contact"),
         Some(json!({"side": "hubspot", "id": zoe})),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!((status, body["retried"].clone()), (200, json!(1)), "{body}");
@@ -212,21 +225,19 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
             .is_some(),
         "due for retry: {entry:?}"
     );
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::POST,
         &format!("{base}/retry/contact"),
         Some(json!({"category": "*"})),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = call(
+    let (status, _) = operator(
         &s,
         Method::POST,
         &format!("{base}/retry/contact"),
         Some(json!({})),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 400);
@@ -238,12 +249,11 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
     let mut settings = read["settings"].clone();
     settings["filters"]["hubspot_to_qbo"] =
         json!([{"property": "createdate", "operator": "after", "values": ["yesterday"]}]);
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::PUT,
         &format!("{base}/settings/contact"),
         Some(settings.clone()),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 422, "{body}");
@@ -251,23 +261,21 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
         body["fields"][0]["field"], "filters.hubspot_to_qbo[0].values",
         "{body}"
     );
-    let (status, _) = call(
+    let (status, _) = operator(
         &s,
         Method::PUT,
         &format!("{base}/settings/contact"),
         Some(json!("not settings")),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 400);
     let mut settings = read["settings"].clone();
     settings["disambiguate_display_names"] = json!(true);
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::PUT,
         &format!("{base}/settings/contact"),
         Some(settings),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 200, "{body}");
@@ -312,24 +320,22 @@ async fn an_operator_sees_counts_records_and_history_retries_and_edits_settings(
     assert_eq!(actions["settings"]["customer_mode"], "new", "{actions}");
     let mut edited = actions["settings"].clone();
     edited["fee_expense_account"] = json!("Office expenses");
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::PUT,
         &format!("{base}/action-settings"),
         Some(edited.clone()),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["fields"][0]["field"], "fee_expense_account");
     edited["fee_expense_account"] = json!("7");
     edited["customer_mode"] = json!("legacy");
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::PUT,
         &format!("{base}/action-settings"),
         Some(edited),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 200, "{body}");
@@ -475,6 +481,33 @@ async fn people_sign_in_with_hubspot_and_see_and_change_only_their_portals() -> 
         let response = request.send().await?;
         assert_eq!(response.status(), 401, "{cookie:?}");
     }
+    // A connection that needs reconnecting links to the install function's reconnect page.
+    let connections = Connections::new(s.services.store.clone());
+    connections
+        .require_reconnect(&mine.connection, Provider::Qbo, None, now_ms() / 1000)
+        .await?;
+    let listed: Value = person
+        .call(Method::GET, "api/connections")
+        .send()
+        .await?
+        .json()
+        .await?;
+    let paused = &listed["connections"][0];
+    assert_eq!(paused["status"], "reconnect_required", "{listed}");
+    assert_eq!(paused["reconnect_provider"], "qbo");
+    let install = s
+        .stack
+        .url("OAuthInstallFunction")?
+        .trim_end_matches('/')
+        .to_owned();
+    assert_eq!(
+        paused["reconnect_url"],
+        format!("{install}/reconnect?connection={my_conn}"),
+        "{listed}"
+    );
+    let page = person.call(Method::GET, "").send().await?.text().await?;
+    assert!(page.contains("Needs reconnecting to QuickBooks"), "{page}");
+
     // The page of someone not signed in is the sign-in page.
     let page = reqwest::Client::new()
         .get(&admin)
@@ -639,12 +672,11 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
         "{said}"
     );
 
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::GET,
         &format!("{base}/export/contact?status=broken"),
         None,
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(
@@ -677,12 +709,11 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
     let writes_before = (s.writes(&s.qbo).await?, s.writes(&s.hubspot).await?);
     let mut candidate = read["settings"].clone();
     candidate["disambiguate_display_names"] = json!(true);
-    let (status, preview) = call(
+    let (status, preview) = operator(
         &s,
         Method::POST,
         &format!("{base}/preview/contact"),
         Some(candidate),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 200, "{preview}");
@@ -722,12 +753,11 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
     );
     // With the saved settings (no disambiguation) the preview says it fails, and why, as the
     // run does.
-    let (status, saved) = call(
+    let (status, saved) = operator(
         &s,
         Method::POST,
         &format!("{base}/preview/contact"),
         Some(json!({})),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 200, "{saved}");
@@ -743,21 +773,19 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
         "a preview writes nothing"
     );
     assert_eq!(p.counts(CONTACT).await?, ledger_before);
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::POST,
         &format!("{base}/preview/contact"),
         Some(json!({"object": "contact", "direction": "sideways"})),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::POST,
         &format!("{base}/preview/invoice"),
         Some(json!({})),
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(
@@ -767,62 +795,41 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
     );
 
     // S1: settings deleted are gone (the object stops); the recommended ones bring it back.
-    let (status, _) = call(
+    let (status, _) = operator(
         &s,
         Method::DELETE,
         &format!("{base}/settings/product"),
         None,
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 200);
-    let (status, body) = call(
-        &s,
-        Method::GET,
-        &format!("{base}/settings/product"),
-        None,
-        Some(TEST_OPERATOR_KEY),
-    )
-    .await?;
+    let (status, body) =
+        operator(&s, Method::GET, &format!("{base}/settings/product"), None).await?;
     assert_eq!(
         (status, body["category"].as_str()),
         (404, Some("no_settings"))
     );
     let overview = get(&s, &format!("{base}/overview")).await?;
-    let product = overview["objects"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|o| o["object"] == "product")
-        .cloned()
-        .unwrap_or_default();
+    let product = object_in(&overview, "product");
     assert_eq!(product["configured"], false, "{overview}");
     // Without settings, a preview uses the recommended ones.
-    let (status, preview) = call(
-        &s,
-        Method::POST,
-        &format!("{base}/preview/product"),
-        None,
-        Some(TEST_OPERATOR_KEY),
-    )
-    .await?;
+    let (status, preview) =
+        operator(&s, Method::POST, &format!("{base}/preview/product"), None).await?;
     assert_eq!(status, 200, "{preview}");
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::POST,
         &format!("{base}/settings/product/recommended"),
         None,
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["settings"]["enabled"], true);
-    let (status, body) = call(
+    let (status, body) = operator(
         &s,
         Method::POST,
         &format!("{base}/settings/product/recommended"),
         None,
-        Some(TEST_OPERATOR_KEY),
     )
     .await?;
     assert_eq!(
@@ -831,13 +838,7 @@ async fn an_export_streams_the_filtered_records_and_a_preview_writes_nothing() -
     );
     // The 24-hour chart counts what changed: today's synced contacts are in the last hour.
     let overview = get(&s, &format!("{base}/overview")).await?;
-    let contact = overview["objects"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|o| o["object"] == "contact")
-        .cloned()
-        .unwrap_or_default();
+    let contact = object_in(&overview, "contact");
     let hours = contact["last_24h"].as_array().cloned().unwrap_or_default();
     assert_eq!(hours.len(), 24);
     let synced_today: u64 = hours

@@ -104,6 +104,7 @@ impl Harness {
             updated_at: now,
             disconnected_at: None,
             initial_sync_requested_at: Some(now),
+            install_url: None,
         };
         Connections::new(services.store.clone())
             .save(&connection, None)

@@ -351,15 +351,19 @@ impl AdminService {
     }
 
     fn connection_json(&self, c: &Connection) -> Value {
+        // The configured public address, else the one the connection was made through.
         let reconnect = (c.status == ConnectionStatus::ReconnectRequired)
             .then(|| {
-                self.install_url.as_ref().map(|base| {
-                    format!(
-                        "{}/reconnect?connection={}",
-                        base.trim_end_matches('/'),
-                        c.id
-                    )
-                })
+                self.install_url
+                    .as_ref()
+                    .or(c.install_url.as_ref())
+                    .map(|base| {
+                        format!(
+                            "{}/reconnect?connection={}",
+                            base.trim_end_matches('/'),
+                            c.id
+                        )
+                    })
             })
             .flatten();
         json!({

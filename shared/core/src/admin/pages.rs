@@ -851,21 +851,27 @@ async fn save_settings(
             .and_then(|v| v.parse::<u64>().ok())
             .or(read["version"].as_u64())
             .unwrap_or_default();
+        // The form shown again with what was asked: its problems, or its preview.
+        let again = |shown: ObjectSettings, problem: Option<Failed>, preview: Option<Value>| {
+            let (admin, caller, base, id, object) = (&admin, &caller, &base, &id, &object);
+            async move {
+                let shown = Some((shown, version));
+                settings_page(
+                    admin,
+                    caller,
+                    base,
+                    id,
+                    object,
+                    shown,
+                    problem.as_ref(),
+                    preview,
+                )
+                .await
+            }
+        };
         let mut wanted = match settings_from_form(&saved, &pairs) {
             Ok(wanted) => wanted,
-            Err(problem) => {
-                return settings_page(
-                    &admin,
-                    &caller,
-                    &base,
-                    &id,
-                    &object,
-                    Some((saved, version)),
-                    Some(&problem),
-                    None,
-                )
-                .await;
-            }
+            Err(problem) => return again(saved, Some(problem), None).await,
         };
         match action {
             "recommended_filters" => {
@@ -875,74 +881,51 @@ async fn save_settings(
                 {
                     wanted.filters = defaults.filters;
                 }
-                settings_page(
-                    &admin,
-                    &caller,
-                    &base,
-                    &id,
-                    &object,
-                    Some((wanted, version)),
-                    None,
-                    None,
-                )
-                .await
+                again(wanted, None, None).await
             }
             "preview" => match admin
                 .preview(&caller, &id, &object, Some(wanted.clone()))
                 .await
             {
-                Ok(preview) => {
-                    settings_page(
-                        &admin,
-                        &caller,
-                        &base,
-                        &id,
-                        &object,
-                        Some((wanted, version)),
-                        None,
-                        Some(preview),
-                    )
-                    .await
-                }
-                Err(problem) => {
-                    settings_page(
-                        &admin,
-                        &caller,
-                        &base,
-                        &id,
-                        &object,
-                        Some((wanted, version)),
-                        Some(&problem),
-                        None,
-                    )
-                    .await
-                }
+                Ok(preview) => again(wanted, None, Some(preview)).await,
+                Err(problem) => again(wanted, Some(problem), None).await,
             },
             _ => match admin
                 .write_settings(&caller, &id, &object, wanted.clone(), Some(version))
                 .await
             {
-                Ok(_) => Ok(back_to(
-                    &base,
-                    &id,
-                    Some(&format!("/connections/{id}/settings/{object}")),
-                    "Saved.",
-                )),
-                Err(problem) => {
-                    settings_page(
-                        &admin,
-                        &caller,
-                        &base,
-                        &id,
-                        &object,
-                        Some((wanted, version)),
-                        Some(&problem),
-                        None,
-                    )
-                    .await
+                Ok(_) => {
+                    let back = format!("/connections/{id}/settings/{object}");
+                    Ok(back_to(&base, &id, Some(&back), "Saved."))
                 }
+                Err(problem) => again(wanted, Some(problem), None).await,
             },
         }
+    })
+}
+
+/// A settings change a form posts (remove them, add the recommended ones), then back to the
+/// settings page with what was done.
+async fn settings_change(
+    admin: Arc<AdminService>,
+    id: String,
+    object: String,
+    headers: HeaderMap,
+    body: Bytes,
+    add: bool,
+) -> Response {
+    let pairs = form_pairs(&body);
+    page!(admin, headers, |caller, base| {
+        admin.changer(&headers, form_value(&pairs, "csrf")).await?;
+        let done = if add {
+            admin.add_recommended(&caller, &id, &object).await?;
+            "The recommended settings were added; the sync is on."
+        } else {
+            admin.delete_settings(&caller, &id, &object).await?;
+            "The settings were removed; nothing of this kind syncs now."
+        };
+        let back = format!("/connections/{id}/settings/{object}");
+        Ok(back_to(&base, &id, Some(&back), done))
     })
 }
 
@@ -952,17 +935,7 @@ async fn delete_settings(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    page!(admin, headers, |caller, base| {
-        admin.changer(&headers, form_value(&pairs, "csrf")).await?;
-        admin.delete_settings(&caller, &id, &object).await?;
-        Ok(back_to(
-            &base,
-            &id,
-            Some(&format!("/connections/{id}/settings/{object}")),
-            "The settings were removed; nothing of this kind syncs now.",
-        ))
-    })
+    settings_change(admin, id, object, headers, body, false).await
 }
 
 async fn add_recommended(
@@ -971,17 +944,7 @@ async fn add_recommended(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let pairs = form_pairs(&body);
-    page!(admin, headers, |caller, base| {
-        admin.changer(&headers, form_value(&pairs, "csrf")).await?;
-        admin.add_recommended(&caller, &id, &object).await?;
-        Ok(back_to(
-            &base,
-            &id,
-            Some(&format!("/connections/{id}/settings/{object}")),
-            "The recommended settings were added; the sync is on.",
-        ))
-    })
+    settings_change(admin, id, object, headers, body, true).await
 }
 
 #[cfg(test)]

@@ -642,7 +642,14 @@ impl InstallFlow {
             qbo: &qbo_grant,
         };
         let (connection, created, request) = self
-            .write_connection(&id, &grants, &company.company_name, &preflight, now)
+            .write_connection(
+                &id,
+                &grants,
+                &company.company_name,
+                &preflight,
+                &base_url,
+                now,
+            )
             .await?;
         // Everything is stored. What follows may fail without undoing it: the schedule queues an
         // initial sync that could not be queued here.
@@ -716,6 +723,7 @@ impl InstallFlow {
         grants: &Grants<'_>,
         company_name: &str,
         preflight: &Preflight,
+        install_url: &str,
         now: i64,
     ) -> Result<(Connection, bool, Option<InitialSyncRequest>), ConnectError> {
         for _ in 0..CONNECT_ATTEMPTS {
@@ -735,8 +743,10 @@ impl InstallFlow {
                     updated_at: now,
                     disconnected_at: None,
                     initial_sync_requested_at: None,
+                    install_url: None,
                 },
             };
+            connection.install_url = Some(install_url.to_owned());
             connection.status = ConnectionStatus::Active;
             connection.reconnect_provider = None;
             connection.company_name = company_name.to_owned();

@@ -55,6 +55,10 @@ pub struct Connection {
     pub disconnected_at: Option<i64>,
     /// When the initial sync was queued; `None` until the queue accepted it.
     pub initial_sync_requested_at: Option<i64>,
+    /// The install function's address the connection was last made through: where its
+    /// reconnect link points.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_url: Option<String>,
 }
 
 /// What was learnt about the company when it was connected (C2, C3).
@@ -453,6 +457,7 @@ mod tests {
             updated_at: NOW,
             disconnected_at: None,
             initial_sync_requested_at: None,
+            install_url: None,
         }
     }
 

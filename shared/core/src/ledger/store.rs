@@ -579,22 +579,8 @@ impl Ledger {
         limit: u32,
         now: i64,
     ) -> Result<(Vec<LedgerEntry>, Option<ItemKeyCursor>), StoreError> {
-        let page = self
-            .store
-            .query(
-                Table::Ledger,
-                Query::index(keys::status_index(connection, object, status.as_str()))
-                    .limit(limit)
-                    .after(after),
-                now,
-            )
-            .await?;
-        let entries = page
-            .items
-            .iter()
-            .map(Item::to_value)
-            .collect::<Result<_, _>>()?;
-        Ok((entries, page.next))
+        let query = Query::index(keys::status_index(connection, object, status.as_str()));
+        self.page_of(query.limit(limit).after(after), now).await
     }
 
     /// One page of every entry of one object, in link order (the object's ledger partition).
@@ -606,17 +592,18 @@ impl Ledger {
         limit: u32,
         now: i64,
     ) -> Result<(Vec<LedgerEntry>, Option<ItemKeyCursor>), StoreError> {
-        let page = self
-            .store
-            .query(
-                Table::Ledger,
-                Query::partition(keys::partition(connection, object))
-                    .sort_prefix(keys::ENTRY_PREFIX)
-                    .limit(limit)
-                    .after(after),
-                now,
-            )
-            .await?;
+        let query =
+            Query::partition(keys::partition(connection, object)).sort_prefix(keys::ENTRY_PREFIX);
+        self.page_of(query.limit(limit).after(after), now).await
+    }
+
+    /// One page of a query of entries.
+    async fn page_of(
+        &self,
+        query: Query,
+        now: i64,
+    ) -> Result<(Vec<LedgerEntry>, Option<ItemKeyCursor>), StoreError> {
+        let page = self.store.query(Table::Ledger, query, now).await?;
         let entries = page
             .items
             .iter()

@@ -334,6 +334,7 @@ mod tests {
             updated_at: START,
             disconnected_at: None,
             initial_sync_requested_at: Some(START),
+            install_url: None,
         };
         connections.save(&connection, None).await.unwrap();
         let grant = || TokenGrant {
