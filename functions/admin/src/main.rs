@@ -4,14 +4,12 @@
 use std::sync::Arc;
 
 use hubspot_qbo_core::admin::{self, AdminService};
-use hubspot_qbo_core::sync::engine::Engine;
 use hubspot_qbo_core::{runtime::Services, telemetry};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     telemetry::init();
     let services = Services::from_env().await?;
-    let (engine, _) = Engine::from_services(&services)?;
-    let service = AdminService::new(&services, Some(Arc::new(engine)))?;
+    let service = AdminService::from_services(&services)?;
     lambda_http::run_with_streaming_response(admin::router(Arc::new(service))).await
 }

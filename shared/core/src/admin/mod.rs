@@ -213,10 +213,21 @@ pub struct RetryRequest {
 }
 
 impl AdminService {
-    /// The admin function over the deployment's services; `engine` enables the preview.
-    pub fn new(services: &Services, engine: Option<Arc<Engine>>) -> Result<Self, crate::Error> {
+    /// The admin function over the deployment's services, with the sync engine for the
+    /// preview; one set of provider clients serves the sign-in and the engine.
+    pub fn from_services(services: &Services) -> Result<Self, crate::Error> {
         let providers = Arc::new(HttpProviders::new(&services.config)?);
-        Ok(Self {
+        let (engine, _) = Engine::with_providers(services, providers.clone())?;
+        Ok(Self::new(services, providers, Some(Arc::new(engine))))
+    }
+
+    /// The admin function over these parts; without `engine` there is no preview.
+    pub fn new(
+        services: &Services,
+        providers: Arc<HttpProviders>,
+        engine: Option<Arc<Engine>>,
+    ) -> Self {
+        Self {
             operator_key: services.config.admin_operator_key.clone(),
             action_settings: ActionSettingsStore::new(services.store.clone()),
             connections: Connections::new(services.store.clone()),
@@ -237,7 +248,7 @@ impl AdminService {
             },
             engine,
             install_url: services.config.public_base_url.clone(),
-        })
+        }
     }
 
     pub(crate) fn now(&self) -> i64 {

@@ -219,8 +219,16 @@ impl Engine {
     pub fn from_services(
         services: &crate::runtime::Services,
     ) -> Result<(Self, Arc<TokenKeeper>), crate::Error> {
-        let setup = |e: &dyn std::fmt::Display| crate::Error::Setup(e.to_string());
         let providers = Arc::new(crate::oauth::HttpProviders::new(&services.config)?);
+        Self::with_providers(services, providers)
+    }
+
+    /// As [`Self::from_services`], over providers the caller shares.
+    pub fn with_providers(
+        services: &crate::runtime::Services,
+        providers: Arc<crate::oauth::HttpProviders>,
+    ) -> Result<(Self, Arc<TokenKeeper>), crate::Error> {
+        let setup = |e: &dyn std::fmt::Display| crate::Error::Setup(e.to_string());
         let tokens = Arc::new(TokenKeeper::from_services(services, providers));
         let pacer = services.pacer();
         let engine = Self::new(
