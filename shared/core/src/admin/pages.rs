@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::records::RecordFilter;
 use super::session::{SessionId, SESSION_COOKIE, SESSION_SECONDS, SIGNIN_CALLBACK_PATH};
 use super::{failed, object_of, AdminService, Caller, Failed, RetryRequest};
-use crate::connection::install::CallbackParams;
+use crate::connection::install::{CallbackParams, ConnectError};
 use crate::connection::oauth_state::BrowserKey;
 use crate::connection::pages::{browser_cookie, browser_of};
 use crate::domain::{ObjectKind, PortalId};
@@ -326,16 +326,18 @@ async fn sign_in(
             }
             response
         }
-        Err(error) => error_page(
-            &failed(
-                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_GATEWAY),
-                error.category(),
-                error.to_string(),
-            ),
-            None,
-            &base,
-        ),
+        Err(error) => sign_in_failed(&error, &base),
     }
+}
+
+/// A sign-in step that failed, in words, with the status the install pages give it.
+fn sign_in_failed(error: &ConnectError, base: &str) -> Response {
+    let status = StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_GATEWAY);
+    error_page(
+        &failed(status, error.category(), error.to_string()),
+        None,
+        base,
+    )
 }
 
 /// HubSpot sent the person back: their session now covers the portal they chose.
@@ -360,15 +362,7 @@ async fn signed_in(
             set_session_cookie(&mut response, Some(&session), &base);
             response
         }
-        Err(error) => error_page(
-            &failed(
-                StatusCode::from_u16(error.http_status()).unwrap_or(StatusCode::BAD_GATEWAY),
-                error.category(),
-                error.to_string(),
-            ),
-            None,
-            &base,
-        ),
+        Err(error) => sign_in_failed(&error, &base),
     }
 }
 
