@@ -17,8 +17,23 @@ pub use local_stack::harness::test_parameters;
 
 impl Deployed {
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Deployed with these template parameters besides the test ones.
+    pub async fn start_with(parameters: &[(&str, &str)]) -> anyhow::Result<Self> {
         let aws = LocalAws::start().await?;
-        let manifest = manifest::deploy(&aws.endpoint, "test", &test_parameters()).await?;
+        let mut all = test_parameters();
+        for (key, value) in parameters {
+            all.insert((*key).to_owned(), (*value).to_owned());
+        }
+        let manifest = match manifest::deploy(&aws.endpoint, "test", &all).await {
+            Ok(manifest) => manifest,
+            Err(e) => {
+                let _ = aws.stop().await;
+                return Err(e);
+            }
+        };
         let sdk = aws.sdk_config().await;
         Ok(Self { aws, manifest, sdk })
     }

@@ -108,6 +108,12 @@ pub struct Config {
     pub action_answer_within: std::time::Duration,
     /// How long one AWS call (DynamoDB, SQS, KMS) may take.
     pub aws_timeouts: AwsTimeouts,
+    /// Change notifications for one object of a connection within this long share one poll,
+    /// which starts this long after the first of them.
+    pub webhook_nudge_window: std::time::Duration,
+    /// The address the providers post notifications to, when it is not the function URL itself
+    /// (a custom domain): HubSpot signs the URL it called.
+    pub webhook_public_url: Option<String>,
 }
 
 /// Bounds of one AWS SDK operation (all its retries) and of one attempt of it. The operation
@@ -253,6 +259,13 @@ impl Config {
             action_answer_within: std::time::Duration::from_secs(u64::from(
                 env.count("ACTION_ANSWER_WITHIN_SECONDS", 20)?,
             )),
+            webhook_nudge_window: std::time::Duration::from_secs(u64::from(
+                env.count("WEBHOOK_NUDGE_SECONDS", 3)?.clamp(1, 900),
+            )),
+            webhook_public_url: match env.get("WEBHOOK_PUBLIC_URL") {
+                Some(_) => Some(env.url("WEBHOOK_PUBLIC_URL", "")?),
+                None => None,
+            },
         })
     }
 }

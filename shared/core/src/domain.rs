@@ -177,7 +177,7 @@ impl Direction {
 time::serde::format_description!(pub ymd, Date, "[year]-[month]-[day]");
 
 /// The kinds of record the integration keeps in step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectKind {
     /// HubSpot contact <-> QBO customer.

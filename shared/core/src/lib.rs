@@ -32,6 +32,7 @@ pub mod status;
 pub mod store;
 pub mod sync;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use error::Error;
 pub use error_class::ErrorClass;

@@ -325,7 +325,7 @@ async fn the_runner_prints_its_urls_and_stops_cleanly_on_ctrl_c() -> anyhow::Res
         .iter()
         .filter(|l| l.starts_with("function URL") && l.contains("http://127.0.0.1:"))
         .count();
-    assert_eq!(function_urls, 8, "{printed:#?}");
+    assert_eq!(function_urls, 9, "{printed:#?}");
     assert!(
         printed
             .iter()

@@ -226,6 +226,7 @@ async fn batches_are_split_by_bytes_and_fifo_messages_need_a_dedup_id() -> anyho
         body: "no dedup id".into(),
         group_id: Some("c1:contact".into()),
         dedup_id: None,
+        delay: None,
     });
     let report = queue.send(QueueName::Sync, messages).await?;
     assert_eq!(report.sent, 4, "{report:?}");

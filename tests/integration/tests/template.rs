@@ -2,6 +2,7 @@
 //! variables the code expects are the ones the template creates.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::types::KeyType;
 use hubspot_qbo_core::store::schema;
@@ -144,7 +145,7 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
         .map(|f| f.binary.clone())
         .collect();
     assert_eq!(crates, binaries);
-    assert_eq!(binaries.len(), 11);
+    assert_eq!(binaries.len(), 12);
 
     let sync = manifest.queue("SyncQueue")?;
     assert!(
@@ -216,7 +217,8 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
 
     for (logical_id, function) in &manifest.functions {
         let is_action = function.binary.starts_with("action-create-");
-        let is_http = ["oauth-install", "admin"].contains(&function.binary.as_str()) || is_action;
+        let is_http =
+            ["oauth-install", "admin", "webhooks"].contains(&function.binary.as_str()) || is_action;
         assert_eq!(function.url.is_some(), is_http, "{logical_id} function URL");
         // The admin function streams (its CSV export outgrows a buffered answer's 6 MB).
         if let Some(url) = &function.url {
@@ -228,6 +230,15 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
             };
             assert_eq!(url.invoke_mode, mode, "{logical_id} invoke mode");
         }
+        if function.binary == "webhooks" {
+            let config = deployed.config_of(logical_id)?;
+            // QuickBooks waits 3 seconds; the function answers within 2.5, and must not be cut
+            // off before that.
+            assert!(function.timeout >= 3, "{logical_id} timeout");
+            assert_eq!(config.webhook_nudge_window, Duration::from_secs(3));
+            assert_eq!(config.webhook_public_url, None);
+            assert!(function.queues.is_empty() && function.schedules.is_empty());
+        }
         if is_action {
             let config = deployed.config_of(logical_id)?;
             assert!(
@@ -236,5 +247,20 @@ async fn functions_triggers_and_queues_are_wired_as_the_code_expects() -> anyhow
             );
         }
     }
+    deployed.stop().await
+}
+
+#[tokio::test]
+async fn with_webhooks_on_the_schedule_relaxes_to_its_own_setting() -> anyhow::Result<()> {
+    let deployed = Deployed::start_with(&[
+        ("WebhooksEnabled", "true"),
+        ("PollScheduleWithWebhooks", "rate(20 minutes)"),
+        ("WebhookNudgeSeconds", "5"),
+    ])
+    .await?;
+    let poll = deployed.manifest.function("ScheduledPollFunction")?;
+    assert_eq!(poll.schedules, ["rate(20 minutes)"]);
+    let config = deployed.config_of("WebhooksFunction")?;
+    assert_eq!(config.webhook_nudge_window, Duration::from_secs(5));
     deployed.stop().await
 }

@@ -11,7 +11,7 @@ pub mod registration;
 pub mod request;
 pub mod service;
 pub mod settings;
-pub mod signature;
+pub use crate::hubspot::signature;
 
 use std::sync::Arc;
 
@@ -108,7 +108,7 @@ async fn call(
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let call = Call {
         method: method.as_str(),
-        urls: signed_urls(service.public_base_url(), &uri, &headers),
+        urls: crate::http::request_urls(service.public_base_url(), &uri, &headers),
         body: &body,
         headers: SignatureHeaders {
             signature: header("x-hubspot-signature"),
@@ -126,22 +126,6 @@ async fn call(
     } else {
         respond(service.call(kind, call).await)
     }
-}
-
-/// The URLs HubSpot may have signed: the configured public base with the request's path,
-/// and the address the request reached (a function URL's host is its own).
-fn signed_urls(public_base: Option<&str>, uri: &Uri, headers: &HeaderMap) -> Vec<String> {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut urls = Vec::new();
-    if let Some(base) = public_base {
-        urls.push(format!("{}{path}", base.trim_end_matches('/')));
-    }
-    let origin = crate::http::request_origin(headers)
-        .or_else(|| uri.authority().map(|a| format!("https://{a}")));
-    if let Some(origin) = origin {
-        urls.push(format!("{origin}{path}"));
-    }
-    urls
 }
 
 fn respond(answer: Answer) -> Response {

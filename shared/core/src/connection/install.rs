@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
 use super::initial_sync::{self, InitialSyncRequest};
+use super::lifecycle::Disconnector;
 use super::oauth_state::{self, BrowserKey};
 use super::oauth_state::{OAuthStates, StateError};
 use super::registry::{Connection, ConnectionStatus, Connections, Preflight, RegistryError};
@@ -820,46 +821,25 @@ impl InstallFlow {
         id: &ConnectionId,
         fresh_hubspot_grant: Option<&TokenGrant>,
     ) -> Result<Connection, ConnectError> {
-        let now = self.now();
-        let connection = self
-            .connections
-            .update(id, now, None, |connection| {
-                if connection.status == ConnectionStatus::Disconnected {
-                    return false;
-                }
-                connection.status = ConnectionStatus::Disconnected;
-                connection.disconnected_at = Some(now);
-                connection.updated_at = now;
-                true
-            })
+        let disconnector = self.disconnector();
+        let connection = disconnector
+            .stop(id, None)
             .await?
             .ok_or_else(|| ConnectError::UnknownConnection(id.clone()))?;
-        let company = TokenOwner::Realm(connection.realm_id.clone());
-        if let Some(refresh) = self.tokens.refresh_token(&company).await? {
-            self.providers.revoke(Provider::Qbo, &refresh).await?;
-        }
-        self.tokens.forget(&company).await?;
-        self.connections.release_realm(&connection, now).await?;
-
-        let others_live = self
-            .connections
-            .of_portal(&connection.portal_id, now)
-            .await?
-            .into_iter()
-            .any(|c| {
-                c.connection_id != connection.id && c.status != ConnectionStatus::Disconnected
-            });
-        if !others_live {
-            let portal = TokenOwner::Portal(connection.portal_id.clone());
-            let stored = self.tokens.refresh_token(&portal).await?;
-            let fresh = fresh_hubspot_grant.map(|g| g.refresh_token.clone());
-            for refresh in stored.iter().chain(fresh.iter()) {
-                self.providers.revoke(Provider::HubSpot, refresh).await?;
-            }
-            self.tokens.forget(&portal).await?;
-        }
+        disconnector
+            .revoke(&connection, fresh_hubspot_grant.map(|g| &g.refresh_token))
+            .await?;
         tracing::info!(connection = %id, "connection disconnected");
         Ok(connection)
+    }
+
+    pub fn disconnector(&self) -> Disconnector {
+        Disconnector::new(
+            self.store.clone(),
+            self.tokens.clone(),
+            self.providers.clone(),
+            self.clock.clone(),
+        )
     }
 
     /// C4 for the whole portal: the app is uninstalled at HubSpot first (that needs a live

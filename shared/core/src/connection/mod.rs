@@ -3,6 +3,7 @@
 
 pub mod initial_sync;
 pub mod install;
+pub mod lifecycle;
 pub mod oauth_state;
 pub mod pages;
 pub mod registry;

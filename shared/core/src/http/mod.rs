@@ -57,6 +57,27 @@ pub fn request_origin(headers: &axum::http::HeaderMap) -> Option<String> {
     Some(format!("{scheme}://{host}"))
 }
 
+/// The URLs a signed request may have been signed over: the configured public base with the
+/// request's path and query, and the address the request reached (a function URL's host is its
+/// own).
+pub fn request_urls(
+    public_base: Option<&str>,
+    uri: &axum::http::Uri,
+    headers: &axum::http::HeaderMap,
+) -> Vec<String> {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut urls = Vec::new();
+    if let Some(base) = public_base {
+        urls.push(format!("{}{path}", base.trim_end_matches('/')));
+    }
+    let origin =
+        request_origin(headers).or_else(|| uri.authority().map(|a| format!("https://{a}")));
+    if let Some(origin) = origin {
+        urls.push(format!("{origin}{path}"));
+    }
+    urls
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

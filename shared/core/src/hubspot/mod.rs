@@ -5,6 +5,8 @@
 //! a 401, wait out short throttles and passing failures, and hand longer ones back.
 //! HubSpot's formats are parsed here and nowhere else.
 
+pub mod signature;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;

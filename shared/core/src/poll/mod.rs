@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use crate::clock::Clock;
 use crate::connection::initial_sync::requeue_pending;
+use crate::connection::lifecycle::Disconnector;
 use crate::connection::registry::{ConnectionStatus, Connections};
 use crate::connection::tokens::{TokenError, TokenKeeper, TokenOwner};
 use crate::domain::ConnectionId;
 use crate::error::Error;
 use crate::oauth::HttpProviders;
 use crate::queue::batch::{Ordering, StoredFailures};
-use crate::queue::messages::PollTask;
+use crate::queue::messages::{PollQueueTask, PollTask};
 use crate::queue::{OutgoingMessage, Queue, QueueName};
 use crate::runtime::Services;
 use crate::settings::SettingsStore;
@@ -165,6 +166,7 @@ pub struct Poller {
     settings: SettingsStore,
     tokens: Arc<TokenKeeper>,
     reader: Reader,
+    disconnector: Disconnector,
     store: Arc<dyn Store>,
     queue: Arc<dyn Queue>,
     clock: Clock,
@@ -195,7 +197,13 @@ impl Poller {
 
     pub fn new(services: &Services) -> Result<Self, Error> {
         let providers = Arc::new(HttpProviders::new(&services.config)?);
-        let tokens = Arc::new(TokenKeeper::from_services(services, providers));
+        let tokens = Arc::new(TokenKeeper::from_services(services, providers.clone()));
+        let disconnector = Disconnector::new(
+            services.store.clone(),
+            tokens.clone(),
+            providers,
+            services.clock.clone(),
+        );
         let pacer = services.pacer();
         let reader = Reader::new(
             services.store.clone(),
@@ -214,6 +222,7 @@ impl Poller {
             settings: SettingsStore::new(services.store.clone()),
             tokens,
             reader,
+            disconnector,
             store: services.store.clone(),
             queue: services.queue.clone(),
             clock: services.clock.clone(),
@@ -246,12 +255,20 @@ impl Poller {
                         &*self.queue,
                         QueueName::Poll,
                     )
-                    .process(event, |task: PollTask, _| async move {
-                        let report = self.reader.poll(&task).await?;
-                        tracing::info!(connection = %task.connection_id, object = %task.object,
-                            records = report.records, messages = report.messages, retries = report.retries,
-                            continues = report.continues,
-                            "changes read");
+                    .process(event, |task: PollQueueTask, _| async move {
+                        match task {
+                            PollQueueTask::Read(task) => {
+                                let report = self.reader.poll(&task).await?;
+                                tracing::info!(connection = %task.connection_id, object = %task.object,
+                                    records = report.records, messages = report.messages,
+                                    retries = report.retries, continues = report.continues,
+                                    "changes read");
+                            }
+                            PollQueueTask::Lifecycle(task) => {
+                                let outcome = self.disconnector.handle(&task).await?;
+                                tracing::info!(?task, ?outcome, "lifecycle task done");
+                            }
+                        }
                         Ok::<(), reader::PollError>(())
                     })
                     .await?;

@@ -65,6 +65,8 @@ pub enum PollError {
     Store(#[from] StoreError),
     #[error("queue: {0}")]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    Lifecycle(#[from] crate::connection::install::ConnectError),
 }
 
 impl MessageError for PollError {
@@ -74,6 +76,7 @@ impl MessageError for PollError {
             PollError::HubSpot(e) => e.class(),
             PollError::Store(e) => e.class(),
             PollError::Queue(e) => e.class(),
+            PollError::Lifecycle(e) => e.class(),
         }
     }
 

@@ -106,6 +106,27 @@ pub struct PollTask {
     pub object: ObjectKind,
 }
 
+/// What a provider's lifecycle notification leaves to do, on the poll queue (it needs provider
+/// calls, which the notification's receiver never makes).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "lifecycle", rename_all = "snake_case")]
+pub enum LifecycleTask {
+    /// The connection was stopped (the app was uninstalled from HubSpot): revoke and forget
+    /// what tokens remain.
+    Revoke { connection_id: ConnectionId },
+    /// Intuit's disconnect page was opened for this company: ask Intuit whether its tokens
+    /// still work, and end the connection if not.
+    CheckCompany { realm_id: crate::domain::RealmId },
+}
+
+/// A message of the poll queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PollQueueTask {
+    Lifecycle(LifecycleTask),
+    Read(PollTask),
+}
+
 /// FIFO message group: one per connection and object, so work for them is serialised while
 /// other connections and objects proceed in parallel.
 pub fn message_group(connection: &ConnectionId, object: ObjectKind) -> String {
@@ -139,6 +160,35 @@ pub fn initial_sync_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_poll_queue_tells_its_tasks_apart() {
+        let connection = ConnectionId::parse("c0ffee").unwrap();
+        let read = PollQueueTask::Read(PollTask {
+            connection_id: connection.clone(),
+            object: ObjectKind::Product,
+        });
+        let revoke = PollQueueTask::Lifecycle(LifecycleTask::Revoke {
+            connection_id: connection,
+        });
+        let check = PollQueueTask::Lifecycle(LifecycleTask::CheckCompany {
+            realm_id: crate::domain::RealmId::parse("9130").unwrap(),
+        });
+        for task in [read, revoke, check] {
+            let text = serde_json::to_string(&task).unwrap();
+            assert_eq!(
+                serde_json::from_str::<PollQueueTask>(&text).unwrap(),
+                task,
+                "{text}"
+            );
+        }
+        // What the schedule has always queued still reads as a read.
+        assert!(matches!(
+            serde_json::from_str::<PollQueueTask>(r#"{"connection_id":"c1","object":"contact"}"#),
+            Ok(PollQueueTask::Read(_))
+        ));
+        assert!(serde_json::from_str::<PollQueueTask>(r#"{"lifecycle":"explode"}"#).is_err());
+    }
 
     #[test]
     fn initial_sync_is_queued_per_object_in_its_group() {

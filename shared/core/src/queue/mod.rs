@@ -19,6 +19,8 @@ pub const MAX_BATCH: usize = 10;
 pub const MAX_BATCH_BYTES: usize = 256 * 1024;
 /// The longest SQS lets a message stay invisible.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// The longest SQS delays a message's first delivery.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QueueName {
@@ -47,6 +49,8 @@ pub struct OutgoingMessage {
     pub body: String,
     pub group_id: Option<String>,
     pub dedup_id: Option<String>,
+    /// Standard queues only: delivered no sooner than this after sending (whole seconds).
+    pub delay: Option<Duration>,
 }
 
 impl OutgoingMessage {
@@ -55,6 +59,7 @@ impl OutgoingMessage {
             body: body.into(),
             group_id: None,
             dedup_id: None,
+            delay: None,
         }
     }
 
@@ -67,6 +72,7 @@ impl OutgoingMessage {
             body: body.into(),
             group_id: Some(group_id.into()),
             dedup_id: Some(dedup_id.into()),
+            delay: None,
         }
     }
 
@@ -79,6 +85,12 @@ impl OutgoingMessage {
     pub fn in_group(mut self, group_id: impl Into<String>, dedup_id: impl Into<String>) -> Self {
         self.group_id = Some(group_id.into());
         self.dedup_id = Some(dedup_id.into());
+        self
+    }
+
+    /// Delivered `delay` after sending at the earliest (at most [`MAX_DELAY`]).
+    pub fn delayed_by(mut self, delay: Duration) -> Self {
+        self.delay = Some(delay.min(MAX_DELAY));
         self
     }
 }
@@ -223,6 +235,10 @@ pub(crate) fn check_message(message: &OutgoingMessage, fifo: bool) -> Result<(),
     if !fifo && message.group_id.is_some() {
         return Err("a standard queue takes no message group id".into());
     }
+    // FIFO queues take a delay only for the whole queue.
+    if fifo && message.delay.is_some() {
+        return Err("a FIFO message cannot be delayed on its own".into());
+    }
     Ok(())
 }
 
@@ -259,7 +275,18 @@ mod tests {
                     body: "b".into(),
                     group_id: Some("g".into()),
                     dedup_id: None,
+                    delay: None,
                 },
+                true,
+                Err(()),
+            ),
+            (
+                OutgoingMessage::standard("b").delayed_by(Duration::from_secs(3)),
+                false,
+                Ok(()),
+            ),
+            (
+                OutgoingMessage::fifo("b", "g", "d").delayed_by(Duration::from_secs(3)),
                 true,
                 Err(()),
             ),

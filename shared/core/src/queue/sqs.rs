@@ -157,6 +157,7 @@ impl SqsQueue {
                         .message_body(&m.body)
                         .set_message_group_id(m.group_id.clone())
                         .set_message_deduplication_id(m.dedup_id.clone())
+                        .set_delay_seconds(m.delay.map(|d| d.min(MAX_DELAY).as_secs() as i32))
                         .build()
                         .map_err(|e| QueueError::Rejected(e.to_string()))
                 })

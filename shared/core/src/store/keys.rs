@@ -92,6 +92,21 @@ pub mod connections {
     pub fn admin_session(hashed_id: &str) -> ItemKey {
         ItemKey::new(format!("admin-session#{hashed_id}"), "session")
     }
+
+    /// The claim of a change notification's nudge for one object of a connection: while it
+    /// lives, further notifications for that object are covered by the poll already queued.
+    pub fn nudge(id: &ConnectionId, object: ObjectKind) -> ItemKey {
+        ItemKey::new(partition(id), format!("nudge#{object}"))
+    }
+
+    /// A change notification already taken, by the SHA-256 of its signature (HubSpot) or body
+    /// (QuickBooks): a second delivery of the same one is a replay or a retry.
+    pub fn notification_seen(provider: Provider, digest: &str) -> ItemKey {
+        ItemKey::new(
+            format!("notification#{}#{digest}", provider.as_str()),
+            "seen",
+        )
+    }
 }
 
 /// The ledger table: sync links and history, and what queue consumers park or count.

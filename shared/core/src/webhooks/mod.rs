@@ -1,0 +1,561 @@
+//! Change notifications from HubSpot (app webhooks, v3-signed) and QuickBooks (CloudEvents or
+//! legacy, `intuit-signature`). A notification is verified over its raw body, read, and turned
+//! into nudges (an early poll of its connection and object, coalesced per window) or, for an
+//! uninstall, into a stopped connection whose tokens the poll queue revokes. It never calls a
+//! provider and never writes data: the poll stays the one source of truth, so a lost,
+//! repeated, reordered or forged notification cannot change a record.
+
+pub mod notices;
+pub mod nudge;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::clock::Clock;
+use crate::connection::lifecycle;
+use crate::connection::registry::{ConnectionStatus, Connections};
+use crate::domain::{ConnectionId, Provider, RealmId};
+use crate::error_class::ErrorClass;
+use crate::hubspot::signature::{self, SignatureError, SignatureHeaders, SignedRequest};
+use crate::queue::messages::LifecycleTask;
+use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName};
+use crate::runtime::Services;
+use crate::store::keys::connections as keys;
+use crate::store::{ClaimOutcome, Item, Store, StoreError, Table};
+use notices::{MalformedNotification, Notice, Notices};
+use nudge::{NudgeError, Nudged, Nudger};
+
+/// The largest notification taken (HubSpot sends at most 100 events a request; QuickBooks a few
+/// per entity changed).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// A taken HubSpot notification's signature is remembered past its timestamp window on both
+/// sides: within it, the same signature again is a replay (HubSpot's own retries are signed
+/// anew).
+const HUBSPOT_SEEN_SECONDS: i64 = 2 * signature::MAX_TIMESTAMP_SKEW_MS / 1000 + 60;
+/// QuickBooks signs only the body and sends the same body again on every retry, for days: a
+/// body seen within this long is acknowledged and dropped, and events older than this are
+/// acknowledged and ignored (stale).
+pub const QBO_SEEN_SECONDS: i64 = 3 * 24 * 3600;
+/// Answer well inside QuickBooks' 3 seconds (HubSpot waits longer): past this, the answer is
+/// 503 and the provider sends the notification again.
+const ANSWER_WITHIN: Duration = Duration::from_millis(2500);
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("notifications of at most {MAX_BODY_BYTES} bytes are taken")]
+    TooLarge,
+    #[error("the request carries no {0} signature")]
+    SignatureMissing(&'static str),
+    #[error("the {0} signature does not match the request")]
+    SignatureMismatch(&'static str),
+    #[error("the request's timestamp is missing, unreadable or more than five minutes from now")]
+    Stale,
+    #[error("this notification was already taken (same signature): a replay")]
+    Replayed,
+    #[error(transparent)]
+    Malformed(#[from] MalformedNotification),
+    #[error("QuickBooks notifications are not configured: set the webhook verifier token")]
+    NotConfigured,
+    #[error("the notification could not be recorded in time; send it again")]
+    TimedOut,
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("queue: {0}")]
+    Queue(#[from] QueueError),
+}
+
+impl From<NudgeError> for WebhookError {
+    fn from(error: NudgeError) -> Self {
+        match error {
+            NudgeError::Store(e) => WebhookError::Store(e),
+            NudgeError::Queue(e) => WebhookError::Queue(e),
+        }
+    }
+}
+
+impl WebhookError {
+    pub fn category(&self) -> &'static str {
+        match self {
+            WebhookError::TooLarge => "payload_too_large",
+            WebhookError::SignatureMissing(_) => "signature_missing",
+            WebhookError::SignatureMismatch(_) => "signature_mismatch",
+            WebhookError::Stale => "stale_timestamp",
+            WebhookError::Replayed => "replayed",
+            WebhookError::Malformed(_) => "malformed_notification",
+            WebhookError::NotConfigured => "not_configured",
+            WebhookError::TimedOut | WebhookError::Store(_) | WebhookError::Queue(_) => {
+                "temporarily_unavailable"
+            }
+        }
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        match self {
+            WebhookError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::SignatureMissing(_)
+            | WebhookError::SignatureMismatch(_)
+            | WebhookError::Stale
+            | WebhookError::Replayed => StatusCode::UNAUTHORIZED,
+            WebhookError::Malformed(_) => StatusCode::BAD_REQUEST,
+            WebhookError::NotConfigured
+            | WebhookError::TimedOut
+            | WebhookError::Store(_)
+            | WebhookError::Queue(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// Whether the provider's retry of the same notification may succeed.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WebhookError::TimedOut => ErrorClass::Retryable,
+            WebhookError::Store(e) => e.class(),
+            WebhookError::Queue(e) => e.class(),
+            _ => ErrorClass::Terminal,
+        }
+    }
+}
+
+/// What a taken notification did.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct Taken {
+    pub events: usize,
+    /// Polls queued.
+    pub nudged: usize,
+    /// Nudges already covered by a queued poll.
+    pub coalesced: usize,
+    /// Events about nothing synced, or about accounts no active connection holds.
+    pub ignored: usize,
+    /// Connections stopped by an uninstall.
+    pub disconnected: usize,
+    /// QuickBooks only: the same body was taken before (Intuit's retry, or a replay).
+    pub duplicate: bool,
+    /// QuickBooks only: every event is older than the integration remembers bodies for.
+    pub stale: bool,
+}
+
+/// A HubSpot notification as it arrived.
+pub struct HubSpotDelivery<'a> {
+    /// The URLs HubSpot may have signed (the configured public URL, the address reached).
+    pub urls: Vec<String>,
+    pub headers: SignatureHeaders<'a>,
+    pub body: &'a [u8],
+}
+
+pub struct WebhookService {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    connections: Connections,
+    nudger: Nudger,
+    hubspot_secret: SecretString,
+    qbo_verifier: SecretString,
+    public_url: Option<String>,
+    clock: Clock,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether `given` (base64) is the HMAC-SHA256 of `body` keyed by `verifier`, in constant time.
+pub fn intuit_signature_matches(verifier: &str, body: &[u8], given: &str) -> bool {
+    let Ok(given) = base64::engine::general_purpose::STANDARD.decode(given.trim()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(verifier.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&given).is_ok()
+}
+
+impl WebhookService {
+    pub fn new(
+        store: Arc<dyn Store>,
+        queue: Arc<dyn Queue>,
+        hubspot_secret: SecretString,
+        qbo_verifier: SecretString,
+        window: Duration,
+        public_url: Option<String>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            connections: Connections::new(store.clone()),
+            nudger: Nudger::new(store.clone(), queue.clone(), window),
+            store,
+            queue,
+            hubspot_secret,
+            qbo_verifier,
+            public_url,
+            clock,
+        }
+    }
+
+    pub fn from_services(services: &Services) -> Self {
+        let config = &services.config;
+        Self::new(
+            services.store.clone(),
+            services.queue.clone(),
+            config.hubspot.oauth.client_secret.clone(),
+            config.qbo.webhook_verifier_token.clone(),
+            config.webhook_nudge_window,
+            config.webhook_public_url.clone(),
+            services.clock.clone(),
+        )
+    }
+
+    pub fn public_url(&self) -> Option<&str> {
+        self.public_url.as_deref()
+    }
+
+    /// Remembers a notification; `false` when it was taken before.
+    async fn first_time(
+        &self,
+        provider: Provider,
+        digest: &str,
+        for_seconds: i64,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now_seconds();
+        let item = Item::from_value(
+            keys::notification_seen(provider, digest),
+            &serde_json::json!({ "taken_at": now }),
+        )?
+        .expiring_at(now + for_seconds);
+        Ok(self.store.claim(Table::Connections, item, now).await? == ClaimOutcome::Claimed)
+    }
+
+    /// A HubSpot app webhook: v3 signature (required) within its timestamp window, then the
+    /// events.
+    pub async fn hubspot(&self, delivery: HubSpotDelivery<'_>) -> Result<Taken, WebhookError> {
+        if delivery.body.len() > MAX_BODY_BYTES {
+            return Err(WebhookError::TooLarge);
+        }
+        let Some(v3) = delivery.headers.signature_v3 else {
+            return Err(WebhookError::SignatureMissing("HubSpot v3"));
+        };
+        let now_ms = self.clock.now_ms();
+        let mut outcome = Err(SignatureError::Mismatch);
+        for uri in &delivery.urls {
+            let request = SignedRequest {
+                method: "POST",
+                uri,
+                body: delivery.body,
+                headers: delivery.headers,
+            };
+            outcome = signature::verify(self.hubspot_secret.expose_secret(), &request, now_ms);
+            if outcome.is_ok() {
+                break;
+            }
+        }
+        match outcome {
+            Ok(()) => {}
+            Err(SignatureError::Stale) => return Err(WebhookError::Stale),
+            Err(SignatureError::Missing) => {
+                return Err(WebhookError::SignatureMissing("HubSpot v3"))
+            }
+            Err(_) => return Err(WebhookError::SignatureMismatch("HubSpot v3")),
+        }
+        let read = notices::read_hubspot(delivery.body)?;
+        within(async {
+            if !self
+                .first_time(
+                    Provider::HubSpot,
+                    &sha256_hex(v3.trim().as_bytes()),
+                    HUBSPOT_SEEN_SECONDS,
+                )
+                .await?
+            {
+                return Err(WebhookError::Replayed);
+            }
+            self.act(read).await
+        })
+        .await
+    }
+
+    /// A QuickBooks webhook: `intuit-signature` over the raw body, then the events. A body seen
+    /// before is acknowledged and changes nothing.
+    pub async fn qbo(&self, given: Option<&str>, body: &[u8]) -> Result<Taken, WebhookError> {
+        if body.len() > MAX_BODY_BYTES {
+            return Err(WebhookError::TooLarge);
+        }
+        let verifier = self.qbo_verifier.expose_secret();
+        if verifier.trim().is_empty() {
+            return Err(WebhookError::NotConfigured);
+        }
+        let given = given.ok_or(WebhookError::SignatureMissing("intuit-signature"))?;
+        if !intuit_signature_matches(verifier, body, given) {
+            return Err(WebhookError::SignatureMismatch("intuit-signature"));
+        }
+        let read = notices::read_qbo(body)?;
+        let oldest_remembered_ms = (self.clock.now_seconds() - QBO_SEEN_SECONDS) * 1000;
+        if read.newest_ms.is_some_and(|at| at < oldest_remembered_ms) {
+            return Ok(Taken {
+                events: read.events,
+                ignored: read.events,
+                stale: true,
+                ..Taken::default()
+            });
+        }
+        within(async {
+            if !self
+                .first_time(Provider::Qbo, &sha256_hex(body), QBO_SEEN_SECONDS)
+                .await?
+            {
+                return Ok(Taken {
+                    events: read.events,
+                    duplicate: true,
+                    ..Taken::default()
+                });
+            }
+            self.act(read).await
+        })
+        .await
+    }
+
+    /// Nudges every active connection a notice names; stops the connections of an uninstalled
+    /// portal and queues the revoking of their tokens.
+    async fn act(&self, read: Notices) -> Result<Taken, WebhookError> {
+        let now = self.clock.now_seconds();
+        let mut taken = Taken {
+            events: read.events,
+            ignored: read.ignored,
+            ..Taken::default()
+        };
+        for notice in read.notices {
+            let (targets, object) = match notice {
+                Notice::PortalChange { portal, object } => (
+                    self.connections
+                        .of_portal(&portal, now)
+                        .await?
+                        .into_iter()
+                        .filter(|c| c.status == ConnectionStatus::Active)
+                        .map(|c| c.connection_id)
+                        .collect::<Vec<_>>(),
+                    object,
+                ),
+                Notice::CompanyChange { realm, object } => (
+                    self.active_holder(&realm, now).await?.into_iter().collect(),
+                    object,
+                ),
+                Notice::Uninstalled { portal } => {
+                    for entry in self.connections.of_portal(&portal, now).await? {
+                        if entry.status != ConnectionStatus::Disconnected {
+                            self.stop(&entry.connection_id).await?;
+                            taken.disconnected += 1;
+                        }
+                    }
+                    continue;
+                }
+            };
+            if targets.is_empty() {
+                taken.ignored += 1;
+            }
+            for connection in targets {
+                match self
+                    .nudger
+                    .nudge(&connection, object, self.clock.now_ms())
+                    .await?
+                {
+                    Nudged::Queued => taken.nudged += 1,
+                    Nudged::Coalesced => taken.coalesced += 1,
+                }
+            }
+        }
+        Ok(taken)
+    }
+
+    async fn active_holder(
+        &self,
+        realm: &RealmId,
+        now: i64,
+    ) -> Result<Option<ConnectionId>, StoreError> {
+        let Some(id) = self.connections.owner_of(realm, now).await? else {
+            return Ok(None);
+        };
+        Ok(self
+            .connections
+            .get(&id, now)
+            .await?
+            .filter(|c| c.status == ConnectionStatus::Active)
+            .map(|c| c.id))
+    }
+
+    /// Stops the connection now and leaves revoking its tokens to the poll queue.
+    async fn stop(&self, id: &ConnectionId) -> Result<(), WebhookError> {
+        lifecycle::stop(&self.connections, id, self.clock.now_seconds(), None).await?;
+        let task = OutgoingMessage::json(&LifecycleTask::Revoke {
+            connection_id: id.clone(),
+        })?;
+        self.queue.send_all(QueueName::Poll, vec![task]).await?;
+        tracing::info!(connection = %id, "the app was uninstalled from HubSpot: connection stopped");
+        Ok(())
+    }
+
+    /// Intuit's disconnect page (a browser lands here after someone disconnects the app inside
+    /// QuickBooks). Unsigned, so it only queues a check with Intuit.
+    pub async fn qbo_disconnected(&self, realm: &RealmId) -> Result<(), WebhookError> {
+        let task = OutgoingMessage::json(&LifecycleTask::CheckCompany {
+            realm_id: realm.clone(),
+        })?;
+        within(async {
+            self.queue.send_all(QueueName::Poll, vec![task]).await?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+async fn within<T>(
+    work: impl std::future::Future<Output = Result<T, WebhookError>>,
+) -> Result<T, WebhookError> {
+    tokio::time::timeout(ANSWER_WITHIN, work)
+        .await
+        .unwrap_or(Err(WebhookError::TimedOut))
+}
+
+/// The function's routes: `POST /hubspot`, `POST /qbo`, and `GET /qbo/disconnected` (the
+/// Disconnect URL of the Intuit app).
+pub fn router(service: Arc<WebhookService>) -> Router {
+    Router::new()
+        .route("/hubspot", post(hubspot))
+        .route("/qbo", post(qbo))
+        .route("/qbo/disconnected", get(qbo_disconnected))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(service)
+}
+
+fn answer(result: Result<Taken, WebhookError>) -> Response {
+    match result {
+        Ok(taken) => (StatusCode::OK, Json(taken)).into_response(),
+        Err(error) => {
+            let status = error.http_status();
+            if status.is_server_error() {
+                tracing::warn!(%error, "notification not taken");
+            } else {
+                tracing::info!(%error, category = error.category(), "notification refused");
+            }
+            let mut response =
+                crate::http::error_response(status, error.category(), error.to_string());
+            if error.class() == ErrorClass::Retryable {
+                response
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+            }
+            response
+        }
+    }
+}
+
+async fn read_body(body: Body) -> Result<axum::body::Bytes, WebhookError> {
+    to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| WebhookError::TooLarge)
+}
+
+async fn hubspot(
+    State(service): State<Arc<WebhookService>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(error) => return answer(Err(error)),
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let delivery = HubSpotDelivery {
+        urls: crate::http::request_urls(service.public_url(), &uri, &headers),
+        headers: SignatureHeaders {
+            signature: header("x-hubspot-signature"),
+            version: header("x-hubspot-signature-version"),
+            signature_v3: header("x-hubspot-signature-v3"),
+            timestamp: header("x-hubspot-request-timestamp"),
+        },
+        body: &body,
+    };
+    answer(service.hubspot(delivery).await)
+}
+
+async fn qbo(
+    State(service): State<Arc<WebhookService>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(body).await {
+        Ok(body) => body,
+        Err(error) => return answer(Err(error)),
+    };
+    let given = headers
+        .get("intuit-signature")
+        .and_then(|v| v.to_str().ok());
+    answer(service.qbo(given, &body).await)
+}
+
+#[derive(serde::Deserialize)]
+struct DisconnectedParams {
+    #[serde(rename = "realmId", alias = "realm_id")]
+    realm_id: Option<String>,
+}
+
+async fn qbo_disconnected(
+    State(service): State<Arc<WebhookService>>,
+    Query(params): Query<DisconnectedParams>,
+) -> Response {
+    let page = |status: StatusCode, text: &str| {
+        (
+            status,
+            Html(format!(
+                "<!doctype html><meta charset=utf-8><title>QuickBooks disconnected</title><p>{text}</p>"
+            )),
+        )
+            .into_response()
+    };
+    let Some(Ok(realm)) = params.realm_id.map(RealmId::parse) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "This page needs the QuickBooks company's realmId.",
+        );
+    };
+    match service.qbo_disconnected(&realm).await {
+        Ok(()) => page(
+            StatusCode::OK,
+            "QuickBooks disconnected the app. The integration checks with QuickBooks and, once \
+             it confirms, stops syncing this company and revokes what is left of its access.",
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "disconnect check not queued");
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The disconnect could not be recorded just now; reload this page in a minute.",
+            )
+        }
+    }
+}
+
+async fn not_found(method: Method) -> Response {
+    let status = if method == Method::POST || method == Method::GET {
+        StatusCode::NOT_FOUND
+    } else {
+        StatusCode::METHOD_NOT_ALLOWED
+    };
+    crate::http::error_response(
+        status,
+        "unknown_path",
+        "notifications go to /hubspot (HubSpot) or /qbo (QuickBooks)",
+    )
+}
