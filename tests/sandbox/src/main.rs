@@ -105,7 +105,7 @@ struct ServeArgs {
     /// JSON HubSpot seed file; default: two empty portals 62515 and 62516.
     #[arg(long)]
     hubspot_seed: Option<PathBuf>,
-    /// Webhook target URL of the app (subscriptions are added through the control API).
+    /// Webhook target URL of the app (subscriptions: the control API or `/webhooks/v3/{appId}`).
     #[arg(long)]
     hubspot_webhook_url: Option<String>,
     /// Requests per 10-second window per portal.

@@ -340,3 +340,134 @@ async fn discovery_document_points_at_the_sandbox() {
         .unwrap_or_default();
     assert_eq!(info["realmid"], US);
 }
+
+/// A loopback "disconnect URL" that records each query string and answers 302 elsewhere (which the
+/// sandbox must not follow).
+async fn disconnect_page() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    sandbox::common::server::ServerHandle,
+) {
+    use axum::http::Uri;
+    let got: std::sync::Arc<std::sync::Mutex<Vec<String>>> = Default::default();
+    let sink = got.clone();
+    let router = axum::Router::new().route(
+        "/qbo/disconnected",
+        axum::routing::get(move |uri: Uri| {
+            let sink = sink.clone();
+            async move {
+                sink.lock()
+                    .expect("lock")
+                    .push(uri.query().unwrap_or_default().to_string());
+                (
+                    axum::http::StatusCode::FOUND,
+                    [("location", "http://127.0.0.1:9/elsewhere")],
+                )
+            }
+        }),
+    );
+    let handle = sandbox::common::server::serve("127.0.0.1:0".parse().expect("addr"), router)
+        .await
+        .expect("disconnect page");
+    (
+        format!("http://{}/qbo/disconnected", handle.addr),
+        got,
+        handle,
+    )
+}
+
+#[tokio::test]
+async fn a_disconnect_inside_quickbooks_kills_the_realms_tokens_and_visits_the_disconnect_url() {
+    let sbx = Sbx::start().await;
+    let us = sbx
+        .control(Method::POST, "/_sandbox/tokens", json!({"realm_id": US}))
+        .await;
+    let gb = sbx
+        .control(Method::POST, "/_sandbox/tokens", json!({"realm_id": GB}))
+        .await;
+    // Without a disconnect URL only the tokens die.
+    let answer = sbx
+        .control(
+            Method::POST,
+            &format!("/_sandbox/realms/{GB}/disconnect"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        answer,
+        json!({"realm_id": GB, "disconnect_url_status": null})
+    );
+    let (url, got, _page) = disconnect_page().await;
+    let mut settings = sbx.control_get("/_sandbox/webhooks").await;
+    settings["disconnect_url"] = json!(url);
+    sbx.control(Method::POST, "/_sandbox/webhooks", settings)
+        .await;
+    let answer = sbx
+        .control(
+            Method::POST,
+            &format!("/_sandbox/realms/{US}/disconnect"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        answer,
+        json!({"realm_id": US, "disconnect_url_status": 302})
+    );
+    assert_eq!(
+        got.lock().expect("lock").clone(),
+        vec![format!("realmId={US}")]
+    );
+    for pair in [&us, &gb] {
+        let rt = pair["refresh_token"].as_str().unwrap_or_default();
+        let (s, body) = token_request(
+            &sbx,
+            &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+            Some(basic()),
+        )
+        .await;
+        assert_eq!(
+            (s, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+        );
+    }
+    let resp = sbx
+        .http
+        .get(sbx.api("preferences"))
+        .bearer_auth(us["access_token"].as_str().unwrap_or_default())
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    // An unknown realm is 404; a dead disconnect URL is a null status, the tokens still die.
+    let resp = sbx
+        .http
+        .post(format!(
+            "{}/_sandbox/realms/123/disconnect",
+            sbx.qbo.base_url
+        ))
+        .send()
+        .await
+        .expect("disconnect");
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let mut settings = sbx.control_get("/_sandbox/webhooks").await;
+    settings["disconnect_url"] = json!("http://127.0.0.1:9/gone");
+    sbx.control(Method::POST, "/_sandbox/webhooks", settings)
+        .await;
+    let fresh = sbx.mint(US).await;
+    let answer = sbx
+        .control(
+            Method::POST,
+            &format!("/_sandbox/realms/{US}/disconnect"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(answer["disconnect_url_status"], Value::Null);
+    let resp = sbx
+        .http
+        .get(sbx.api("preferences"))
+        .bearer_auth(&fresh)
+        .send()
+        .await
+        .expect("api");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}

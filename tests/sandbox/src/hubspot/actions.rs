@@ -557,8 +557,14 @@ async fn complete_batch(State(app): State<AppState>, headers: HeaderMap, body: B
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// Developer endpoints: `?hapikey=<developer key>` or any valid token of the app.
-fn developer(app: &App, uri: &Uri, headers: &HeaderMap, app_id: &str) -> Result<(), ApiError> {
+/// Developer endpoints (action definitions, the webhooks management API): `?hapikey=<developer
+/// key>` or any valid token of the app; another app's id → 404.
+pub(crate) fn developer(
+    app: &App,
+    uri: &Uri,
+    headers: &HeaderMap,
+    app_id: &str,
+) -> Result<(), ApiError> {
     let key_ok =
         Params::from_uri(uri).one("hapikey") == Some(app.config.developer_api_key.as_str());
     if !key_ok {

@@ -7,7 +7,7 @@ use super::seed::{self, HubSeed};
 use super::store::{Portal, Source};
 use super::throttle::{self, RateLimits, Throttle};
 use super::webhooks::{HubWebhooks, WebhookSettings};
-use super::{associations, control, crm, pipelines, properties};
+use super::{associations, control, crm, pipelines, properties, webhooks_api};
 use crate::common::control::{routes as common_routes, Services};
 use crate::common::faults::fault_layer;
 use crate::common::latency::{latency_layer, LatencySettings};
@@ -114,7 +114,7 @@ pub struct HubSpotConfig {
     pub client_id: String,
     pub client_secret: String,
     pub app_id: u64,
-    /// Accepted as `?hapikey=` on the developer endpoints (action definitions).
+    /// Accepted as `?hapikey=` on the developer endpoints (action definitions, webhooks API).
     pub developer_api_key: String,
     pub app_scopes: Vec<String>,
     /// Initial state (what `/_sandbox/reset` returns to). `None` = two empty portals.
@@ -300,6 +300,7 @@ pub fn router(app: AppState) -> Router {
         .merge(properties::routes())
         .merge(pipelines::routes())
         .merge(actions::routes())
+        .merge(webhooks_api::routes())
         .merge(control::routes())
         .fallback(unknown_path)
         .with_state(app.clone())

@@ -194,10 +194,17 @@ async fn create_portal(State(app): State<AppState>, Json(new): Json<NewPortal>) 
     }
 }
 
+/// A user uninstalls the app in the portal: every token dies and, if the app was installed there,
+/// `app.uninstall` subscribers are told.
 async fn uninstall(State(app): State<AppState>, Path(portal): Path<u64>) -> StatusCode {
-    let mut state = lock(&app.state);
-    state.oauth.revoke_portal(portal);
-    state.installed.remove(&portal);
+    let ended = {
+        let mut state = lock(&app.state);
+        state.oauth.revoke_portal(portal);
+        state.installed.remove(&portal)
+    };
+    if ended {
+        app.webhooks.notify_uninstall(portal);
+    }
     StatusCode::NO_CONTENT
 }
 

@@ -1,6 +1,7 @@
 //! The HubSpot simulator: OAuth for a public app, CRM objects v3 (CRUD, batch, search),
-//! associations v4, properties, webhooks with v1/v2/v3 signatures, the workflow custom-action
-//! runner, rate limits and the `/_sandbox` control API — on the same `common` pieces as QBO.
+//! associations v4, properties, webhooks with v1/v2/v3 signatures and their management API, the
+//! workflow custom-action runner, rate limits and the `/_sandbox` control API — on the same
+//! `common` pieces as QBO.
 
 pub mod actions;
 pub mod app;
@@ -23,6 +24,7 @@ pub mod signature;
 pub mod store;
 pub mod throttle;
 pub mod webhooks;
+pub mod webhooks_api;
 
 pub use actions::RunnerSettings;
 pub use app::{App, HubSpotConfig, Policy};

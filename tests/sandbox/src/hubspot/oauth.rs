@@ -513,13 +513,19 @@ async fn revoke(State(app): State<AppState>, body: Bytes) -> Response {
     StatusCode::OK.into_response()
 }
 
-/// Developer-initiated uninstall: every token of the portal dies.
+/// Developer-initiated uninstall: every token of the portal dies and `app.uninstall` subscribers
+/// are told (as for a user's uninstall; whether HubSpot notifies this case is UNCONFIRMED).
 async fn uninstall(State(app): State<AppState>, headers: HeaderMap) -> ApiResult {
     let caller = authenticate(&app, &headers)?;
     let _ = bearer(&headers);
-    let mut state = lock(&app.state);
-    state.oauth.revoke_portal(caller.portal_id);
-    state.installed.remove(&caller.portal_id);
+    let ended = {
+        let mut state = lock(&app.state);
+        state.oauth.revoke_portal(caller.portal_id);
+        state.installed.remove(&caller.portal_id)
+    };
+    if ended {
+        app.webhooks.notify_uninstall(caller.portal_id);
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

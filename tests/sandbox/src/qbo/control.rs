@@ -1,6 +1,6 @@
-//! The QBO side of the control API (`/_sandbox/…`): reset, seeds, realms, tokens, throttling,
-//! webhooks, OAuth policy and a raw view of stored entities. Faults, request log, counters, clock
-//! and latency come from `common::control`.
+//! The QBO side of the control API (`/_sandbox/…`): reset, seeds, realms, a user's disconnect,
+//! tokens, throttling, webhooks, OAuth policy and a raw view of stored entities. Faults, request
+//! log, counters, clock and latency come from `common::control`.
 
 use super::app::AppState;
 use super::entity::EntityKind;
@@ -18,6 +18,11 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::time::Duration;
+
+/// How long the disconnect URL may take to answer (a browser would wait longer; the caller of the
+/// control API should not).
+const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -33,6 +38,7 @@ pub fn routes() -> Router<AppState> {
             "/_sandbox/realms/{realm}/entities/{entity}",
             get(dump_entities),
         )
+        .route("/_sandbox/realms/{realm}/disconnect", post(disconnect))
         .route("/_sandbox/tokens", post(mint_tokens))
         .route("/_sandbox/throttle", get(throttle).post(set_throttle))
         .route("/_sandbox/webhooks", get(webhooks).post(set_webhooks))
@@ -176,6 +182,51 @@ async fn dump_entities(
         .map(|t| t.id.to_string())
         .collect();
     Json(json!({"entity": kind.name(), "objects": objects, "deleted": deleted})).into_response()
+}
+
+/// A user disconnects the app from inside QuickBooks: every token of the realm dies (as a revoke),
+/// then the user's browser is sent to the app's disconnect URL, which the sandbox GETs as
+/// `{disconnect_url}?realmId={realm}`. Intuit's exact query parameters are UNCONFIRMED (`realmId`
+/// follows its OAuth redirect). Redirects are not followed: the status is the disconnect URL's own
+/// answer, and the sandbox never calls a host other than the configured one. Answers
+/// `disconnect_url_status` (null when no URL is set or the GET failed).
+async fn disconnect(State(app): State<AppState>, Path(realm_id): Path<String>) -> Response {
+    {
+        let mut state = lock(&app.state);
+        if state.realm(&realm_id).is_none() {
+            return control_error(StatusCode::NOT_FOUND, format!("unknown realm {realm_id}"));
+        }
+        state.oauth.revoke_realm(&realm_id);
+    }
+    let status = match app.webhooks.settings().disconnect_url {
+        Some(url) => visit_disconnect_url(&url, &realm_id).await,
+        None => None,
+    };
+    Json(json!({"realm_id": realm_id, "disconnect_url_status": status})).into_response()
+}
+
+/// The browser's GET of the disconnect URL; `None` when it could not be made.
+async fn visit_disconnect_url(url: &str, realm_id: &str) -> Option<u16> {
+    let mut target = match reqwest::Url::parse(url) {
+        Ok(u) => u,
+        Err(err) => {
+            tracing::warn!(%url, %err, "disconnect URL is not a URL");
+            return None;
+        }
+    };
+    target.query_pairs_mut().append_pair("realmId", realm_id);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(DISCONNECT_TIMEOUT)
+        .build()
+        .ok()?;
+    match client.get(target).send().await {
+        Ok(resp) => Some(resp.status().as_u16()),
+        Err(err) => {
+            tracing::warn!(%url, %err, "disconnect URL did not answer");
+            None
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -241,13 +241,19 @@ impl OAuthState {
             .map(|g| g.realm_id.clone())
             .or_else(|| self.access.get(token).map(|g| g.realm_id.clone()));
         let Some(realm) = realm else { return false };
-        for g in self.refresh.values_mut().filter(|g| g.realm_id == realm) {
-            g.revoked = true;
-        }
-        for g in self.access.values_mut().filter(|g| g.realm_id == realm) {
-            g.revoked = true;
-        }
+        self.revoke_realm(&realm);
         true
+    }
+
+    /// The app is disconnected from `realm_id` (a revoke, or the user disconnecting it inside
+    /// QuickBooks): every access and refresh token for it dies.
+    pub fn revoke_realm(&mut self, realm_id: &str) {
+        for g in self.refresh.values_mut().filter(|g| g.realm_id == realm_id) {
+            g.revoked = true;
+        }
+        for g in self.access.values_mut().filter(|g| g.realm_id == realm_id) {
+            g.revoked = true;
+        }
     }
 }
 

@@ -41,6 +41,11 @@ pub struct WebhookSettings {
     /// How long each attempt may take before counting as failed.
     #[serde(default = "default_attempt_timeout")]
     pub attempt_timeout_ms: u64,
+    /// The app's Disconnect URL (set in Intuit's developer portal): where the user's browser goes
+    /// after disconnecting the app inside QuickBooks. `POST /_sandbox/realms/{realm}/disconnect`
+    /// GETs it; none = the disconnect only kills the tokens.
+    #[serde(default)]
+    pub disconnect_url: Option<String>,
 }
 
 fn default_retry_delays() -> Vec<u64> {
@@ -59,6 +64,7 @@ impl Default for WebhookSettings {
             aggregation_ms: 0,
             retry_delays_ms: default_retry_delays(),
             attempt_timeout_ms: default_attempt_timeout(),
+            disconnect_url: None,
         }
     }
 }
