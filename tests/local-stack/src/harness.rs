@@ -115,6 +115,8 @@ impl SyncStack {
             parameters: test_parameters(),
             run_schedules: false,
             run_queues: true,
+            // Tests sync by rounds they start; those about notifications switch them on.
+            webhooks: false,
             retry_after: Some(Duration::from_secs(1)),
             log_dir: std::env::var_os("SYNC_TEST_LOGS")
                 .map(|d| std::path::PathBuf::from(d).join(name)),

@@ -6,6 +6,8 @@
 //! - [`lambda::FunctionHost`]: runs a real function binary behind a Lambda Runtime API server;
 //! - [`triggers`]: function URLs on 127.0.0.1, schedules and SQS event sources, as Lambda would;
 //! - [`sandboxes::Sandboxes`]: the local QuickBooks Online (and HubSpot) APIs;
+//! - [`webhooks`]: the HubSpot app's webhook subscriptions, and both sandboxes pointed at the
+//!   webhooks function;
 //! - [`stack::LocalStack`]: all of the above together (used by `make run` and end-to-end tests).
 
 pub mod actions;
@@ -19,3 +21,4 @@ pub mod process;
 pub mod sandboxes;
 pub mod stack;
 pub mod triggers;
+pub mod webhooks;

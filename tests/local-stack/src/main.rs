@@ -3,9 +3,14 @@
 //! Subcommands: `demo` (one demo round, then stop), `action-definitions` (writes
 //! `infra/hubspot/actions/*.json` from the code), `register-actions` (publishes them: to the
 //! HubSpot app `HUBSPOT_APP_ID` with `HUBSPOT_DEVELOPER_API_KEY` and the functions' URLs in
-//! `ACTION_URLS` when those are set, else to a local stack's HubSpot sandbox, read back).
+//! `ACTION_URLS` when those are set, else to a local stack's HubSpot sandbox, read back),
+//! `webhook-subscriptions` (writes `infra/hubspot/webhooks.json` from the code),
+//! `register-webhooks` (registers it: with the HubSpot app `HUBSPOT_APP_ID` with
+//! `HUBSPOT_DEVELOPER_API_KEY` and the webhooks function's URL in `WEBHOOKS_URL` when those are
+//! set, else with a local stack's HubSpot sandbox, read back).
 //!
-//! Flags: `--stack NAME`, `--schedule-every SECONDS`, `--log-dir DIR`, `--exit-after-ready`
+//! Flags: `--no-webhooks` (the sandboxes send no change notifications; the schedule polls as
+//! without them), `--stack NAME`, `--schedule-every SECONDS`, `--log-dir DIR`, `--exit-after-ready`
 //! (start, print, stop: a smoke check). App credentials come from the same environment variables
 //! the deployed functions read, with local defaults.
 
@@ -69,12 +74,16 @@ async fn main() -> anyhow::Result<()> {
     let mut demo_connection = true;
     let mut demo_only = false;
     let mut register = false;
+    let mut register_webhooks = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "demo" => demo_only = true,
             "action-definitions" => return local_stack::actions::write_definitions(),
             "register-actions" => register = true,
+            "webhook-subscriptions" => return local_stack::webhooks::write_config(),
+            "register-webhooks" => register_webhooks = true,
+            "--no-webhooks" => options.webhooks = false,
             "--no-demo" => demo_connection = false,
             "--stack" => options.stack_name = args.next().context("--stack needs a name")?,
             "--schedule-every" => {
@@ -114,6 +123,20 @@ async fn main() -> anyhow::Result<()> {
         let outcome = local_stack::actions::register_locally(&stack).await;
         stack.shutdown().await?;
         return outcome;
+    }
+    if register_webhooks {
+        if let Some(registered) = local_stack::webhooks::register_from_env().await? {
+            local_stack::webhooks::print_registered(&registered);
+            return Ok(());
+        }
+        options.run_schedules = false;
+        options.run_queues = false;
+        options.webhooks = false;
+        let stack = LocalStack::start(options).await?;
+        let outcome = local_stack::webhooks::point_sandboxes(&stack).await;
+        stack.shutdown().await?;
+        local_stack::webhooks::print_registered(&outcome?);
+        return Ok(());
     }
     let stack = LocalStack::start(options).await?;
     if demo_only {
@@ -226,6 +249,12 @@ fn print_summary(stack: &LocalStack) {
             local_stack::demo::PORTAL
         );
         println!("admin CLI           HUBSPOT_QBO_ADMIN_URL={url} HUBSPOT_QBO_OPERATOR_KEY={key} $CARGO_TARGET_DIR/debug/hubspot-qbo connections");
+    }
+    if let Some(url) = stack.urls.get(local_stack::webhooks::FUNCTION) {
+        println!(
+            "webhooks            HubSpot {url}hubspot, QuickBooks {url}qbo (Disconnect URL {url}qbo/disconnected){}",
+            if stack.webhooks_pointed { ": both sandboxes notify it" } else { "" }
+        );
     }
     if let Some(url) = stack.urls.get("OAuthInstallFunction") {
         println!(

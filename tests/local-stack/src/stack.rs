@@ -37,6 +37,8 @@ pub struct Options {
     pub rust_log: String,
     /// Start the sandboxes and point the functions at them (unless an endpoint is given).
     pub sandboxes: bool,
+    /// Point both sandboxes' change notifications at the webhooks function.
+    pub webhooks: bool,
 }
 
 impl Default for Options {
@@ -53,6 +55,7 @@ impl Default for Options {
             log_dir: None,
             rust_log: "info".into(),
             sandboxes: true,
+            webhooks: true,
         }
     }
 }
@@ -64,6 +67,8 @@ pub struct LocalStack {
     pub functions: BTreeMap<String, Arc<FunctionHost>>,
     /// Function logical id -> its local function URL.
     pub urls: BTreeMap<String, String>,
+    /// Both sandboxes send their change notifications to the webhooks function.
+    pub webhooks_pointed: bool,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -76,6 +81,13 @@ impl LocalStack {
         };
         for (key, value) in sandboxes.iter().flat_map(Sandboxes::endpoint_parameters) {
             options.parameters.entry(key).or_insert(value);
+        }
+        // Notifications on: the schedule relaxes to its setting for that, as deployed.
+        if options.webhooks && sandboxes.is_some() {
+            options
+                .parameters
+                .entry("WebhooksEnabled".to_owned())
+                .or_insert_with(|| "true".to_owned());
         }
         // The local AWS endpoint answers one call at a time and, under a sync of thousands of
         // records, slower than DynamoDB: its calls get the most time the template allows.
@@ -117,12 +129,20 @@ impl LocalStack {
             manifest,
             functions: BTreeMap::new(),
             urls: BTreeMap::new(),
+            webhooks_pointed: false,
             stop: watch::channel(false).0,
             tasks: Vec::new(),
         };
         if let Err(e) = stack.wire(&options).await {
             stack.shutdown().await?;
             return Err(e);
+        }
+        if options.webhooks && stack.sandboxes.is_some() {
+            if let Err(e) = crate::webhooks::point_sandboxes(&stack).await {
+                stack.shutdown().await?;
+                return Err(e.context("pointing the sandboxes' webhooks at the webhooks function"));
+            }
+            stack.webhooks_pointed = true;
         }
         Ok(stack)
     }

@@ -5,6 +5,7 @@
 //! a 401, wait out short throttles and passing failures, and hand longer ones back.
 //! HubSpot's formats are parsed here and nowhere else.
 
+pub mod developer;
 pub mod signature;
 
 use std::collections::{BTreeMap, HashMap};

@@ -7,6 +7,7 @@
 
 pub mod notices;
 pub mod nudge;
+pub mod subscriptions;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,6 +170,16 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Intuit's signature of a body: base64 of its HMAC-SHA256 keyed by the verifier token.
+pub fn intuit_signature(verifier: &str, body: &[u8]) -> String {
+    // Any key length is accepted by HMAC: `new_from_slice` cannot fail for it.
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(verifier.as_bytes()) else {
+        return String::new();
+    };
+    mac.update(body);
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 /// Whether `given` (base64) is the HMAC-SHA256 of `body` keyed by `verifier`, in constant time.
