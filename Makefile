@@ -14,7 +14,7 @@ ARM64_TARGET := aarch64-unknown-linux-gnu
 FUNCTIONS := $(notdir $(wildcard functions/*))
 DIST := $(CURDIR)/dist
 
-.PHONY: help run demo test lint build deploy bench clean build-local venv tools-lint tools-build tools-browser register-actions
+.PHONY: help run demo test lint build deploy bench clean build-local venv tools-lint tools-build tools-browser register-actions register-webhooks
 
 help:
 	@echo "make run     start the local stack (local AWS endpoint, sandboxes, every function) until Ctrl-C"
@@ -25,6 +25,8 @@ help:
 	@echo "make deploy  build, then sam deploy --guided into your AWS account (never run by CI)"
 	@echo "make register-actions  publish the six workflow actions: to your HubSpot app when"
 	@echo "            HUBSPOT_DEVELOPER_API_KEY, HUBSPOT_APP_ID and ACTION_URLS are set, else to a local stack's sandbox"
+	@echo "make register-webhooks  register the HubSpot app's webhook subscriptions (infra/hubspot/webhooks.json):"
+	@echo "            with your app when HUBSPOT_DEVELOPER_API_KEY, HUBSPOT_APP_ID and WEBHOOKS_URL are set, else with a local stack's sandbox"
 	@echo "make bench   throughput, API calls and memory of the sync on the local stack (bench/results.json, README table)"
 	@echo "make clean   remove build outputs and the virtualenv"
 
@@ -68,6 +70,9 @@ demo: venv build-local
 
 register-actions: venv build-local
 	$(CARGO_TARGET_DIR)/debug/local-stack register-actions
+
+register-webhooks: venv build-local
+	$(CARGO_TARGET_DIR)/debug/local-stack register-webhooks
 
 test: venv build-local tools-browser
 	cargo test --workspace

@@ -712,6 +712,113 @@ pub async fn run_actions(bench: ActionBench) -> anyhow::Result<Value> {
     outcome
 }
 
+/// Targets of change latency (edit on one side -> visible on the other), p95: with change
+/// notifications, and as a multiple of the poll interval without them.
+pub const WEBHOOK_LATENCY_P95_BOUND_S: f64 = 10.0;
+pub const POLLING_LATENCY_P95_BOUND_INTERVALS: f64 = 1.5;
+
+/// The change-latency benchmark's size: edits each way, and the poll interval of the
+/// polling-only run.
+#[derive(Debug, Clone, Copy)]
+pub struct LatencyBench {
+    pub edits: usize,
+    pub poll_interval: std::time::Duration,
+}
+
+pub fn latency_bench(size: &str) -> anyhow::Result<LatencyBench> {
+    let (edits, seconds) = match size {
+        "default" => (12, 20),
+        "small" => (2, 6),
+        other => anyhow::bail!("unknown BENCH_SIZE {other:?} (default or small)"),
+    };
+    Ok(LatencyBench {
+        edits,
+        poll_interval: std::time::Duration::from_secs(seconds),
+    })
+}
+
+fn latency_figures(mut seconds: Vec<f64>, bound: f64) -> Value {
+    seconds.sort_by(f64::total_cmp);
+    let p95 = quantile(&seconds, 0.95);
+    json!({
+        "edits": seconds.len(),
+        "p50_s": round(quantile(&seconds, 0.5), 2),
+        "p95_s": round(p95, 2),
+        "max_s": round(seconds.last().copied().unwrap_or(f64::NAN), 2),
+        "bound_p95_s": round(bound, 2),
+        "ratio_to_bound": round(p95 / bound, 3),
+    })
+}
+
+/// One linked contact, its phone edited `edits` times on each side in turn; each edit timed
+/// until the other side shows it.
+async fn edit_latencies(
+    s: &SyncStack,
+    edits: usize,
+    limit: std::time::Duration,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
+    let p = s.pair().await?;
+    p.settings(ObjectKind::Contact, |c| c.filters.hubspot_to_qbo.clear())
+        .await?;
+    let (linked, _) = p.contact_made_in_hubspot("Lat", limit).await?;
+    let (mut to_qbo, mut to_hubspot) = (Vec::new(), Vec::new());
+    for n in 0..edits {
+        // Edits land at no fixed point of the poll's cycle.
+        tokio::time::sleep(std::time::Duration::from_millis(
+            700 + 397 * n as u64 % 1500,
+        ))
+        .await;
+        let phone = format!("555-1{n:03}");
+        to_qbo.push(
+            p.phone_edited(&linked, Provider::HubSpot, &phone, limit)
+                .await?
+                .as_secs_f64(),
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(
+            700 + 211 * n as u64 % 1500,
+        ))
+        .await;
+        let phone = format!("555-2{n:03}");
+        to_hubspot.push(
+            p.phone_edited(&linked, Provider::Qbo, &phone, limit)
+                .await?
+                .as_secs_f64(),
+        );
+    }
+    Ok((to_qbo, to_hubspot))
+}
+
+/// Change latency both ways, with the sandboxes' webhooks pointed at the function and no
+/// schedule, then with no notifications and the schedule at `poll_interval`.
+pub async fn run_latency(bench: LatencyBench) -> anyhow::Result<Value> {
+    let limit = bench.poll_interval * 3 + std::time::Duration::from_secs(30);
+    let s = SyncStack::start_with("bench-latency-webhooks", |o| o.webhooks = true).await?;
+    let with = edit_latencies(&s, bench.edits, limit).await;
+    s.stop().await?;
+    let (with_to_qbo, with_to_hubspot) = with?;
+    let s = SyncStack::start_with("bench-latency-polling", |o| {
+        o.run_schedules = true;
+        o.schedule_period = Some(bench.poll_interval);
+    })
+    .await?;
+    let without = edit_latencies(&s, bench.edits, limit).await;
+    s.stop().await?;
+    let (poll_to_qbo, poll_to_hubspot) = without?;
+    let polling_bound = bench.poll_interval.as_secs_f64() * POLLING_LATENCY_P95_BOUND_INTERVALS;
+    Ok(json!({
+        "name": "change_latency",
+        "poll_interval_s": bench.poll_interval.as_secs(),
+        "webhooks": {
+            "hubspot_to_qbo": latency_figures(with_to_qbo, WEBHOOK_LATENCY_P95_BOUND_S),
+            "qbo_to_hubspot": latency_figures(with_to_hubspot, WEBHOOK_LATENCY_P95_BOUND_S),
+        },
+        "polling_only": {
+            "hubspot_to_qbo": latency_figures(poll_to_qbo, polling_bound),
+            "qbo_to_hubspot": latency_figures(poll_to_hubspot, polling_bound),
+        },
+    }))
+}
+
 /// How many ledger records the export benchmark fills and downloads.
 pub fn export_records(size: &str) -> anyhow::Result<usize> {
     match size {
@@ -902,7 +1009,13 @@ fn figures(scenario: &Scenario, f: Figures) -> anyhow::Result<Value> {
 }
 
 /// The results file: the machine, the size, and every scenario's figures.
-pub fn results(size: &str, scenarios: Vec<Value>, actions: Value, export: Value) -> Value {
+pub fn results(
+    size: &str,
+    scenarios: Vec<Value>,
+    actions: Value,
+    export: Value,
+    latency: Value,
+) -> Value {
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     let memory_gib = std::fs::read_to_string("/proc/meminfo")
         .ok()
@@ -924,6 +1037,7 @@ pub fn results(size: &str, scenarios: Vec<Value>, actions: Value, export: Value)
         "scenarios": scenarios,
         "actions": actions,
         "export": export,
+        "latency": latency,
     })
 }
 
@@ -986,6 +1100,30 @@ pub fn table(results: &Value) -> String {
             a["repeated"]["duplicates"],
             a["repeated"]["answers_differing_from_the_first"],
         ));
+    }
+    let l = &results["latency"];
+    if !l.is_null() {
+        out.push_str(&format!(
+            "\nChange latency: an edit on one side until the other side shows it, {} edits each way; with the sandboxes' change notifications (no schedule), and with none and the poll every {} s.\n\n",
+            l["webhooks"]["hubspot_to_qbo"]["edits"], l["poll_interval_s"],
+        ));
+        out.push_str("| change latency | direction | p50 s | p95 s | max s | bound p95 s | ratio_to_bound |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
+        for (mode, label) in [
+            ("webhooks", "with webhooks"),
+            ("polling_only", "polling only"),
+        ] {
+            for (direction, arrow) in [
+                ("hubspot_to_qbo", "HubSpot → QuickBooks"),
+                ("qbo_to_hubspot", "QuickBooks → HubSpot"),
+            ] {
+                let f = &l[mode][direction];
+                out.push_str(&format!(
+                    "| {label} | {arrow} | {} | {} | {} | {} | {} |\n",
+                    f["p50_s"], f["p95_s"], f["max_s"], f["bound_p95_s"], f["ratio_to_bound"],
+                ));
+            }
+        }
     }
     let e = &results["export"];
     if !e.is_null() {

@@ -15,11 +15,30 @@ async fn main() -> anyhow::Result<()> {
     let readme = std::env::var_os("BENCH_README")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("README.md"));
-    // `BENCH_ONLY=export`: only the export's figures, printed, nothing written.
-    if std::env::var("BENCH_ONLY").as_deref() == Ok("export") {
-        let export = bench::run_export(bench::export_records(&size)?).await?;
-        println!("{}", serde_json::to_string_pretty(&export)?);
-        return Ok(());
+    // `BENCH_ONLY=export` or `latency`: only those figures, printed, nothing written.
+    match std::env::var("BENCH_ONLY").as_deref() {
+        Ok("export") => {
+            let export = bench::run_export(bench::export_records(&size)?).await?;
+            println!("{}", serde_json::to_string_pretty(&export)?);
+            return Ok(());
+        }
+        // Measured alone and put into the results and table of the last full run (marked
+        // with its own time).
+        Ok("latency") => {
+            let mut latency = bench::run_latency(bench::latency_bench(&size)?).await?;
+            latency["generated_at"] = serde_json::json!(time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)?);
+            println!("{}", serde_json::to_string_pretty(&latency)?);
+            let text = std::fs::read_to_string(&out)
+                .with_context(|| format!("reading {}", out.display()))?;
+            let mut results: serde_json::Value = serde_json::from_str(&text)?;
+            results["latency"] = latency;
+            std::fs::write(&out, serde_json::to_string_pretty(&results)? + "\n")?;
+            let readme_text = std::fs::read_to_string(&readme)?;
+            std::fs::write(&readme, bench::with_table(&readme_text, &bench::table(&results))?)?;
+            return Ok(());
+        }
+        _ => {}
     }
     let mut figures = Vec::new();
     for scenario in bench::scenarios(&size)? {
@@ -40,7 +59,12 @@ async fn main() -> anyhow::Result<()> {
         .await
         .context("the export benchmark")?;
     eprintln!("bench: {export}");
-    let results = bench::results(&size, figures, actions, export);
+    eprintln!("bench: change latency with webhooks and polling only…");
+    let latency = bench::run_latency(bench::latency_bench(&size)?)
+        .await
+        .context("the change-latency benchmark")?;
+    eprintln!("bench: {latency}");
+    let results = bench::results(&size, figures, actions, export, latency);
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }

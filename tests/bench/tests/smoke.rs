@@ -70,10 +70,26 @@ async fn the_small_benchmark_runs_and_its_figures_hold_together() -> anyhow::Res
         number(&["admin_peak_rss", "during_mib"]) > 1.0,
         "a memory figure is read: {export}"
     );
-    let results = bench::results("small", figures, actions, export);
+    let latency = bench::run_latency(bench::latency_bench("small")?).await?;
+    for mode in ["webhooks", "polling_only"] {
+        for direction in ["hubspot_to_qbo", "qbo_to_hubspot"] {
+            let f = &latency[mode][direction];
+            let (p50, p95) = (
+                f["p50_s"].as_f64().unwrap_or(f64::NAN),
+                f["p95_s"].as_f64().unwrap_or(f64::NAN),
+            );
+            assert!(p50 > 0.0 && p95 >= p50, "{mode} {direction}: {latency}");
+            assert!(f["ratio_to_bound"].as_f64().is_some(), "{latency}");
+        }
+    }
+    let results = bench::results("small", figures, actions, export, latency);
     let table = bench::table(&results);
     assert!(table.contains("| action_create_invoice |"), "{table}");
     assert!(table.contains("| admin_export_csv |"), "{table}");
+    assert!(
+        table.contains("| with webhooks | HubSpot → QuickBooks |"),
+        "{table}"
+    );
     for scenario in bench::scenarios("small")? {
         assert!(table.contains(&format!("| {} |", scenario.name)), "{table}");
     }

@@ -5,7 +5,6 @@
 //! notifications makes a bounded number of polls; uninstalls and disconnects end the
 //! connection.
 
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use hubspot_qbo_core::actions::signature::v3_signature;
@@ -13,7 +12,7 @@ use hubspot_qbo_core::connection::registry::{ConnectionStatus, Connections};
 use hubspot_qbo_core::domain::{ObjectKind, Provider};
 use hubspot_qbo_core::store::{keys, Table};
 use hubspot_qbo_core::webhooks::{intuit_signature, nudge::most_polls};
-use integration_tests::harness::{now_ms, property, Pair, SyncStack, TEST_HUBSPOT_SECRET};
+use integration_tests::harness::{eventually, now_ms, Pair, SyncStack, TEST_HUBSPOT_SECRET};
 use serde_json::{json, Value};
 
 const CONTACT: ObjectKind = ObjectKind::Contact;
@@ -82,28 +81,6 @@ fn customer_events(realm: &str, count: u64) -> String {
     Value::Array(events).to_string()
 }
 
-/// Waits until `check` answers something, for at most `limit`.
-async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = anyhow::Result<Option<T>>>,
-{
-    let started = Instant::now();
-    loop {
-        if let Some(found) = check().await? {
-            return Ok(found);
-        }
-        anyhow::ensure!(started.elapsed() < limit, "{what}: not within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn email_of(customer: &Value) -> Option<String> {
-    customer["PrimaryEmailAddr"]["Address"]
-        .as_str()
-        .map(|e| e.trim().to_lowercase())
-}
-
 /// A contact made in HubSpot shows up in QuickBooks, and a phone edited in QuickBooks shows up
 /// in HubSpot; answers how long each took.
 async fn edit_both_ways(
@@ -111,42 +88,12 @@ async fn edit_both_ways(
     name: &str,
     limit: Duration,
 ) -> anyhow::Result<[Duration; 2]> {
-    let email = format!("{name}@example.com");
-    let started = Instant::now();
-    let contact = p
-        .hubspot_create(
-            "contacts",
-            json!({"email": email, "firstname": name, "lastname": "Webhook"}),
-        )
-        .await?;
-    let customer = eventually(limit, "the HubSpot contact in QuickBooks", || async {
-        Ok(p.qbo_all("Customer")
-            .await?
-            .into_iter()
-            .find(|c| email_of(c).as_deref() == Some(email.as_str())))
-    })
-    .await?;
-    let to_qbo = started.elapsed();
-
+    let (linked, to_qbo) = p.contact_made_in_hubspot(name, limit).await?;
     let phone = format!("555-{}", now_ms() % 10_000);
-    let started = Instant::now();
-    p.qbo_update(
-        "Customer",
-        customer["Id"].as_str().unwrap_or_default(),
-        json!({"PrimaryPhone": {"FreeFormNumber": phone}}),
-    )
-    .await?;
-    let id = contact["id"].as_str().unwrap_or_default().to_owned();
-    eventually(limit, "the QuickBooks phone in HubSpot", || async {
-        let found = p.hubspot_with("contacts", "email", &email).await?;
-        Ok(found
-            .iter()
-            .find(|c| c["id"].as_str() == Some(id.as_str()))
-            .filter(|c| property(c, "phone") == Some(phone.as_str()))
-            .map(|_| ()))
-    })
-    .await?;
-    Ok([to_qbo, started.elapsed()])
+    let to_hubspot = p
+        .phone_edited(&linked, Provider::Qbo, &phone, limit)
+        .await?;
+    Ok([to_qbo, to_hubspot])
 }
 
 #[tokio::test]

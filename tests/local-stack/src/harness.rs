@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use hubspot_qbo_core::domain::{ConnectionId, ObjectKind};
+use hubspot_qbo_core::domain::{ConnectionId, ObjectKind, Provider};
 use hubspot_qbo_core::ledger::{Ledger, LedgerEntry, LinkStatus};
 use hubspot_qbo_core::runtime::Services;
 use hubspot_qbo_core::settings::ObjectSettings;
@@ -401,6 +401,30 @@ pub struct Pair<'a> {
     pub portal: u64,
     qbo_token: String,
     hubspot_token: String,
+}
+
+/// Waits until `check` answers something, for at most `limit`.
+pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(found) = check().await? {
+            return Ok(found);
+        }
+        anyhow::ensure!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A contact on both sides: its HubSpot id, its QuickBooks customer id and its email.
+#[derive(Debug, Clone)]
+pub struct LinkedContact {
+    pub contact: String,
+    pub customer: String,
+    pub email: String,
 }
 
 /// A browser signed in to the admin page: its cookies and its session's CSRF token.
@@ -898,6 +922,85 @@ impl Pair<'_> {
             .await?;
         anyhow::ensure!(merged["id"].is_string(), "merging: {merged}");
         Ok(merged)
+    }
+
+    /// A contact made in HubSpot, waited for in QuickBooks (the contact filters must let it
+    /// through); answers it and how long it took.
+    pub async fn contact_made_in_hubspot(
+        &self,
+        name: &str,
+        limit: Duration,
+    ) -> anyhow::Result<(LinkedContact, Duration)> {
+        let email = format!("{}@example.com", name.to_lowercase());
+        let started = Instant::now();
+        let contact = record_id(
+            &self
+                .hubspot_create(
+                    "contacts",
+                    json!({"email": email, "firstname": name, "lastname": "Edits"}),
+                )
+                .await?,
+        );
+        let customer = eventually(limit, "the HubSpot contact in QuickBooks", || async {
+            Ok(self.qbo_all("Customer").await?.into_iter().find(|c| {
+                c["PrimaryEmailAddr"]["Address"]
+                    .as_str()
+                    .is_some_and(|e| e.trim().eq_ignore_ascii_case(&email))
+            }))
+        })
+        .await?;
+        let linked = LinkedContact {
+            contact,
+            customer: customer["Id"].as_str().unwrap_or_default().to_owned(),
+            email,
+        };
+        Ok((linked, started.elapsed()))
+    }
+
+    /// Sets the phone on one side and waits until the other side has it: how long it took.
+    pub async fn phone_edited(
+        &self,
+        linked: &LinkedContact,
+        on: Provider,
+        phone: &str,
+        limit: Duration,
+    ) -> anyhow::Result<Duration> {
+        let started = Instant::now();
+        match on {
+            Provider::Qbo => {
+                self.qbo_update(
+                    "Customer",
+                    &linked.customer,
+                    json!({"PrimaryPhone": {"FreeFormNumber": phone}}),
+                )
+                .await?;
+                eventually(limit, "the QuickBooks phone in HubSpot", || async {
+                    let found = self
+                        .hubspot_with("contacts", "email", &linked.email)
+                        .await?;
+                    Ok(found
+                        .iter()
+                        .any(|c| {
+                            record_id(c) == linked.contact && property(c, "phone") == Some(phone)
+                        })
+                        .then_some(()))
+                })
+                .await?;
+            }
+            Provider::HubSpot => {
+                self.hubspot_update("contacts", &linked.contact, json!({"phone": phone}))
+                    .await?;
+                eventually(limit, "the HubSpot phone in QuickBooks", || async {
+                    let customer = self.qbo_read("Customer", &linked.customer).await?;
+                    Ok(
+                        (customer["PrimaryPhone"]["FreeFormNumber"].as_str() == Some(phone))
+                            .then_some(()),
+                    )
+                })
+                .await?;
+            }
+        }
+        Ok(started.elapsed())
     }
 
     /// Calls the HubSpot API with the portal's token.
