@@ -35,7 +35,10 @@ async fn main() -> anyhow::Result<()> {
             results["latency"] = latency;
             std::fs::write(&out, serde_json::to_string_pretty(&results)? + "\n")?;
             let readme_text = std::fs::read_to_string(&readme)?;
-            std::fs::write(&readme, bench::with_table(&readme_text, &bench::table(&results))?)?;
+            std::fs::write(
+                &readme,
+                bench::with_table(&readme_text, &bench::table(&results))?,
+            )?;
             return Ok(());
         }
         _ => {}

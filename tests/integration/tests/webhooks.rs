@@ -518,3 +518,48 @@ async fn an_uninstall_or_a_disconnect_at_the_provider_ends_the_connection() -> a
     assert_eq!(bad.status().as_u16(), 400, "no realmId");
     s.stop().await
 }
+
+#[tokio::test]
+async fn registering_makes_the_apps_subscriptions_exactly_the_files() -> anyhow::Result<()> {
+    // The stack registered them once at start; again changes nothing.
+    let s = SyncStack::start_with("webhooks-register", |o| o.webhooks = true).await?;
+    let wanted = local_stack::webhooks::read_config()?.subscriptions.len();
+    let again = local_stack::webhooks::point_sandboxes(&s.stack).await?;
+    assert_eq!(
+        (
+            again.created,
+            again.activated,
+            again.unchanged,
+            again.deactivated
+        ),
+        (0, 0, wanted, 0),
+        "{again:?}"
+    );
+    assert_eq!(again.target_url, format!("{}hubspot", webhooks_url(&s)?));
+    // A subscription the file does not have is switched off, not left delivering.
+    let app_id =
+        s.stack.manifest.function("WebhooksFunction")?.environment["HUBSPOT_APP_ID"].clone();
+    let extra = reqwest::Client::new()
+        .post(format!(
+            "{}/webhooks/v3/{app_id}/subscriptions?hapikey={}",
+            s.hubspot,
+            local_stack::sandboxes::HUBSPOT_DEVELOPER_API_KEY
+        ))
+        .json(&json!({"eventType": "deal.creation", "active": true}))
+        .send()
+        .await?;
+    assert_eq!(extra.status().as_u16(), 201);
+    let cleaned = local_stack::webhooks::point_sandboxes(&s.stack).await?;
+    assert_eq!(
+        (cleaned.deactivated, cleaned.unchanged),
+        (1, wanted),
+        "{cleaned:?}"
+    );
+    let active = cleaned
+        .subscriptions
+        .iter()
+        .filter(|s| s["active"] == true)
+        .count();
+    assert_eq!(active, wanted);
+    s.stop().await
+}
