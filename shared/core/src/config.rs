@@ -109,10 +109,10 @@ pub struct Config {
     /// How long one AWS call (DynamoDB, SQS, KMS) may take.
     pub aws_timeouts: AwsTimeouts,
     /// Change notifications for one object of a connection within this long share one poll,
-    /// which starts this long after the first of them.
+    /// which starts a second after the window.
     pub webhook_nudge_window: std::time::Duration,
-    /// The address the providers post notifications to, when it is not the function URL itself
-    /// (a custom domain): HubSpot signs the URL it called.
+    /// The public base address in front of the webhooks function, when it is not its function
+    /// URL (a custom domain; the request's path is appended): HubSpot signs the URL it called.
     pub webhook_public_url: Option<String>,
 }
 

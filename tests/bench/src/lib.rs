@@ -755,6 +755,7 @@ fn latency_figures(mut seconds: Vec<f64>, bound: f64) -> Value {
 async fn edit_latencies(
     s: &SyncStack,
     edits: usize,
+    spread: std::time::Duration,
     limit: std::time::Duration,
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     let p = s.pair().await?;
@@ -762,28 +763,25 @@ async fn edit_latencies(
         .await?;
     let (linked, _) = p.contact_made_in_hubspot("Lat", limit).await?;
     let (mut to_qbo, mut to_hubspot) = (Vec::new(), Vec::new());
+    // Each edit waits a different share of `spread` first (spread evenly, in a scrambled
+    // order), so that edits land all over the poll's cycle instead of right after a tick.
+    let pause = |n: usize, salt: usize| {
+        let share = ((n * 2 + salt) * 7919 % 1000) as f64 / 1000.0;
+        spread.mul_f64(share) + std::time::Duration::from_millis(500)
+    };
     for n in 0..edits {
-        // Edits land at no fixed point of the poll's cycle.
-        tokio::time::sleep(std::time::Duration::from_millis(
-            700 + 397 * n as u64 % 1500,
-        ))
-        .await;
+        tokio::time::sleep(pause(n, 0)).await;
         let phone = format!("555-1{n:03}");
-        to_qbo.push(
-            p.phone_edited(&linked, Provider::HubSpot, &phone, limit)
-                .await?
-                .as_secs_f64(),
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(
-            700 + 211 * n as u64 % 1500,
-        ))
-        .await;
+        let took = p
+            .phone_edited(&linked, Provider::HubSpot, &phone, limit)
+            .await?;
+        to_qbo.push(took.as_secs_f64());
+        tokio::time::sleep(pause(n, 1)).await;
         let phone = format!("555-2{n:03}");
-        to_hubspot.push(
-            p.phone_edited(&linked, Provider::Qbo, &phone, limit)
-                .await?
-                .as_secs_f64(),
-        );
+        let took = p
+            .phone_edited(&linked, Provider::Qbo, &phone, limit)
+            .await?;
+        to_hubspot.push(took.as_secs_f64());
     }
     Ok((to_qbo, to_hubspot))
 }
@@ -793,7 +791,7 @@ async fn edit_latencies(
 pub async fn run_latency(bench: LatencyBench) -> anyhow::Result<Value> {
     let limit = bench.poll_interval * 3 + std::time::Duration::from_secs(30);
     let s = SyncStack::start_with("bench-latency-webhooks", |o| o.webhooks = true).await?;
-    let with = edit_latencies(&s, bench.edits, limit).await;
+    let with = edit_latencies(&s, bench.edits, std::time::Duration::from_secs(2), limit).await;
     s.stop().await?;
     let (with_to_qbo, with_to_hubspot) = with?;
     let s = SyncStack::start_with("bench-latency-polling", |o| {
@@ -801,7 +799,7 @@ pub async fn run_latency(bench: LatencyBench) -> anyhow::Result<Value> {
         o.schedule_period = Some(bench.poll_interval);
     })
     .await?;
-    let without = edit_latencies(&s, bench.edits, limit).await;
+    let without = edit_latencies(&s, bench.edits, bench.poll_interval, limit).await;
     s.stop().await?;
     let (poll_to_qbo, poll_to_hubspot) = without?;
     let polling_bound = bench.poll_interval.as_secs_f64() * POLLING_LATENCY_P95_BOUND_INTERVALS;

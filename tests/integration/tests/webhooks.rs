@@ -19,6 +19,9 @@ const CONTACT: ObjectKind = ObjectKind::Contact;
 const VERIFIER: &str = "test-verifier-token";
 /// The template's default nudge window.
 const WINDOW: Duration = Duration::from_secs(3);
+/// How long after a nudge its poll has surely run: the window, the task's two seconds past it,
+/// and a second to be picked up.
+const NUDGED_POLL_DONE: Duration = Duration::from_secs(6);
 
 fn webhooks_url(s: &SyncStack) -> anyhow::Result<String> {
     Ok(s.stack.url("WebhooksFunction")?.to_owned())
@@ -208,7 +211,9 @@ async fn forged_stale_replayed_malformed_and_oversized_notifications_change_noth
     let (hubspot, qbo) = (format!("{base}hubspot"), format!("{base}qbo"));
     let body = contact_events(p.portal, 1, 3);
     let qbo_body = customer_events(&p.realm, 2);
-    tokio::time::sleep(WINDOW).await;
+    // The connect's own writes come back as notifications: let their polls finish first.
+    tokio::time::sleep(NUDGED_POLL_DONE).await;
+    s.settle().await?;
     let reads_before = change_reads(&s).await?;
 
     let now = now_ms();
@@ -223,6 +228,12 @@ async fn forged_stale_replayed_malformed_and_oversized_notifications_change_noth
         (
             "six minutes old",
             hubspot_notify(&hubspot, &body, now - 6 * 60_000, TEST_HUBSPOT_SECRET).await?,
+            401,
+            "stale_timestamp",
+        ),
+        (
+            "six minutes ahead",
+            hubspot_notify(&hubspot, &body, now + 6 * 60_000, TEST_HUBSPOT_SECRET).await?,
             401,
             "stale_timestamp",
         ),
@@ -262,7 +273,7 @@ async fn forged_stale_replayed_malformed_and_oversized_notifications_change_noth
             "signature_mismatch",
         ),
         (
-            "QuickBooks, no signature",
+            "QuickBooks, an empty signature",
             qbo_notify(&qbo, &qbo_body, "").await?,
             401,
             "signature_mismatch",
@@ -299,6 +310,14 @@ async fn forged_stale_replayed_malformed_and_oversized_notifications_change_noth
     assert_eq!(v1_only.status().as_u16(), 401);
     let answer: Value = v1_only.json().await?;
     assert_eq!(answer["category"], "signature_missing", "{answer}");
+    let no_header = reqwest::Client::new()
+        .post(&qbo)
+        .body(qbo_body.clone())
+        .send()
+        .await?;
+    assert_eq!(no_header.status().as_u16(), 401);
+    let answer: Value = no_header.json().await?;
+    assert_eq!(answer["category"], "signature_missing", "{answer}");
 
     // Nothing was queued: no nudge was claimed, and no change was read after a full window.
     let now_s = now_ms() / 1000;
@@ -312,8 +331,9 @@ async fn forged_stale_replayed_malformed_and_oversized_notifications_change_noth
         )
         .await?;
     assert!(claim.is_none(), "{claim:?}");
-    tokio::time::sleep(WINDOW + Duration::from_secs(2)).await;
+    tokio::time::sleep(NUDGED_POLL_DONE).await;
     s.settle().await?;
+    assert!(reads_before > 0, "the connect read both sides");
     assert_eq!(
         change_reads(&s).await?,
         reads_before,
@@ -333,6 +353,13 @@ async fn forged_stale_replayed_malformed_and_oversized_notifications_change_noth
         (status, again["category"].as_str()),
         (401, Some("replayed")),
         "{again}"
+    );
+    // The control: the one taken made its poll read.
+    tokio::time::sleep(NUDGED_POLL_DONE).await;
+    s.settle().await?;
+    assert!(
+        change_reads(&s).await? > reads_before,
+        "a taken notification's poll reads"
     );
     // QuickBooks signs the body only and retries it as is: the repeat is acknowledged, and
     // adds nothing.
@@ -364,7 +391,7 @@ async fn a_burst_of_ten_thousand_notifications_makes_a_bounded_number_of_polls(
     let p = s.pair().await?;
     let base = webhooks_url(&s)?;
     let (hubspot, qbo) = (format!("{base}hubspot"), format!("{base}qbo"));
-    tokio::time::sleep(WINDOW).await;
+    tokio::time::sleep(NUDGED_POLL_DONE).await;
     s.settle().await?;
     let reads_before = change_reads(&s).await?;
 
@@ -410,7 +437,7 @@ async fn a_burst_of_ten_thousand_notifications_makes_a_bounded_number_of_polls(
 
     // The sandboxes saw no more reads than those polls make (each reads both sides, a few
     // calls each).
-    tokio::time::sleep(WINDOW + Duration::from_secs(2)).await;
+    tokio::time::sleep(NUDGED_POLL_DONE).await;
     s.settle().await?;
     let reads = change_reads(&s).await? - reads_before;
     assert!(
@@ -418,6 +445,15 @@ async fn a_burst_of_ten_thousand_notifications_makes_a_bounded_number_of_polls(
         "{reads} reads for {nudged} polls"
     );
     s.stop().await
+}
+
+/// How many calls of `endpoint` the QuickBooks sandbox has answered.
+async fn answered_at(s: &SyncStack, endpoint: &str) -> anyhow::Result<u64> {
+    Ok(s.counters(&s.qbo)
+        .await?
+        .get(endpoint)
+        .and_then(|c| c["count"].as_u64())
+        .unwrap_or(0))
 }
 
 fn connections(s: &SyncStack) -> Connections {
@@ -440,15 +476,12 @@ async fn status_becomes(
     s: &SyncStack,
     p: &Pair<'_>,
     status: ConnectionStatus,
+    within: Duration,
 ) -> anyhow::Result<()> {
-    eventually(
-        Duration::from_secs(20),
-        "the connection's status",
-        || async {
-            let now = connections(s).get(&p.connection, now_ms() / 1000).await?;
-            Ok(now.filter(|c| c.status == status).map(|_| ()))
-        },
-    )
+    eventually(within, "the connection's status", || async {
+        let now = connections(s).get(&p.connection, now_ms() / 1000).await?;
+        Ok(now.filter(|c| c.status == status).map(|_| ()))
+    })
     .await
 }
 
@@ -460,13 +493,41 @@ async fn an_uninstall_or_a_disconnect_at_the_provider_ends_the_connection() -> a
     // QuickBooks tokens (still good) are revoked and forgotten.
     let p = s.pair().await?;
     assert!(tokens_kept(&s, Provider::Qbo, &p.realm).await?);
+    let hubspot = format!("{}hubspot", webhooks_url(&s)?);
+    let uninstall = |at: i64| {
+        json!([{"eventId": 1, "subscriptionId": 1, "portalId": p.portal, "appId": 1000001,
+            "occurredAt": at, "subscriptionType": "app.uninstall", "attemptNumber": 0}])
+        .to_string()
+    };
+    // A forged uninstall is refused; one from before the portal's tokens (a late retry of an
+    // old uninstall) is taken and ignored. Neither stops the connection.
+    let (status, _) = hubspot_notify(&hubspot, &uninstall(now_ms()), now_ms(), "forged").await?;
+    assert_eq!(status, 401);
+    let an_hour_ago = uninstall(now_ms() - 3_600_000);
+    let (status, old) =
+        hubspot_notify(&hubspot, &an_hour_ago, now_ms(), TEST_HUBSPOT_SECRET).await?;
+    assert_eq!(status, 200, "{old}");
+    assert_eq!(
+        (old["disconnected"].as_u64(), old["ignored"].as_u64()),
+        (Some(0), Some(1)),
+        "{old}"
+    );
+    let still = connections(&s).get(&p.connection, now_ms() / 1000).await?;
+    assert_eq!(still.map(|c| c.status), Some(ConnectionStatus::Active));
+    let revoked_before = answered_at(&s, "POST /v2/oauth2/tokens/revoke").await?;
     s.control(
         &s.hubspot,
         &format!("/_sandbox/portals/{}/uninstall", p.portal),
         json!({}),
     )
     .await?;
-    status_becomes(&s, &p, ConnectionStatus::Disconnected).await?;
+    status_becomes(
+        &s,
+        &p,
+        ConnectionStatus::Disconnected,
+        Duration::from_secs(20),
+    )
+    .await?;
     eventually(
         Duration::from_secs(20),
         "the QuickBooks tokens forgotten",
@@ -474,6 +535,11 @@ async fn an_uninstall_or_a_disconnect_at_the_provider_ends_the_connection() -> a
     )
     .await?;
     s.settle().await?;
+    assert_eq!(
+        answered_at(&s, "POST /v2/oauth2/tokens/revoke").await? - revoked_before,
+        1,
+        "the company's tokens were revoked at Intuit"
+    );
     let owner = connections(&s)
         .owner_of(&p.realm.parse()?, now_ms() / 1000)
         .await?;
@@ -482,11 +548,21 @@ async fn an_uninstall_or_a_disconnect_at_the_provider_ends_the_connection() -> a
     // QuickBooks: someone opens the Disconnect URL without disconnecting anything. The
     // integration asks Intuit, whose tokens still work, and keeps the connection.
     let q = s.pair().await?;
+    // Opened in a loop, it still asks Intuit once a window.
+    let before = answered_at(&s, "POST /oauth2/v1/tokens/bearer").await?;
     let url = format!("{}qbo/disconnected?realmId={}", webhooks_url(&s)?, q.realm);
-    let page = reqwest::get(&url).await?;
-    assert_eq!(page.status().as_u16(), 200);
+    for _ in 0..5 {
+        let page = reqwest::get(&url).await?;
+        assert_eq!(page.status().as_u16(), 200);
+    }
+    // The check waits out its window (30 s), then runs once.
     tokio::time::sleep(Duration::from_secs(2)).await;
     s.settle().await?;
+    assert_eq!(
+        answered_at(&s, "POST /oauth2/v1/tokens/bearer").await? - before,
+        1,
+        "one check for five openings"
+    );
     let still = connections(&s).get(&q.connection, now_ms() / 1000).await?;
     assert_eq!(
         still.map(|c| c.status),
@@ -505,7 +581,13 @@ async fn an_uninstall_or_a_disconnect_at_the_provider_ends_the_connection() -> a
         )
         .await?;
     assert_eq!(disconnected["disconnect_url_status"], 200, "{disconnected}");
-    status_becomes(&s, &q, ConnectionStatus::Disconnected).await?;
+    status_becomes(
+        &s,
+        &q,
+        ConnectionStatus::Disconnected,
+        Duration::from_secs(60),
+    )
+    .await?;
     eventually(
         Duration::from_secs(20),
         "the HubSpot tokens forgotten",

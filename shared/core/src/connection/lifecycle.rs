@@ -110,7 +110,10 @@ impl Disconnector {
     /// connection's tokens, or checking with Intuit whether a company was really disconnected.
     pub async fn handle(&self, task: &LifecycleTask) -> Result<LifecycleOutcome, ConnectError> {
         match task {
-            LifecycleTask::Revoke { connection_id } => {
+            LifecycleTask::Revoke {
+                connection_id,
+                disconnected_at,
+            } => {
                 let Some(connection) = self
                     .connections
                     .get(connection_id, self.clock.now_seconds())
@@ -118,8 +121,11 @@ impl Disconnector {
                 else {
                     return Ok(LifecycleOutcome::NoConnection);
                 };
-                // Only a stopped connection loses its tokens: a reconnect since then keeps them.
-                if connection.status != ConnectionStatus::Disconnected {
+                // Only a connection still stopped by that disconnect loses its tokens: a reconnect
+                // since then keeps them.
+                let same_disconnect =
+                    disconnected_at.is_none() || connection.disconnected_at == *disconnected_at;
+                if connection.status != ConnectionStatus::Disconnected || !same_disconnect {
                     return Ok(LifecycleOutcome::StillConnected);
                 }
                 self.revoke(&connection, None).await?;

@@ -69,6 +69,28 @@ pub enum TokenStatus {
     ReconnectRequired,
 }
 
+/// A check that holds while `owner`'s stored tokens are the ones granted or refreshed no later
+/// than `at` (epoch seconds), or while there are none; `None` when they are newer (the owner
+/// connected again since). A late lifecycle notification is acted on only under this check.
+pub async fn unchanged_since(
+    store: &dyn Store,
+    owner: &TokenOwner,
+    at: i64,
+    now: i64,
+) -> Result<Option<TransactWrite>, StoreError> {
+    let key = token_key(owner);
+    let expected = match store.get(Table::Connections, &key, now).await? {
+        None => None,
+        Some(item) if item.to_value::<StoredTokens>()?.refreshed_at > at => return Ok(None),
+        Some(item) => Some(item.version),
+    };
+    Ok(Some(TransactWrite::Check {
+        table: Table::Connections,
+        key,
+        expected,
+    }))
+}
+
 /// The stored item's document: secrets only in sealed form.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredTokens {

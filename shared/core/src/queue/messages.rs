@@ -112,8 +112,13 @@ pub struct PollTask {
 #[serde(tag = "lifecycle", rename_all = "snake_case")]
 pub enum LifecycleTask {
     /// The connection was stopped (the app was uninstalled from HubSpot): revoke and forget
-    /// what tokens remain.
-    Revoke { connection_id: ConnectionId },
+    /// what tokens remain, unless it was connected again since (`disconnected_at`, epoch
+    /// seconds, is no longer its disconnect).
+    Revoke {
+        connection_id: ConnectionId,
+        #[serde(default)]
+        disconnected_at: Option<i64>,
+    },
     /// Intuit's disconnect page was opened for this company: ask Intuit whether its tokens
     /// still work, and end the connection if not.
     CheckCompany { realm_id: crate::domain::RealmId },
@@ -170,6 +175,7 @@ mod tests {
         });
         let revoke = PollQueueTask::Lifecycle(LifecycleTask::Revoke {
             connection_id: connection,
+            disconnected_at: Some(1_900_000_000),
         });
         let check = PollQueueTask::Lifecycle(LifecycleTask::CheckCompany {
             realm_id: crate::domain::RealmId::parse("9130").unwrap(),

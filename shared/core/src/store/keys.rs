@@ -99,6 +99,11 @@ pub mod connections {
         ItemKey::new(partition(id), format!("nudge#{object}"))
     }
 
+    /// The claim of a queued check with Intuit of a company (its Disconnect URL was opened).
+    pub fn company_check(realm: &RealmId) -> ItemKey {
+        ItemKey::new(realm_owner(realm).pk, "check")
+    }
+
     /// A change notification already taken, by the SHA-256 of its signature (HubSpot) or body
     /// (QuickBooks): a second delivery of the same one is a replay or a retry.
     pub fn notification_seen(provider: Provider, digest: &str) -> ItemKey {

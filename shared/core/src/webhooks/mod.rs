@@ -27,14 +27,15 @@ use sha2::{Digest, Sha256};
 use crate::clock::Clock;
 use crate::connection::lifecycle;
 use crate::connection::registry::{ConnectionStatus, Connections};
-use crate::domain::{ConnectionId, Provider, RealmId};
+use crate::connection::tokens::{self, TokenOwner};
+use crate::domain::{ConnectionId, PortalId, Provider, RealmId};
 use crate::error_class::ErrorClass;
 use crate::hubspot::signature::{self, SignatureError, SignatureHeaders, SignedRequest};
-use crate::queue::messages::LifecycleTask;
+use crate::queue::messages::{LifecycleTask, PollQueueTask};
 use crate::queue::{OutgoingMessage, Queue, QueueError, QueueName};
 use crate::runtime::Services;
 use crate::store::keys::connections as keys;
-use crate::store::{ClaimOutcome, Item, Store, StoreError, Table};
+use crate::store::{ClaimOutcome, Item, ItemKey, Store, StoreError, Table};
 use notices::{MalformedNotification, Notice, Notices};
 use nudge::{NudgeError, Nudged, Nudger};
 
@@ -52,6 +53,8 @@ pub const QBO_SEEN_SECONDS: i64 = 3 * 24 * 3600;
 /// Answer well inside QuickBooks' 3 seconds (HubSpot waits longer): past this, the answer is
 /// 503 and the provider sends the notification again.
 const ANSWER_WITHIN: Duration = Duration::from_millis(2500);
+/// An uninstall counts against tokens granted up to this long after it (clocks differ).
+const UNINSTALL_CLOCK_SKEW_SECONDS: i64 = 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -233,25 +236,45 @@ impl WebhookService {
         self.public_url.as_deref()
     }
 
-    /// Remembers a notification; `false` when it was taken before.
-    async fn first_time(
-        &self,
-        provider: Provider,
-        digest: &str,
+    /// Takes a read notification once: remembers it at `seen` for `for_seconds` (answering
+    /// `repeat` when it was taken before), then acts on it. The work runs on its own task, so
+    /// an answer cut short by the providers' time limit never leaves a claim without its poll
+    /// or a stopped connection without its revoke; if the work fails, the notification is
+    /// forgotten again, so the provider's retry is taken anew.
+    async fn take(
+        self: &Arc<Self>,
+        seen: ItemKey,
         for_seconds: i64,
-    ) -> Result<bool, StoreError> {
-        let now = self.clock.now_seconds();
-        let item = Item::from_value(
-            keys::notification_seen(provider, digest),
-            &serde_json::json!({ "taken_at": now }),
-        )?
-        .expiring_at(now + for_seconds);
-        Ok(self.store.claim(Table::Connections, item, now).await? == ClaimOutcome::Claimed)
+        read: Notices,
+        repeat: Result<Taken, WebhookError>,
+    ) -> Result<Taken, WebhookError> {
+        let this = self.clone();
+        let work = tokio::spawn(async move {
+            let now = this.clock.now_seconds();
+            let item = Item::from_value(seen.clone(), &serde_json::json!({ "taken_at": now }))?
+                .expiring_at(now + for_seconds);
+            if this.store.claim(Table::Connections, item, now).await?
+                == ClaimOutcome::AlreadyClaimed
+            {
+                return repeat;
+            }
+            let taken = this.act(read).await;
+            if taken.is_err() {
+                if let Err(e) = this.store.delete(Table::Connections, &seen).await {
+                    tracing::warn!(error = %e, "a failed notification stays remembered");
+                }
+            }
+            taken
+        });
+        within(async { work.await.unwrap_or(Err(WebhookError::TimedOut)) }).await
     }
 
     /// A HubSpot app webhook: v3 signature (required) within its timestamp window, then the
     /// events.
-    pub async fn hubspot(&self, delivery: HubSpotDelivery<'_>) -> Result<Taken, WebhookError> {
+    pub async fn hubspot(
+        self: &Arc<Self>,
+        delivery: HubSpotDelivery<'_>,
+    ) -> Result<Taken, WebhookError> {
         if delivery.body.len() > MAX_BODY_BYTES {
             return Err(WebhookError::TooLarge);
         }
@@ -281,25 +304,23 @@ impl WebhookService {
             Err(_) => return Err(WebhookError::SignatureMismatch("HubSpot v3")),
         }
         let read = notices::read_hubspot(delivery.body)?;
-        within(async {
-            if !self
-                .first_time(
-                    Provider::HubSpot,
-                    &sha256_hex(v3.trim().as_bytes()),
-                    HUBSPOT_SEEN_SECONDS,
-                )
-                .await?
-            {
-                return Err(WebhookError::Replayed);
-            }
-            self.act(read).await
-        })
+        let seen = keys::notification_seen(Provider::HubSpot, &sha256_hex(v3.trim().as_bytes()));
+        self.take(
+            seen,
+            HUBSPOT_SEEN_SECONDS,
+            read,
+            Err(WebhookError::Replayed),
+        )
         .await
     }
 
     /// A QuickBooks webhook: `intuit-signature` over the raw body, then the events. A body seen
     /// before is acknowledged and changes nothing.
-    pub async fn qbo(&self, given: Option<&str>, body: &[u8]) -> Result<Taken, WebhookError> {
+    pub async fn qbo(
+        self: &Arc<Self>,
+        given: Option<&str>,
+        body: &[u8],
+    ) -> Result<Taken, WebhookError> {
         if body.len() > MAX_BODY_BYTES {
             return Err(WebhookError::TooLarge);
         }
@@ -321,20 +342,13 @@ impl WebhookService {
                 ..Taken::default()
             });
         }
-        within(async {
-            if !self
-                .first_time(Provider::Qbo, &sha256_hex(body), QBO_SEEN_SECONDS)
-                .await?
-            {
-                return Ok(Taken {
-                    events: read.events,
-                    duplicate: true,
-                    ..Taken::default()
-                });
-            }
-            self.act(read).await
-        })
-        .await
+        let repeat = Ok(Taken {
+            events: read.events,
+            duplicate: true,
+            ..Taken::default()
+        });
+        let seen = keys::notification_seen(Provider::Qbo, &sha256_hex(body));
+        self.take(seen, QBO_SEEN_SECONDS, read, repeat).await
     }
 
     /// Nudges every active connection a notice names; stops the connections of an uninstalled
@@ -362,12 +376,13 @@ impl WebhookService {
                     self.active_holder(&realm, now).await?.into_iter().collect(),
                     object,
                 ),
-                Notice::Uninstalled { portal } => {
-                    for entry in self.connections.of_portal(&portal, now).await? {
-                        if entry.status != ConnectionStatus::Disconnected {
-                            self.stop(&entry.connection_id).await?;
-                            taken.disconnected += 1;
-                        }
+                Notice::Uninstalled {
+                    portal,
+                    occurred_at_ms,
+                } => {
+                    match self.uninstall(&portal, occurred_at_ms, now).await? {
+                        Some(stopped) => taken.disconnected += stopped,
+                        None => taken.ignored += 1,
                     }
                     continue;
                 }
@@ -405,26 +420,62 @@ impl WebhookService {
             .map(|c| c.id))
     }
 
-    /// Stops the connection now and leaves revoking its tokens to the poll queue.
-    async fn stop(&self, id: &ConnectionId) -> Result<(), WebhookError> {
-        lifecycle::stop(&self.connections, id, self.clock.now_seconds(), None).await?;
-        let task = OutgoingMessage::json(&LifecycleTask::Revoke {
-            connection_id: id.clone(),
-        })?;
-        self.queue.send_all(QueueName::Poll, vec![task]).await?;
-        tracing::info!(connection = %id, "the app was uninstalled from HubSpot: connection stopped");
-        Ok(())
+    /// Stops the portal's connections and leaves revoking their tokens to the poll queue; `None`
+    /// when the notification is older than the portal's tokens (the app was installed again
+    /// since: HubSpot retries notifications for hours). Every connection stopped by an uninstall
+    /// gets its revoke queued again, so a retry of the notification completes one that was cut
+    /// short.
+    async fn uninstall(
+        &self,
+        portal: &PortalId,
+        occurred_at_ms: Option<i64>,
+        now: i64,
+    ) -> Result<Option<usize>, WebhookError> {
+        let at =
+            occurred_at_ms.map_or(now, |ms| ms.div_euclid(1000)) + UNINSTALL_CLOCK_SKEW_SECONDS;
+        let owner = TokenOwner::Portal(portal.clone());
+        let Some(guard) = tokens::unchanged_since(&*self.store, &owner, at, now).await? else {
+            tracing::info!(%portal, "an uninstall older than the portal's tokens: ignored");
+            return Ok(None);
+        };
+        let mut stopped = 0;
+        for entry in self.connections.of_portal(portal, now).await? {
+            let Some(connection) = lifecycle::stop(
+                &self.connections,
+                &entry.connection_id,
+                now,
+                Some(guard.clone()),
+            )
+            .await?
+            else {
+                continue;
+            };
+            if connection.status != ConnectionStatus::Disconnected {
+                // The guard failed: the portal connected again meanwhile.
+                continue;
+            }
+            let task = OutgoingMessage::json(&PollQueueTask::Lifecycle(LifecycleTask::Revoke {
+                connection_id: connection.id.clone(),
+                disconnected_at: connection.disconnected_at,
+            }))?;
+            self.queue.send_all(QueueName::Poll, vec![task]).await?;
+            if entry.status != ConnectionStatus::Disconnected {
+                stopped += 1;
+                tracing::info!(connection = %connection.id,
+                    "the app was uninstalled from HubSpot: connection stopped");
+            }
+        }
+        Ok(Some(stopped))
     }
 
     /// Intuit's disconnect page (a browser lands here after someone disconnects the app inside
-    /// QuickBooks). Unsigned, so it only queues a check with Intuit.
-    pub async fn qbo_disconnected(&self, realm: &RealmId) -> Result<(), WebhookError> {
-        let task = OutgoingMessage::json(&LifecycleTask::CheckCompany {
-            realm_id: realm.clone(),
-        })?;
+    /// QuickBooks). Unsigned, so it only queues a check with Intuit, at most one a window.
+    pub async fn qbo_disconnected(&self, realm: &RealmId) -> Result<Nudged, WebhookError> {
         within(async {
-            self.queue.send_all(QueueName::Poll, vec![task]).await?;
-            Ok(())
+            Ok(self
+                .nudger
+                .check_company(realm, self.clock.now_ms())
+                .await?)
         })
         .await
     }
@@ -460,8 +511,14 @@ fn answer(result: Result<Taken, WebhookError>) -> Response {
             } else {
                 tracing::info!(%error, category = error.category(), "notification refused");
             }
-            let mut response =
-                crate::http::error_response(status, error.category(), error.to_string());
+            // The store's and queue's own words stay in the log.
+            let message = match error.class() {
+                ErrorClass::Retryable if status.is_server_error() => {
+                    "the notification could not be recorded just now; send it again".to_owned()
+                }
+                _ => error.to_string(),
+            };
+            let mut response = crate::http::error_response(status, error.category(), message);
             if error.class() == ErrorClass::Retryable {
                 response
                     .headers_mut()
@@ -543,7 +600,7 @@ async fn qbo_disconnected(
         );
     };
     match service.qbo_disconnected(&realm).await {
-        Ok(()) => page(
+        Ok(_) => page(
             StatusCode::OK,
             "QuickBooks disconnected the app. The integration checks with QuickBooks and, once \
              it confirms, stops syncing this company and revokes what is left of its access.",

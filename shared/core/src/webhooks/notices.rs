@@ -29,8 +29,11 @@ pub enum Notice {
     },
     /// Records of `object` changed in the QuickBooks company.
     CompanyChange { realm: RealmId, object: ObjectKind },
-    /// The app was uninstalled from the portal.
-    Uninstalled { portal: PortalId },
+    /// The app was uninstalled from the portal (at this epoch ms, when the event says).
+    Uninstalled {
+        portal: PortalId,
+        occurred_at_ms: Option<i64>,
+    },
 }
 
 /// A notification, read.
@@ -138,7 +141,10 @@ pub fn read_hubspot(body: &[u8]) -> Result<Notices, MalformedNotification> {
         let portal = PortalId::parse(event.portal_id.text())
             .map_err(|e| malformed(WHO, format!("event {index}: {e}")))?;
         let notice = if is_uninstall(&event.subscription_type) {
-            Some(Notice::Uninstalled { portal })
+            Some(Notice::Uninstalled {
+                portal,
+                occurred_at_ms: event.occurred_at,
+            })
         } else {
             hubspot_object(&event.subscription_type, event.object_type_id.as_deref())
                 .map(|object| Notice::PortalChange { portal, object })
@@ -328,7 +334,8 @@ mod tests {
                     object: ObjectKind::Invoice
                 },
                 Notice::Uninstalled {
-                    portal: portal("62517")
+                    portal: portal("62517"),
+                    occurred_at_ms: Some(2500),
                 },
             ]
         );
