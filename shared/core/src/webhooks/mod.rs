@@ -541,22 +541,24 @@ async fn hubspot(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        Err(error) => return answer(Err(error)),
-    };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let delivery = HubSpotDelivery {
-        urls: crate::http::request_urls(service.public_url(), &uri, &headers),
-        headers: SignatureHeaders {
-            signature: header("x-hubspot-signature"),
-            version: header("x-hubspot-signature-version"),
-            signature_v3: header("x-hubspot-signature-v3"),
-            timestamp: header("x-hubspot-request-timestamp"),
-        },
-        body: &body,
-    };
-    answer(service.hubspot(delivery).await)
+    answer(
+        async {
+            let body = read_body(body).await?;
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+            let delivery = HubSpotDelivery {
+                urls: crate::http::request_urls(service.public_url(), &uri, &headers),
+                headers: SignatureHeaders {
+                    signature: header("x-hubspot-signature"),
+                    version: header("x-hubspot-signature-version"),
+                    signature_v3: header("x-hubspot-signature-v3"),
+                    timestamp: header("x-hubspot-request-timestamp"),
+                },
+                body: &body,
+            };
+            service.hubspot(delivery).await
+        }
+        .await,
+    )
 }
 
 async fn qbo(
@@ -564,14 +566,16 @@ async fn qbo(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let body = match read_body(body).await {
-        Ok(body) => body,
-        Err(error) => return answer(Err(error)),
-    };
-    let given = headers
-        .get("intuit-signature")
-        .and_then(|v| v.to_str().ok());
-    answer(service.qbo(given, &body).await)
+    answer(
+        async {
+            let body = read_body(body).await?;
+            let given = headers
+                .get("intuit-signature")
+                .and_then(|v| v.to_str().ok());
+            service.qbo(given, &body).await
+        }
+        .await,
+    )
 }
 
 #[derive(serde::Deserialize)]
