@@ -264,3 +264,30 @@ async fn with_webhooks_on_the_schedule_relaxes_to_its_own_setting() -> anyhow::R
     assert_eq!(config.webhook_nudge_window, Duration::from_secs(5));
     deployed.stop().await
 }
+
+#[tokio::test]
+async fn the_tables_and_the_token_key_outlive_the_stack() -> anyhow::Result<()> {
+    let deployed = Deployed::start().await?;
+    let manifest = &deployed.manifest;
+    assert_eq!(manifest.tables.len(), 3);
+    for (logical_id, table) in &manifest.tables {
+        assert!(
+            manifest.retained.contains(logical_id),
+            "{logical_id} is kept on stack deletion"
+        );
+        assert!(
+            table.deletion_protection,
+            "{logical_id} deletion protection"
+        );
+        assert!(
+            table.point_in_time_recovery,
+            "{logical_id} point-in-time recovery"
+        );
+    }
+    assert!(
+        manifest.retained.iter().any(|r| r == "TokenKey"),
+        "the key that opens the tokens is kept: {:?}",
+        manifest.retained
+    );
+    deployed.stop().await
+}

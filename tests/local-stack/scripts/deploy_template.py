@@ -158,6 +158,11 @@ def main():
             tables[logical] = {
                 "name": physical[logical],
                 "ttl_attribute": ttl.get("AttributeName") if ttl.get("Enabled") else None,
+                "deletion_protection": resource["Properties"].get("DeletionProtectionEnabled") is True,
+                "point_in_time_recovery": resource["Properties"]
+                .get("PointInTimeRecoverySpecification", {})
+                .get("PointInTimeRecoveryEnabled")
+                is True,
             }
 
     functions = {}
@@ -214,6 +219,12 @@ def main():
             "queues": queues,
             "tables": tables,
             "functions": functions,
+            # Resources the stack leaves in place when it is deleted or they are replaced.
+            "retained": sorted(
+                logical
+                for logical, resource in cfn["Resources"].items()
+                if resource.get("DeletionPolicy") == "Retain" and resource.get("UpdateReplacePolicy") == "Retain"
+            ),
         },
         sys.stdout,
         indent=2,

@@ -19,6 +19,9 @@ pub struct Manifest {
     pub queues: BTreeMap<String, QueueInfo>,
     pub tables: BTreeMap<String, TableInfo>,
     pub functions: BTreeMap<String, FunctionInfo>,
+    /// Logical ids kept when the stack is deleted or they are replaced.
+    #[serde(default)]
+    pub retained: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +44,10 @@ pub struct TableInfo {
     pub name: String,
     /// The TTL attribute the template declares (the local endpoint does not keep it).
     pub ttl_attribute: Option<String>,
+    #[serde(default)]
+    pub deletion_protection: bool,
+    #[serde(default)]
+    pub point_in_time_recovery: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
