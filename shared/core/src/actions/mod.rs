@@ -105,17 +105,11 @@ async fn call(
             format!("calls of at most {MAX_BODY_BYTES} bytes are taken"),
         ));
     };
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let call = Call {
         method: method.as_str(),
         urls: crate::http::request_urls(service.public_base_url(), &uri, &headers),
         body: &body,
-        headers: SignatureHeaders {
-            signature: header("x-hubspot-signature"),
-            version: header("x-hubspot-signature-version"),
-            signature_v3: header("x-hubspot-signature-v3"),
-            timestamp: header("x-hubspot-request-timestamp"),
-        },
+        headers: SignatureHeaders::from_headers(&headers),
     };
     if uri
         .path()

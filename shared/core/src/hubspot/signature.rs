@@ -29,6 +29,19 @@ pub struct SignatureHeaders<'a> {
     pub timestamp: Option<&'a str>,
 }
 
+impl<'a> SignatureHeaders<'a> {
+    /// The signature headers of a request as it arrived (names in any case).
+    pub fn from_headers(headers: &'a axum::http::HeaderMap) -> Self {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        Self {
+            signature: header("x-hubspot-signature"),
+            version: header("x-hubspot-signature-version"),
+            signature_v3: header("x-hubspot-signature-v3"),
+            timestamp: header("x-hubspot-request-timestamp"),
+        }
+    }
+}
+
 /// A request as HubSpot signed it.
 #[derive(Debug, Clone, Copy)]
 pub struct SignedRequest<'a> {

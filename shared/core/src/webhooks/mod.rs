@@ -175,14 +175,18 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
+/// The HMAC-SHA256 of `body` keyed by the verifier token (any key length is accepted).
+fn intuit_mac(verifier: &str, body: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(verifier.as_bytes()).ok()?;
+    mac.update(body);
+    Some(mac)
+}
+
 /// Intuit's signature of a body: base64 of its HMAC-SHA256 keyed by the verifier token.
 pub fn intuit_signature(verifier: &str, body: &[u8]) -> String {
-    // Any key length is accepted by HMAC: `new_from_slice` cannot fail for it.
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(verifier.as_bytes()) else {
-        return String::new();
-    };
-    mac.update(body);
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    intuit_mac(verifier, body).map_or_else(String::new, |mac| {
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    })
 }
 
 /// Whether `given` (base64) is the HMAC-SHA256 of `body` keyed by `verifier`, in constant time.
@@ -190,11 +194,7 @@ pub fn intuit_signature_matches(verifier: &str, body: &[u8], given: &str) -> boo
     let Ok(given) = base64::engine::general_purpose::STANDARD.decode(given.trim()) else {
         return false;
     };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(verifier.as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&given).is_ok()
+    intuit_mac(verifier, body).is_some_and(|mac| mac.verify_slice(&given).is_ok())
 }
 
 impl WebhookService {
@@ -544,15 +544,9 @@ async fn hubspot(
     answer(
         async {
             let body = read_body(body).await?;
-            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
             let delivery = HubSpotDelivery {
                 urls: crate::http::request_urls(service.public_url(), &uri, &headers),
-                headers: SignatureHeaders {
-                    signature: header("x-hubspot-signature"),
-                    version: header("x-hubspot-signature-version"),
-                    signature_v3: header("x-hubspot-signature-v3"),
-                    timestamp: header("x-hubspot-request-timestamp"),
-                },
+                headers: SignatureHeaders::from_headers(&headers),
                 body: &body,
             };
             service.hubspot(delivery).await
@@ -630,4 +624,28 @@ async fn not_found(method: Method) -> Response {
         "unknown_path",
         "notifications go to /hubspot (HubSpot) or /qbo (QuickBooks)",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intuit_signatures_are_base64_hmac_sha256_checked_whole() {
+        // RFC 4231, test case 2.
+        let signed = intuit_signature("Jefe", b"what do ya want for nothing?");
+        assert_eq!(signed, "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM=");
+        let matches =
+            |given: &str| intuit_signature_matches("Jefe", b"what do ya want for nothing?", given);
+        assert!(matches(&signed));
+        assert!(matches(&format!(" {signed}\n")));
+        assert!(!matches(&signed[..20]));
+        assert!(!matches(""));
+        assert!(!matches("not base64!"));
+        assert!(!intuit_signature_matches(
+            "other",
+            b"what do ya want for nothing?",
+            &signed
+        ));
+    }
 }
